@@ -1,0 +1,50 @@
+"""sqlrec: recommendations in plain SQL, on DuckDB and LightFM.
+
+    import sqlrec
+    con = sqlrec.connect("shop.duckdb")
+    con.execute("CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id='userId'")
+    con.execute("SELECT * FROM movie_rec WHERE userId = 100").df()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .dbapi import Connection, Cursor
+from .errors import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+
+__version__ = "0.1.0"
+
+# PEP 249 module globals
+apilevel = "2.0"
+threadsafety = 1  # threads may share the module, not connections (as duckdb)
+paramstyle = "qmark"
+
+
+def connect(database: str = ":memory:", read_only: bool = False, config: dict[str, Any] | None = None) -> Connection:
+    """Open a DuckDB database file (created if missing) or an in-memory database."""
+    return Connection(database, read_only=read_only, config=config)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magic import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+__all__ = [
+    "connect", "Connection", "Cursor", "apilevel", "threadsafety", "paramstyle",
+    "Error", "Warning", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
+    "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
+]

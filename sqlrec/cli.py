@@ -1,0 +1,261 @@
+"""The `sqlrec` command: run SQL from the command line, a file or stdin, or open the shell.
+
+    sqlrec [DATABASE]                       interactive shell (when stdin is a terminal)
+    sqlrec [DATABASE] -c "SQL"              run SQL and print the results
+    sqlrec [DATABASE] -f script.sql         run a script
+    echo "SQL" | sqlrec [DATABASE]          run SQL from stdin
+    sqlrec demo [--database PATH]           the MovieLens walkthrough
+
+The optional DATABASE argument sits in front of the subcommands, as in `sqlite3 FILE` or
+`duckdb FILE`: `MainGroup` takes the first positional word as the database unless it names a
+subcommand (a database file called like a subcommand can be given with --database).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from typing import Any
+
+import click
+
+from .formatting import FORMATS, error_message, render
+
+
+class MainGroup(click.Group):
+    """A group whose first positional argument is an optional DATABASE, not a subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        takes_value = {
+            opt
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for opt in param.opts
+        }
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                if i + 1 < len(args):
+                    args[i:i + 2] = ["--database", args[i + 1]]
+                break
+            if arg.startswith("-") and arg != "-":
+                if arg in takes_value:
+                    i += 2  # the option's value may look like a word: skip it
+                else:
+                    i += 1
+                continue
+            if arg not in self.commands:
+                args[i:i + 1] = ["--database", arg]
+                rest = self._positional_after(args[i + 2:], takes_value)
+                if rest:
+                    raise click.UsageError(
+                        f"unexpected argument {rest[0]!r} after the database {arg!r} "
+                        "(pass SQL with -c \"...\")", ctx)
+            break
+        return super().parse_args(ctx, args)
+
+    @staticmethod
+    def _positional_after(args: list[str], takes_value: set[str]) -> list[str]:
+        out, i = [], 0
+        while i < len(args):
+            if args[i].startswith("-") and args[i] != "-":
+                i += 2 if args[i] in takes_value else 1
+                continue
+            out.append(args[i])
+            i += 1
+        return out
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS]", "[DATABASE]", "|", ctx.command_path, "COMMAND", "[ARGS]..."]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int | None, debug: bool,
+               timer: bool = False) -> bool:
+    """Run every statement of `text`, printing each result; stop at the first error (False)."""
+    from . import errors
+    from .repl import fetch, run_cancellable
+    from .sql import split_script
+
+    def fail(exc: BaseException, line: int | None) -> bool:
+        message = error_message(exc)
+        where = ", ".join(p for p in (source, f"line {line}" if line and (source or line > 1) else None) if p)
+        if where:
+            message = f"Error: {where}: {message[len('Error: '):]}"
+        click.echo(message, err=True)
+        if debug:
+            click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+        return False
+
+    try:
+        statements = split_script(text)
+    except errors.Error as exc:
+        return fail(exc, getattr(exc, "line", None))
+    keep = max_rows if fmt in ("table", "markdown") else None
+    for sql, line, _col in statements:
+        started = time.perf_counter()
+
+        def work() -> Any:
+            return fetch(con.execute(sql), keep)
+
+        try:
+            result, interrupted = run_cancellable(work, con.interrupt)
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, SystemExit):
+                raise
+            return fail(exc, line if len(statements) > 1 or source else None)
+        if result.columns is not None:
+            click.echo(render(result.columns, result.rows, fmt, keep, result.total))
+        if timer:
+            click.echo(f"Run Time (s): real {time.perf_counter() - started:.3f}")
+        if interrupted:
+            return fail(errors.Cancelled("cancelled; later statements were not run"), None)
+    return True
+
+
+FORMAT_CHOICE = click.Choice(FORMATS, case_sensitive=False)
+
+
+@click.group(
+    cls=MainGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Examples:\n\n"
+        "\b\n"
+        "  sqlrec shop.duckdb\n"
+        "  sqlrec shop.duckdb -c \"SHOW MODELS\"\n"
+        "  sqlrec shop.duckdb -f train.sql --format csv\n"
+        "  echo \"SELECT * FROM movie_rec WHERE userId = 1\" | sqlrec shop.duckdb\n"
+        "  sqlrec demo"
+    ),
+)
+@click.option("--database", "database", metavar="PATH", default=None,
+              help="Database file (same as the DATABASE argument; for a file named like a command).")
+@click.option("-c", "--command", "commands", metavar="SQL", multiple=True,
+              help="Run SQL (one statement or several separated by ';') and exit. Repeatable.")
+@click.option("-f", "--file", "files", metavar="FILE", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Run the SQL script in FILE ('-' for stdin) and exit. Repeatable; files run before -c.")
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default="table", show_default=True,
+              help="How results are printed.")
+@click.option("--max-rows", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Rows shown in table/markdown output (0: all). Default: 40 on a terminal, all otherwise.")
+@click.option("--read-only", is_flag=True, help="Open the database read-only.")
+@click.option("--timer", is_flag=True, help="Print how long each statement took.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(_version(), "-V", "--version", prog_name="sqlrec", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, database: str | None, commands: tuple[str, ...], files: tuple[str, ...],
+        fmt: str, max_rows: int | None, read_only: bool, timer: bool, debug: bool) -> None:
+    """Recommendations in plain SQL: DuckDB data and LightFM models.
+
+    Opens DATABASE (a DuckDB file, created if missing; in-memory without it) and runs SQL given
+    with -c or -f, or piped on stdin; on a terminal with neither, starts the interactive shell.
+    Everything is DuckDB SQL plus model statements (CREATE MODEL, SELECT ... FROM model,
+    SHOW MODELS, DESCRIBE, DROP MODEL). The exit status is 1 if a statement fails.
+    """
+    if ctx.invoked_subcommand is not None:
+        if database is not None or commands or files:
+            raise click.UsageError(f"DATABASE, -c and -f go without a subcommand; "
+                                   f"see sqlrec {ctx.invoked_subcommand} --help", ctx)
+        return
+    ctx.obj = {"debug": debug}
+    database = database or ":memory:"
+    fmt = fmt.lower()
+    interactive = not commands and not files and _stdin_is_tty()
+    if max_rows is None:
+        max_rows = 40 if sys.stdout.isatty() or interactive else 0
+    try:
+        import sqlrec
+
+        con = sqlrec.connect(database, read_only=read_only)
+    except Exception as exc:  # noqa: BLE001
+        _die(exc, debug)
+    if interactive:
+        from .repl import Repl
+
+        repl = Repl(database, connection=con, read_only=read_only, fmt=fmt, max_rows=max_rows,
+                    timer=timer, debug=debug)
+        try:
+            code = repl.run()
+        finally:
+            repl.close()
+        ctx.exit(code)
+    ok = True
+    try:
+        scripts: list[tuple[str, str | None]] = []
+        for path in files:
+            if path == "-":
+                scripts.append((sys.stdin.read(), "<stdin>"))
+            else:
+                try:
+                    with open(path, encoding="utf-8") as fh:
+                        scripts.append((fh.read(), path))
+                except OSError as exc:
+                    click.echo(f"Error: cannot read {path!r}: {exc.strerror or exc}", err=True)
+                    ctx.exit(1)
+        scripts.extend((sql, None) for sql in commands)
+        if not files and not commands:
+            scripts.append((sys.stdin.read(), None))
+        for text, source in scripts:
+            if not text.strip():
+                continue
+            if not run_script(con, text, source, fmt, max_rows or None, debug, timer):
+                ok = False
+                break
+    finally:
+        con.close()
+    ctx.exit(0 if ok else 1)
+
+
+def _die(exc: BaseException, debug: bool) -> None:
+    click.echo(error_message(exc), err=True)
+    if debug:
+        click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+    sys.exit(1)
+
+
+@cli.command()
+@click.option("--database", "database", metavar="PATH", default=":memory:", show_default=True,
+              help="Database to load the sample into (a file keeps the tables and the model).")
+@click.pass_context
+def demo(ctx: click.Context, database: str) -> None:
+    """Walk through sqlrec on the MovieLens sample (100k ratings; no download).
+
+    Loads the ratings into DuckDB, trains a LightFM model with a held-out evaluation,
+    prints its metrics, recommendations for one user and similar movies, printing each
+    statement before its result.
+    """
+    from . import demo as demo_module
+
+    try:
+        demo_module.run(database=database)
+    except KeyboardInterrupt:
+        click.echo("Error: cancelled", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001
+        _die(exc, bool(ctx.parent and ctx.parent.params.get("debug")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (`sqlrec`)."""
+    try:
+        cli.main(args=argv, prog_name="sqlrec")
+    except KeyboardInterrupt:
+        click.echo("Error: cancelled", err=True)
+        sys.exit(130)

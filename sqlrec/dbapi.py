@@ -1,0 +1,202 @@
+"""PEP 249 Connection and Cursor over the engine, with duckdb-style conveniences.
+
+Each Cursor owns a DuckDB connection handle: the Connection's own cursor (used by
+``Connection.execute``) shares the main DuckDB connection, so temp tables, ATTACHed databases
+and settings persist across ``con.execute`` calls exactly as in duckdb's Python API; extra
+cursors from ``Connection.cursor()`` are duckdb cursors (same database, own transaction).
+Every result, model statements included, is a DuckDB result, so fetch*, description, .df()
+and .arrow() behave the same for all statements.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import duckdb
+
+from . import errors
+from .engine import Engine
+
+
+class Cursor:
+    arraysize: int = 1
+
+    def __init__(self, connection: "Connection", duck: duckdb.DuckDBPyConnection):
+        self.connection = connection
+        self._duck = duck
+        self._has_result = False
+        self._closed = False
+
+    # --- PEP 249 -------------------------------------------------------------------------
+
+    @property
+    def description(self) -> list[tuple] | None:
+        return self._duck.description if self._has_result else None
+
+    @property
+    def rowcount(self) -> int:
+        return -1  # DuckDB does not report it either
+
+    def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> "Cursor":
+        self._check_open()
+        self._has_result = False
+        self.connection._engine.execute(self._duck, operation, parameters)
+        self._has_result = self._duck.description is not None
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
+        for parameters in seq_of_parameters:
+            self.execute(operation, parameters)
+        return self
+
+    def fetchone(self) -> tuple | None:
+        self._check_result()
+        return self._duck.fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        self._check_result()
+        return self._duck.fetchmany(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[tuple]:
+        self._check_result()
+        return self._duck.fetchall()
+
+    def close(self) -> None:
+        if not self._closed and self._duck is not self.connection._duck:
+            self._duck.close()
+        self._closed = True
+
+    def setinputsizes(self, sizes: Any) -> None:
+        pass
+
+    def setoutputsize(self, size: Any, column: int | None = None) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[tuple]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- conveniences like duckdb's --------------------------------------------------------
+
+    def df(self):
+        """The remaining rows as a pandas DataFrame."""
+        self._check_result()
+        return self._duck.fetchdf()
+
+    fetchdf = df
+
+    def arrow(self):
+        """The remaining rows as a pyarrow Table."""
+        self._check_result()
+        with warnings.catch_warnings():
+            # duckdb warns that a DB-API result copies once into Arrow; that copy is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            return self._duck.to_arrow_table()
+
+    fetch_arrow_table = arrow
+
+    def fetchnumpy(self) -> dict:
+        self._check_result()
+        return self._duck.fetchnumpy()
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed or self.connection._closed:
+            raise errors.InterfaceError("cursor is closed")
+
+    def _check_result(self) -> None:
+        self._check_open()
+        if not self._has_result:
+            raise errors.ProgrammingError("no result to fetch: the last statement returned no rows")
+
+
+class Connection:
+    """A sqlrec connection: one DuckDB database (file or in-memory) plus its models."""
+
+    Error = errors.Error
+    Warning = errors.Warning
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
+
+    def __init__(self, database: str = ":memory:", read_only: bool = False, config: dict | None = None):
+        try:
+            self._duck = duckdb.connect(str(database), read_only=read_only, config=config or {})
+        except duckdb.Error as exc:
+            raise errors.wrap_duckdb(exc, f"cannot open database {database!r}") from exc
+        self.database = str(database)
+        self.read_only = read_only
+        self._closed = False
+        self._engine = Engine(self._duck, read_only=read_only)
+        self._cursor = Cursor(self, self._duck)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection (for DuckDB-only features)."""
+        return self._duck
+
+    def cursor(self) -> Cursor:
+        self._check_open()
+        return Cursor(self, self._duck.cursor())
+
+    def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> Cursor:
+        """Run one statement or a script; returns the connection's cursor holding the last result."""
+        self._check_open()
+        return self._cursor.execute(operation, parameters)
+
+    def sql(self, operation: str, parameters: Sequence[Any] | dict | None = None):
+        """Run and return the result as a pandas DataFrame (None when there are no rows)."""
+        cur = self.execute(operation, parameters)
+        return cur.df() if cur.description is not None else None
+
+    def commit(self) -> None:
+        self._check_open()
+        self._duck.commit()
+
+    def rollback(self) -> None:
+        self._check_open()
+        try:
+            self._duck.rollback()
+        except duckdb.TransactionException:
+            pass  # autocommit mode: nothing open to roll back
+
+    def interrupt(self) -> None:
+        """Cancel the running statement (training stops at the next epoch; nothing is saved)."""
+        self._engine.interrupt()
+
+    def register(self, name: str, obj: Any) -> None:
+        """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""
+        self._duck.register(name, obj)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._duck.close()
+            self._closed = True
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.InterfaceError("connection is closed")

@@ -1,0 +1,58 @@
+"""The one small interface every model engine implements.
+
+A handler sees arrays, never SQL: the engine hands it a training set (TrainingData plus the
+mask of pairs to learn from) and asks back for its state as named numpy arrays, which the
+catalog stores. Every engine scores as U[u]·V[i] + bu[u] + bi[i], so one scoring module
+serves them all.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..data import TrainingData
+from ..options import Option
+
+EpochCallback = Callable[[int, int], None]  # (epoch done, total); may raise to cancel
+
+
+class Handler(ABC):
+    engine: ClassVar[str]
+    options: ClassVar[tuple[Option, ...]] = ()
+    recommender_types: ClassVar[tuple[str, ...]]
+
+    def __init__(self, params: dict[str, Any]):
+        self.params = params
+
+    @abstractmethod
+    def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
+        """Learn from the pairs of `data` selected by `mask` (bool per pair)."""
+
+    @abstractmethod
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The whole state, enough for from_arrays to rebuild an identical model."""
+
+    @classmethod
+    @abstractmethod
+    def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Handler":
+        ...
+
+    @abstractmethod
+    def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors float32 (n_users, d), biases float32 (n_users,))."""
+
+    @abstractmethod
+    def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Learned-model facts for DESCRIBE m.model (beyond params)."""
+        return {}
+
+    @property
+    def epochs(self) -> int:
+        return 0

@@ -1,0 +1,140 @@
+"""USING / OPTIONS validation: one declarative table per statement kind.
+
+Each option says its type, default, allowed range or choices and its aliases (ThanoSQL's names),
+so validation, error messages, DESCRIBE and REPL completion all read the same table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OptionError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: type  # int, float, str, bool
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    low: float | None = None  # inclusive bounds
+    high: float | None = None
+    aliases: tuple[str, ...] = field(default=())
+    low_open: bool = False  # True: value must be > low
+
+    def coerce(self, value: Any, where: str) -> Any:
+        label = f"{where}: option {self.name}"
+        if value is None:
+            return None
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+                return value.lower() in ("true", "yes", "on")
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise OptionError(f"{label} must be true or false, got {value!r}")
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+                raise OptionError(f"{label} must be an integer, got {value!r}")
+            value = int(value)
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise OptionError(f"{label} must be a number, got {value!r}")
+            value = float(value)
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise OptionError(f"{label} must be a quoted string, got {value!r}")
+            if self.choices is not None:
+                if value.lower() not in self.choices:
+                    raise OptionError(
+                        f"{label} must be one of {', '.join(repr(c) for c in self.choices)}, got {value!r}"
+                        + did_you_mean(value, self.choices)
+                    )
+                value = value.lower()
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            bound = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
+            raise OptionError(f"{label} must be {bound}, got {value!r}")
+        if self.high is not None and value > self.high:
+            raise OptionError(f"{label} must be <= {self.high:g}, got {value!r}")
+        return value
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user")
+ENGINES = ("lightfm", "popularity")
+
+# Options every CREATE MODEL understands, whatever the engine.
+COMMON_OPTIONS: tuple[Option, ...] = (
+    Option("engine", str, "lightfm", "model engine", choices=ENGINES),
+    Option("user_id", str, None, "user id column", aliases=("user_col",)),
+    Option("item_id", str, None, "item id column (default: the PREDICT column)", aliases=("item_col",)),
+    Option("rating", str, None, "explicit feedback column", aliases=("rating_col",)),
+    Option("threshold", float, None, "with rating: rows with rating >= threshold are positives"),
+    Option("weight", str, None, "sample weight column (e.g. play counts)"),
+    Option("timestamp", str, None, "column ordering interactions (latest rating wins, time split)"),
+    Option("num_threads", int, None, "training threads (default: all cores)", low=1, aliases=("n_jobs",)),
+    Option("n_recommendations", int, 10, "default top-N at query time", low=1, high=100_000, aliases=("nrec",)),
+    Option("evaluation", bool, False, "hold out a test split, report metrics, then train on all data"),
+    Option("test_size", float, 0.2, "held-out fraction", low=0.0, high=0.9, low_open=True),
+    Option("split", str, "random", "held-out split kind", choices=("random", "user", "time")),
+    Option("cold_start", str, "popularity", "unknown users/items at query time", choices=("popularity", "error", "features")),
+    Option("random_state", int, None, "seed; with it training is reproducible (see num_threads)", low=0),
+    Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
+    Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
+)
+
+QUERY_OPTIONS: tuple[Option, ...] = (
+    Option("recommender_type", str, "user_item", "what to recommend", choices=RECOMMENDER_TYPES),
+    Option("n_recommendations", int, None, "top-N per query row (default: the model's)", low=1, high=100_000, aliases=("nrec", "n")),
+    Option("exclude_seen", bool, None, "drop items the user already has (default true for user_item, item_user)"),
+    Option("candidates", str, None, "quoted SELECT of allowed item ids, applied before top-N"),
+)
+
+DESCRIBE_ATTRIBUTES = ("info", "features", "model", "metrics")
+
+
+def resolve(given: Mapping[str, Any], specs: Iterable[Option], where: str, *, fill_defaults: bool = True) -> dict[str, Any]:
+    """Validate user options against specs: canonical names, coerced values, defaults filled."""
+    specs = list(specs)
+    by_name: dict[str, Option] = {}
+    for spec in specs:
+        by_name[spec.name] = spec
+        for alias in spec.aliases:
+            by_name[alias] = spec
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        spec = by_name.get(key.lower())
+        if spec is None:
+            names = sorted({s.name for s in specs})
+            hint = did_you_mean(key, names) or did_you_mean(key, list(by_name))
+            raise OptionError(
+                f"{where}: unknown option {key!r}{hint}; "
+                f"valid options: {', '.join(names)}"
+            )
+        if spec.name in out:
+            raise OptionError(f"{where}: option {spec.name} given twice (once as {key!r})")
+        out[spec.name] = spec.coerce(value, where)
+    if fill_defaults:
+        for spec in specs:
+            out.setdefault(spec.name, spec.default)
+    return out
+
+
+def all_option_names(specs: Iterable[Option]) -> list[str]:
+    """Every name and alias, for completion."""
+    names: set[str] = set()
+    for spec in specs:
+        names.add(spec.name)
+        names.update(spec.aliases)
+    return sorted(names)
+
+
+default_threads = _cores

@@ -1,0 +1,191 @@
+"""Queries over models: find model references in a sqlglot tree, push id filters into scoring,
+and swap each reference for a registered relation so DuckDB runs the rest.
+
+Only `=` and `IN` filters of literals on the relation's key column (the user column for
+user_item / user_user, the item column for item_item / item_user) are pushed down: the rows of
+one key do not depend on the other keys, so scoring just those keys gives the same rows as
+filtering after scoring every key. The WHERE clause stays as written and DuckDB applies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from .errors import ProgrammingError, QueryError
+from .sql import option_value, query_options
+
+
+@dataclass
+class ModelRef:
+    table: exp.Table  # the reference in the tree
+    model: str  # model name as written
+    attribute: str | None  # m.info, m.metrics ... ; None = recommendations
+    select: exp.Select | None  # the SELECT whose FROM/JOIN holds it
+    options: dict[str, Any] = field(default_factory=dict)  # USING of that SELECT (+ WHERE recommender_type)
+
+    @property
+    def alias(self) -> str:
+        return self.table.alias_or_name
+
+
+def inline_parameters(tree: exp.Expression, params: Any) -> exp.Expression:
+    """Replace ? / $n / $name placeholders by literals, in the order DuckDB would bind them.
+
+    Needed because pushdown must see the values; the values become SQL literals through
+    sqlglot's own quoting (never pasted text), so quotes inside a value cannot change the query.
+    """
+    placeholders = list(tree.find_all(exp.Placeholder, exp.Parameter))
+    if not placeholders:
+        if params:
+            raise ProgrammingError(f"{len(params)} parameters given but the statement has no placeholder")
+        return tree
+    if params is None:
+        raise ProgrammingError(f"the statement has {len(placeholders)} placeholders but no parameters were given")
+    if isinstance(params, dict):
+        def value_of(node: exp.Expression, _pos: int) -> Any:
+            name = node.name
+            if name not in params:
+                raise ProgrammingError(f"no value for parameter ${name}")
+            return params[name]
+    else:
+        params = list(params)
+        # Text order decides binding: print with numbered markers and read their order back.
+        markers = {}
+        for i, node in enumerate(placeholders):
+            marker = exp.Literal.string(f"__sqlrec_param_{i}__")
+            markers[i] = node
+            node.replace(marker)
+            placeholders[i] = marker
+        text = tree.sql(dialect="duckdb")
+        order = sorted(range(len(placeholders)), key=lambda i: text.find(f"__sqlrec_param_{i}__"))
+        rank = {i: r for r, i in enumerate(order)}
+        explicit = all(markers[i].name.isdigit() for i in markers)  # $1, $2 style
+        if len(params) != len(placeholders) and not explicit:
+            raise ProgrammingError(f"the statement has {len(placeholders)} placeholders but {len(params)} parameters were given")
+
+        def value_of(node: exp.Expression, pos: int) -> Any:
+            original = markers[pos]
+            index = int(original.name) - 1 if explicit and original.name else rank[pos]
+            if not 0 <= index < len(params):
+                raise ProgrammingError(f"no value for parameter {index + 1}")
+            return params[index]
+    for pos, node in enumerate(placeholders):
+        node.replace(exp.convert(value_of(node, pos)))
+    return tree
+
+
+def find_model_refs(tree: exp.Expression, is_model: Any) -> list[ModelRef]:
+    """Every table reference that names a model (m) or a model attribute (m.metrics)."""
+    from .relations import ATTRIBUTES
+
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    refs: list[ModelRef] = []
+    for table in list(tree.find_all(exp.Table)):
+        if table.args.get("catalog") is not None or not isinstance(table.this, exp.Identifier):
+            continue
+        db, name = table.db, table.name
+        if not db and name.lower() not in cte_names and is_model(name):
+            refs.append(ModelRef(table, name, None, table.find_ancestor(exp.Select)))
+        elif db and name.lower() in ATTRIBUTES and is_model(db):
+            refs.append(ModelRef(table, db, name.lower(), table.find_ancestor(exp.Select)))
+    return refs
+
+
+def conjuncts(where: exp.Expression | None) -> list[exp.Expression]:
+    if where is None:
+        return []
+    node = where.this if isinstance(where, exp.Where) else where
+    return list(node.flatten()) if isinstance(node, exp.And) else [node]
+
+
+def _set_conjuncts(select: exp.Select, parts: list[exp.Expression]) -> None:
+    if not parts:
+        select.set("where", None)
+        return
+    cond = parts[0]
+    for p in parts[1:]:
+        cond = exp.and_(cond, p)
+    select.set("where", exp.Where(this=cond))
+
+
+def _refers_to(col: exp.Column, name: str, alias: str) -> bool:
+    return col.name.lower() == name.lower() and (not col.table or col.table.lower() == alias.lower())
+
+
+def take_where_option(ref: ModelRef, option: str) -> Any | None:
+    """`WHERE recommender_type = 'x'` (MindsDB allows options in WHERE): remove it, return x."""
+    if ref.select is None:
+        return None
+    found, kept = None, []
+    for part in conjuncts(ref.select.args.get("where")):
+        if (isinstance(part, exp.EQ) and isinstance(part.this, exp.Column)
+                and _refers_to(part.this, option, ref.alias) and isinstance(part.expression, exp.Literal)):
+            found = option_value(part.expression)
+        else:
+            kept.append(part)
+    if found is not None:
+        _set_conjuncts(ref.select, kept)
+    return found
+
+
+def pushed_keys(ref: ModelRef, key: str) -> list[Any] | None:
+    """Values of `key = v` / `key IN (...)` filters on the reference (intersected), or None."""
+    if ref.select is None:
+        return None
+    result: list[Any] | None = None
+    for part in conjuncts(ref.select.args.get("where")):
+        values = None
+        if isinstance(part, exp.EQ):
+            for col, val in ((part.this, part.expression), (part.expression, part.this)):
+                if isinstance(col, exp.Column) and _refers_to(col, key, ref.alias) and _is_literal(val):
+                    values = [option_value(val)]
+        elif isinstance(part, exp.In) and isinstance(part.this, exp.Column) and _refers_to(part.this, key, ref.alias):
+            items = part.expressions
+            if items and not part.args.get("query") and all(_is_literal(v) for v in items):
+                values = [option_value(v) for v in items]
+        if values is not None:
+            result = values if result is None else [v for v in result if v in values]
+    return result
+
+
+def _is_literal(node: exp.Expression) -> bool:
+    if isinstance(node, exp.Neg):
+        node = node.this
+    return isinstance(node, (exp.Literal, exp.Boolean))
+
+
+def batch_join(ref: ModelRef, key: str, alias_hint: str) -> exp.Select | None:
+    """MindsDB batch form `FROM t a JOIN model b [WHERE a-only filters]`.
+
+    Rewrites the input side to the distinct key values it holds (one recommendation list per
+    key, not per input row) joined on the key, and returns the query giving those values.
+    """
+    join = ref.table.parent
+    select = ref.select
+    if not isinstance(join, exp.Join) or select is None:
+        return None
+    if join.args.get("on") is not None or join.args.get("using"):
+        return None
+    source = select.args.get("from_")  # sqlglot >= 30 names the FROM arg "from_"
+    if source is None or len(select.args.get("joins") or []) != 1:
+        raise QueryError(f"{alias_hint}: a model joined without ON must be joined to exactly one table (MindsDB batch form)")
+    left = source.this
+    left_alias = left.alias_or_name
+    own, rest = [], []
+    for part in conjuncts(select.args.get("where")):
+        tables = {c.table.lower() for c in part.find_all(exp.Column)}
+        (own if tables and tables <= {left_alias.lower()} else rest).append(part)
+    inner = exp.select(exp.column(key, table=left_alias).as_(key)).distinct().from_(left.copy())
+    for part in own:
+        inner = inner.where(part.copy(), copy=False)
+    source.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(left_alias))))
+    _set_conjuncts(select, rest)
+    join.set("on", exp.EQ(this=exp.column(key, table=ref.alias), expression=exp.column(key, table=left_alias)))
+    return inner
+
+
+def gather_options(ref: ModelRef) -> dict[str, Any]:
+    return dict(query_options(ref.select)) if ref.select is not None else {}

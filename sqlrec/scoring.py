@@ -1,0 +1,193 @@
+"""Batched top-N scoring: score(q, t) = Q[q]·T[t] + qb[q] + tb[t], the best k targets per query row.
+
+Every recommender_type reduces to this (user_item: users x items, item_user: items x users,
+item_item / user_user: unit vectors without biases). The full query x target matrix is never
+built: query rows are scored in chunks whose float32 score buffer stays under
+``max_chunk_bytes``, so memory is bounded however many rows are asked for.
+
+Per chunk: one float32 GEMM with both biases folded in as extra columns (so no pass over the
+buffer adds them), seen entries set to -inf by flat fancy indexing from the CSR arrays, then
+``np.argpartition(scores, n - k - 1)`` (ascending kth near the end of the row: several times
+faster than partitioning ``-scores`` on wide rows) and a sort of just the selected columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+# Chunks that fit in L2/L3 run argpartition ~25% faster than 64 MiB ones (measured on
+# 20k-wide rows); max_chunk_bytes stays the hard ceiling.
+_FAST_CHUNK_BYTES = 4 << 20
+
+
+def chunk_rows(n_targets: int, max_chunk_bytes: int = 64 << 20) -> int:
+    """Rows per chunk: the score buffer (rows x n_targets float32) stays under the byte budget."""
+    budget = min(max_chunk_bytes, _FAST_CHUNK_BYTES)
+    return max(1, budget // (4 * max(n_targets, 1)))
+
+
+def augment_query(query: np.ndarray, query_bias: np.ndarray | None, target_bias: bool) -> np.ndarray:
+    """float32 [Q | qb | 1]: with augment_targets, one GEMM yields Q·T + qb + tb (no extra pass)."""
+    cols = [np.asarray(query, np.float32)]
+    if query_bias is not None:
+        cols.append(np.asarray(query_bias, np.float32).reshape(-1, 1))
+    if target_bias:
+        cols.append(np.ones((len(query), 1), np.float32))
+    return np.ascontiguousarray(np.hstack(cols))
+
+
+def augment_targets(targets: np.ndarray, target_bias: np.ndarray | None, query_bias: bool) -> np.ndarray:
+    """float32 [T | 1 | tb], the partner of augment_query."""
+    cols = [np.asarray(targets, np.float32)]
+    if query_bias:
+        cols.append(np.ones((len(targets), 1), np.float32))
+    if target_bias is not None:
+        cols.append(np.asarray(target_bias, np.float32).reshape(-1, 1))
+    return np.ascontiguousarray(np.hstack(cols))
+
+
+def top_k(query: np.ndarray, query_bias: np.ndarray | None,
+          targets: np.ndarray, target_bias: np.ndarray | None, k: int, *,
+          exclude: sp.spmatrix | None = None,
+          candidates: np.ndarray | None = None,
+          exclude_index: np.ndarray | None = None,
+          max_chunk_bytes: int = 64 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """The k best targets for every query row.
+
+    exclude: sparse (n_query, n_targets); every stored entry (explicit zeros too) is dropped.
+    candidates: allowed target indices, applied before the top-k (duplicates are ignored).
+    exclude_index: per query row one target index to drop (self-similarity), -1 for none.
+
+    Returns (indices (m, k) int64, scores (m, k) float32), rows sorted by score descending with
+    ties broken by the lower target index; missing slots are index -1, score -inf.
+    """
+    query, targets = np.asarray(query), np.asarray(targets)
+    m, n_all = _check(query, query_bias, targets, target_bias, k, exclude, exclude_index)
+    out_idx = np.full((m, k), -1, np.int64)
+    out_val = np.full((m, k), -np.inf, np.float32)
+
+    inverse = None  # target index -> candidate position (-1 = not a candidate)
+    if candidates is not None:
+        candidates = np.unique(np.asarray(candidates, np.int64))  # sorted: keeps tie order by target index
+        if len(candidates) and (candidates[0] < 0 or candidates[-1] >= n_all):
+            raise ValueError(f"candidates: target indices must lie in [0, {n_all})")
+        inverse = np.full(n_all, -1, np.int64)
+        inverse[candidates] = np.arange(len(candidates))
+        targets = targets[candidates]
+        target_bias = None if target_bias is None else np.asarray(target_bias)[candidates]
+    n = len(targets)
+    if m == 0 or k == 0 or n == 0:
+        return out_idx, out_val
+
+    if exclude is not None:
+        exclude = sp.csr_matrix(exclude)
+        ex_ptr, ex_ind = exclude.indptr.astype(np.int64), exclude.indices.astype(np.int64)
+        if inverse is not None:
+            ex_ind = inverse[ex_ind]
+    if exclude_index is not None:
+        exclude_index = np.asarray(exclude_index, np.int64)
+        if inverse is not None:
+            exclude_index = np.where(exclude_index >= 0, inverse[exclude_index], -1)
+
+    # Targets are augmented once; query rows chunk by chunk, so no copy of all queries is made.
+    t_aug = augment_targets(targets, target_bias, query_bias is not None)
+    qb = None if query_bias is None else np.asarray(query_bias, np.float32)
+    rows = min(m, chunk_rows(n, max_chunk_bytes))
+    buf = np.empty((rows, n), np.float32)
+    kk = min(k, n)
+    for a in range(0, m, rows):
+        b = min(a + rows, m)
+        scores = buf[: b - a]
+        q_aug = augment_query(query[a:b], None if qb is None else qb[a:b], target_bias is not None)
+        np.matmul(q_aug, t_aug.T, out=scores)
+        flat = scores.reshape(-1)
+        if exclude is not None:
+            cnt = np.diff(ex_ptr[a: b + 1])
+            r = np.repeat(np.arange(b - a, dtype=np.int64), cnt)
+            c = ex_ind[ex_ptr[a]: ex_ptr[b]]
+            if inverse is not None:
+                r, c = r[c >= 0], c[c >= 0]
+            flat[r * n + c] = -np.inf
+        if exclude_index is not None:
+            ei = exclude_index[a:b]
+            r = np.flatnonzero(ei >= 0)
+            flat[r * n + ei[r]] = -np.inf
+        idx, val = _select(scores, kk)
+        if inverse is not None:
+            idx = candidates[idx]
+        pad = val == -np.inf
+        idx[pad] = -1
+        out_idx[a:b, :kk] = idx
+        out_val[a:b, :kk] = val
+    return out_idx, out_val
+
+
+def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k columns of every row (1 <= k <= n), by score descending then column ascending."""
+    c, n = scores.shape
+    if n > k:
+        # k + 1 columns: the extra one shows whether the k-th score ties with an unselected one.
+        part = np.argpartition(scores, n - k - 1, axis=1)[:, n - k - 1:]
+    else:
+        part = np.broadcast_to(np.arange(n), (c, n))
+    idx, val = _order(scores, np.sort(part, axis=1))
+    if n > k:
+        tied = np.flatnonzero((val[:, k - 1] == val[:, k]) & (val[:, k - 1] > -np.inf))
+        idx, val = idx[:, :k], val[:, :k]
+        if len(tied):
+            idx[tied], val[tied] = _resolve_ties(scores[tied], val[tied, k - 1], k)
+    return idx, val
+
+
+def _order(scores: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder columns given in ascending index order by score descending; stable keeps index order on ties."""
+    val = np.take_along_axis(scores, idx, axis=1)
+    order = np.argsort(-val, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
+
+
+def _resolve_ties(scores: np.ndarray, kth: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose k-th score ties beyond the partition: everything above it, then the lowest-index ties."""
+    above = scores > kth[:, None]
+    equal = scores == kth[:, None]
+    need = k - above.sum(axis=1)
+    keep = above | (equal & (np.cumsum(equal, axis=1, dtype=np.int32) <= need[:, None]))
+    _, cols = np.nonzero(keep)  # exactly k per row, ascending index
+    return _order(scores, cols.reshape(len(scores), k))
+
+
+def _check(query, query_bias, targets, target_bias, k, exclude, exclude_index) -> tuple[int, int]:
+    if query.ndim != 2 or targets.ndim != 2 or query.shape[1] != targets.shape[1]:
+        raise ValueError(f"query {query.shape} and targets {targets.shape} must be 2-d with the same width")
+    m, n = len(query), len(targets)
+    if int(k) != k or k < 0:
+        raise ValueError(f"k must be a non-negative integer, got {k!r}")
+    if query_bias is not None and np.shape(query_bias) != (m,):
+        raise ValueError(f"query_bias must have shape ({m},), got {np.shape(query_bias)}")
+    if target_bias is not None and np.shape(target_bias) != (n,):
+        raise ValueError(f"target_bias must have shape ({n},), got {np.shape(target_bias)}")
+    if exclude is not None and exclude.shape != (m, n):
+        raise ValueError(f"exclude must have shape ({m}, {n}), got {exclude.shape}")
+    if exclude_index is not None:
+        ei = np.asarray(exclude_index)
+        if ei.shape != (m,) or (m and (ei.min() < -1 or ei.max() >= n)):
+            raise ValueError(f"exclude_index must have shape ({m},) with values in [-1, {n})")
+    return m, n
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """L2-normalised copy (cosine similarity by dot product); zero rows stay zero."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def flatten_top_k(indices: np.ndarray, scores: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(query rows, target indices, scores, 1-based ranks) of the non-padding slots, by row then rank."""
+    keep = indices >= 0
+    rows, pos = np.nonzero(keep)  # padding only ever trails a row, so position + 1 is the rank
+    return rows.astype(np.int64), indices[keep], scores[keep], pos.astype(np.int64) + 1

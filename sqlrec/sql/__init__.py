@@ -1,0 +1,33 @@
+"""sqlrec's SQL front-end: the sqlglot dialect and the statement objects. No DuckDB, no numpy.
+
+    parse_script("CREATE MODEL m FROM ratings PREDICT movieId; SELECT * FROM m")
+    -> [CreateModel(...), Query(tree)]
+
+Options of ``SELECT ... USING k = v`` sit on the query node they follow: ``query_options(node)``.
+"""
+
+from .dialect import SqlRec
+from .grammar import StatementError
+from .nodes import OPTIONS_ARG, SqlRecOptions, option_value, query_options, set_query_options
+from .parser import parse_script, parse_statement, split_script
+from .statements import (
+    CreateModel,
+    Describe,
+    DropModel,
+    EvaluateModel,
+    Finetune,
+    OptionValue,
+    Passthrough,
+    Query,
+    Retrain,
+    ShowModels,
+    Source,
+    Statement,
+)
+
+__all__ = [
+    "split_script", "parse_statement", "parse_script", "query_options", "option_value",
+    "set_query_options", "OPTIONS_ARG", "SqlRec", "SqlRecOptions", "StatementError",
+    "OptionValue", "Source", "Statement", "CreateModel", "DropModel", "ShowModels", "Describe",
+    "Retrain", "Finetune", "EvaluateModel", "Query", "Passthrough",
+]

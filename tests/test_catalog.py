@@ -1,0 +1,67 @@
+"""Stored models: inside the DuckDB file, reopened in a new process, no pickle, atomic saves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import sqlrec
+from conftest import FAST, make_ratings
+
+QUERY = "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank"
+
+
+def test_model_survives_reopen_in_new_process(tmp_path):
+    path = tmp_path / "shop.duckdb"
+    con = sqlrec.connect(str(path))
+    con.register("df", make_ratings())
+    con.execute("CREATE TABLE ratings AS SELECT * FROM df")
+    con.execute(f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    expected = con.execute(QUERY).fetchall()
+    con.close()
+    script = (
+        "import sqlrec, json, sys\n"
+        f"con = sqlrec.connect({str(path)!r}, read_only=True)\n"
+        f"print(json.dumps(con.execute({QUERY!r}).fetchall()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    got = [tuple(r) for r in json.loads(out)]
+    assert [(r[0], r[1], r[3]) for r in got] == [(r[0], r[1], r[3]) for r in expected]
+    assert [r[2] for r in got] == pytest.approx([r[2] for r in expected])
+
+
+def test_storage_is_plain_tables_without_pickle(trained):
+    tables = {r[0] for r in trained.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'sqlrec'").fetchall()}
+    assert tables == {"models", "arrays", "ids"}
+    blobs = trained.execute("SELECT name, dtype, data FROM sqlrec.arrays").fetchall()
+    assert all(not bytes(b[2]).startswith(b"\x80") for b in blobs)  # no pickle protocol header
+    assert {b[0] for b in blobs} >= {"h.user_embeddings", "h.item_embeddings", "seen_indptr", "popularity"}
+    assert all(b[1] in ("<f4", "<i4", "<i8") for b in blobs)
+
+
+def test_failed_save_leaves_previous_version(trained):
+    before = trained.execute(QUERY).fetchall()
+    # Make the last step of the next save (writing ids) fail, after models and arrays were written.
+    trained.execute("CREATE TABLE keep AS SELECT * FROM sqlrec.ids")
+    trained.execute("DROP TABLE sqlrec.ids")
+    trained.execute("CREATE TABLE sqlrec.ids (key VARCHAR, version INTEGER CHECK (version < 2), kind VARCHAR, "
+                    "idx INTEGER, id VARCHAR)")
+    trained.execute("INSERT INTO sqlrec.ids SELECT * FROM keep")
+    arrays_before = trained.execute("SELECT count(*) FROM sqlrec.arrays").fetchone()
+    with pytest.raises(sqlrec.Error, match="previous version is intact"):
+        trained.execute(f"CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    assert trained.execute("SELECT value FROM movie_rec.info WHERE property = 'version'").fetchall() == [("1",)]
+    assert trained.execute("SELECT count(*) FROM sqlrec.arrays").fetchone() == arrays_before
+    assert trained.execute("SELECT count(*), max(version) FROM sqlrec.models").fetchone() == (1, 1)
+    assert trained.execute(QUERY).fetchall() == before
+
+
+def test_in_memory_models_live_in_memory(trained):
+    assert trained.execute("SELECT count(*) FROM sqlrec.models").fetchone()[0] == 1
+    other = sqlrec.connect()
+    assert other.execute("SHOW MODELS").fetchall() == []
+    other.close()

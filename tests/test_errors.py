@@ -1,0 +1,90 @@
+"""Bad input: a sqlrec error naming the culprit, and the database and models left as they were."""
+
+from __future__ import annotations
+
+import pytest
+
+import sqlrec
+from sqlrec import errors
+from conftest import FAST
+
+
+def state(con):
+    return (
+        con.execute("SELECT name, version FROM sqlrec.models ORDER BY ALL").fetchall(),
+        con.execute("SELECT count(*) FROM sqlrec.arrays").fetchall(),
+        con.execute("SELECT count(*) FROM ratings").fetchall(),
+        con.execute("SELECT * FROM movie_rec WHERE userId = 1").fetchall(),
+    )
+
+
+CASES = [
+    ("SELECT * FROM movie_recs WHERE userId = 1", errors.ProgrammingError, "movie_recs"),
+    ("DESCRIBE MODEL nope", errors.ModelNotFoundError, "model 'nope' does not exist"),
+    ("DROP MODEL nope", errors.ModelNotFoundError, "'nope'"),
+    (f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}",
+     errors.ModelExistsError, "already exists"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', epochz = 3",
+     errors.OptionError, "unknown option 'epochz' (did you mean 'epochs'?)"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', epochs = 'many'",
+     errors.OptionError, "epochs must be an integer"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', epochs = 0",
+     errors.OptionError, "epochs must be >= 1"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', loss = 'wrap'",
+     errors.OptionError, "did you mean 'warp'"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'customer'",
+     errors.ColumnError, "column 'customer' (option user_id) is not in the training query"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'stars'",
+     errors.ColumnError, "'stars' (option rating)"),
+    ("CREATE MODEL m2 FROM (SELECT * FROM ratings WHERE false) PREDICT movieId USING user_id = 'userId'",
+     errors.TrainingDataError, "returned no rows"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', threshold = 9",
+     errors.TrainingDataError, "no rows left after threshold = 9"),
+    ("CREATE MODEL m2 FROM (SELECT CASE WHEN userId < 3 THEN NULL ELSE userId END AS userId, movieId FROM ratings) "
+     "PREDICT movieId USING user_id = 'userId'", errors.TrainingDataError, "'userId' is NULL in 24 of 720 rows"),
+    ("CREATE MODEL m2 FROM (SELECT * FROM no_such_table) PREDICT movieId USING user_id = 'userId'",
+     errors.ProgrammingError, "training query failed"),
+    ("CREATE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', engine = 'lightgbm'",
+     errors.OptionError, "unknown engine 'lightgbm'"),
+    ("SELECT * FROM movie_rec WHERE userId = 1 USING recommender_type = 'user_items'",
+     errors.OptionError, "recommender_type must be one of"),
+    ("SELECT * FROM movie_rec WHERE userId = 1 USING top = 5", errors.OptionError, "unknown option 'top'"),
+    ("CREATE MODEL FROM ratings", errors.ParseError, "CREATE MODEL"),
+    ("CREATE MODEL m2 ratings PREDICT movieId", errors.ParseError, "FROM"),
+    ("DESCRIBE movie_rec.metrix", errors.ProgrammingError, "did you mean 'metrics'"),
+]
+
+
+@pytest.mark.parametrize("sql, cls, fragment", CASES, ids=[c[2][:30] for c in CASES])
+def test_bad_input_is_named_and_changes_nothing(trained, sql, cls, fragment):
+    before = state(trained)
+    with pytest.raises(cls) as info:
+        trained.execute(sql)
+    assert fragment in str(info.value)
+    assert isinstance(info.value, sqlrec.Error)
+    assert state(trained) == before
+
+
+def test_parse_error_has_line_and_column(con):
+    with pytest.raises(errors.ParseError) as info:
+        con.execute("SELECT 1;\nCREATE MODEL m FROM ratings USING user_id = ")
+    assert info.value.line == 2
+
+
+def test_unknown_user_with_cold_start_error(con):
+    con.execute(f"CREATE MODEL strict FROM ratings PREDICT movieId USING user_id = 'userId', cold_start = 'error', {FAST}")
+    with pytest.raises(errors.UnknownIdError, match="unknown userId 424242"):
+        con.execute("SELECT * FROM strict WHERE userId IN (1, 424242)")
+
+
+def test_interrupted_training_saves_nothing(trained):
+    import threading
+
+    before = state(trained)
+    timer = threading.Timer(0.5, trained.interrupt)
+    timer.start()
+    with pytest.raises(errors.Cancelled):
+        trained.execute("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId "
+                        "USING user_id = 'userId', epochs = 100000, num_threads = 1")
+    timer.cancel()
+    assert state(trained) == before
