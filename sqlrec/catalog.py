@@ -11,6 +11,8 @@ Loaded models are cached per connection, keyed by (name, version).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -168,8 +170,7 @@ class Catalog:
     def save(self, model: StoredModel) -> int:
         """Store a new active version of `model` in one transaction; returns its version."""
         key = model.name.lower()
-        own = self._begin()
-        try:
+        with self._transaction():
             self.duck.execute(DDL)
             version = self.duck.execute(
                 f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.models WHERE key = ?", [key]).fetchone()[0]
@@ -193,12 +194,6 @@ class Catalog:
                  for name, a in arrays.items()])
             for kind, ids in (("user", model.users), ("item", model.items)):
                 self._write_ids(key, version, kind, ids)
-            if own:
-                self.duck.execute("COMMIT")
-        except BaseException:
-            if own:
-                self.duck.execute("ROLLBACK")
-            raise
         model.version, model.created_at = version, created
         self._forget(key)
         self._cache[(key, version)] = model
@@ -216,31 +211,33 @@ class Catalog:
 
     def drop(self, name: str) -> None:
         key = name.lower()
-        own = self._begin()
-        try:
+        with self._transaction():
             for table in ("models", "arrays", "ids"):
                 self.duck.execute(f"DELETE FROM {SCHEMA}.{table} WHERE key = ?", [key])
-            if own:
-                self.duck.execute("COMMIT")
-        except BaseException:
-            if own:
-                self.duck.execute("ROLLBACK")
-            raise
         self._forget(key)
 
     def _forget(self, key: str) -> None:
         for cached in [k for k in self._cache if k[0] == key]:
             del self._cache[cached]
 
-    def _begin(self) -> bool:
-        """Open a transaction unless the user already has one open (then theirs covers us)."""
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction around a catalog write, unless the user has one open (theirs covers us)."""
         try:
             self.duck.execute("BEGIN TRANSACTION")
-            return True
+            own = True
         except duckdb.TransactionException:
-            return False
+            own = False
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, "saving the model") from exc
+        try:
+            yield
+        except BaseException:
+            if own:
+                self.duck.execute("ROLLBACK")
+            raise
+        if own:
+            self.duck.execute("COMMIT")
 
 
 def _json(value: Any) -> str:

