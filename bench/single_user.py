@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from synth import create_interactions, machine  # noqa: E402
+from _common import machine  # noqa: E402
+from synth import create_interactions  # noqa: E402
 
 import sqlrec  # noqa: E402
 

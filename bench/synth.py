@@ -7,8 +7,10 @@ realistic skew.
 from __future__ import annotations
 
 import os
-import platform
-from datetime import date
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine  # noqa: E402,F401 - one banner for every benchmark
 
 
 def create_interactions(con, table: str, users: int, items: int, per_user: int, seed: int = 42) -> int:
@@ -22,12 +24,3 @@ def create_interactions(con, table: str, users: int, items: int, per_user: int, 
     )
     return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{date.today()} | {os.cpu_count()} cores | {cpu} | Python {platform.python_version()}"

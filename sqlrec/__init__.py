@@ -43,6 +43,12 @@ def load_ipython_extension(ipython: Any) -> None:
     _load(ipython)
 
 
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magic import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
 __all__ = [
     "connect", "Connection", "Cursor", "apilevel", "threadsafety", "paramstyle",
     "Error", "Warning", "InterfaceError", "DatabaseError", "DataError", "OperationalError",

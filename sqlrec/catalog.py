@@ -23,6 +23,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .errors import ModelNotFoundError, did_you_mean, wrap_duckdb
+from .evaluation import METRIC_NAMES
 from .handlers import HANDLERS, Handler
 
 SCHEMA = "sqlrec"
@@ -38,6 +39,20 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.arrays (
 CREATE TABLE IF NOT EXISTS {SCHEMA}.ids (
     key VARCHAR, version INTEGER, kind VARCHAR, idx INTEGER, id VARCHAR);
 """
+
+# Compare models with SQL: one row per model and version, one column per metric, the params
+# beside them. A view over the JSON, so older versions and dropped metrics need no migration.
+_VIEW_PARAMS = {"loss": "VARCHAR", "no_components": "INTEGER", "epochs": "INTEGER",
+                "epochs_trained": "INTEGER", "learning_rate": "DOUBLE", "learning_schedule": "VARCHAR",
+                "item_alpha": "DOUBLE", "user_alpha": "DOUBLE"}
+METRICS_VIEW = (
+    f"CREATE OR REPLACE VIEW {SCHEMA}.metrics AS SELECT name, version, active, engine, created_at, "
+    "train_seconds, TRY_CAST(metrics->>'$.k' AS INTEGER) AS k, metrics->>'$.split' AS split, "
+    "TRY_CAST(metrics->>'$.test_size' AS DOUBLE) AS test_size, "
+    + "".join(f"TRY_CAST(metrics->>'$.values.{m}' AS DOUBLE) AS {m}, " for m in METRIC_NAMES)
+    + "".join(f"TRY_CAST(params->>'$.{p}' AS {t}) AS {p}, " for p, t in _VIEW_PARAMS.items())
+    + f"params FROM {SCHEMA}.models"
+)
 
 
 @dataclass
@@ -172,6 +187,7 @@ class Catalog:
         key = model.name.lower()
         with self._transaction():
             self.duck.execute(DDL)
+            self.duck.execute(METRICS_VIEW)
             version = self.duck.execute(
                 f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.models WHERE key = ?", [key]).fetchone()[0]
             # Older versions keep their metadata (history, comparisons) but not their arrays.

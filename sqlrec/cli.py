@@ -89,7 +89,7 @@ def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int 
                timer: bool = False) -> bool:
     """Run every statement of `text`, printing each result; stop at the first error (False)."""
     from . import errors
-    from .repl import fetch, run_cancellable
+    from .repl import fetch, is_row_count, run_cancellable
     from .sql import split_script
 
     def fail(exc: BaseException, line: int | None) -> bool:
@@ -119,7 +119,7 @@ def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int 
             if isinstance(exc, SystemExit):
                 raise
             return fail(exc, line if len(statements) > 1 or source else None)
-        if result.columns is not None:
+        if result.columns is not None and not is_row_count(sql, result.columns):
             click.echo(render(result.columns, result.rows, fmt, keep, result.total))
         if timer:
             click.echo(f"Run Time (s): real {time.perf_counter() - started:.3f}")

@@ -46,6 +46,10 @@ class TrainingData:
     timestamp: np.ndarray | None  # int64 epoch microseconds of the kept / latest row
     positive: np.ndarray  # bool: rating >= threshold (all True without threshold)
     n_source_rows: int
+    # Hybrid models (sqlrec.features): (n_users, n_user_features) / (n_items, n_item_features),
+    # rows normalised; None = identity features only (plain collaborative filtering).
+    user_features: sp.csr_matrix | None = None
+    item_features: sp.csr_matrix | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

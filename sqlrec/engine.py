@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from . import data as data_mod
-from . import evaluation, options as opts, relations, rewrite
+from . import coldstart, evaluation, features, options as opts, relations, rewrite, selection
 from .catalog import Catalog, StoredModel
 from .errors import (
     Cancelled, ColumnError, Error, ModelExistsError, NotSupportedError, OptionError,
@@ -60,6 +60,20 @@ def _typed_select(view: str, model: StoredModel, columns: list[str]) -> exp.Sele
             node = exp.Cast(this=node, to=exp.DataType.build(types[col], dialect="duckdb"))
         items.append(exp.alias_(node, ident))
     return exp.select(*items).from_(exp.to_identifier(view, quoted=True))
+
+
+def _evaluate_note(model: StoredModel, counts: dict[str, Any]) -> str | None:
+    """What EVALUATE MODEL left out, in words (None when nothing was)."""
+    parts = []
+    if counts.get("n_ignored_rows"):
+        parts.append(f"ignored {counts['n_ignored_rows']} rows with ids the model does not know "
+                     f"({counts['n_unknown_users']} unknown {model.user_col}, "
+                     f"{counts['n_unknown_items']} unknown {model.item_col})")
+    if counts.get("n_below_threshold"):
+        parts.append(f"skipped {counts['n_below_threshold']} rows below the rating threshold")
+    if counts.get("n_seen_dropped"):
+        parts.append(f"dropped {counts['n_seen_dropped']} pairs the model saw in training (exclude_seen)")
+    return "; ".join(parts) or None
 
 
 class Engine:
@@ -107,6 +121,8 @@ class Engine:
             self.show_models(duck, cat)
         elif isinstance(st, Describe) and (st.explicit or cat.exists(st.name)):
             self.describe(duck, cat, st)
+        elif isinstance(st, EvaluateModel):
+            self.evaluate_model(duck, cat, st)
         elif isinstance(st, (Retrain, Finetune, EvaluateModel)):
             word = {Retrain: "RETRAIN", Finetune: "FINETUNE", EvaluateModel: "EVALUATE MODEL"}[type(st)]
             cat.require(st.name, word)
@@ -193,6 +209,8 @@ class Engine:
             raise OptionError(f"{where}: PREDICT {st.predict} and item_id = {resolved['item_id']!r} disagree")
         if resolved["threshold"] is not None and resolved["rating"] is None:
             raise OptionError(f"{where}: option threshold needs option rating (the column it applies to)")
+        if resolved["early_stopping"] and not resolved["evaluation"]:
+            raise OptionError(f"{where}: option early_stopping needs evaluation = true (it watches held-out metrics)")
         if resolved["split"] == "time" and resolved["evaluation"] and resolved["timestamp"] is None:
             raise OptionError(f"{where}: split = 'time' needs option timestamp")
         cols = data_mod.Columns(
@@ -207,15 +225,21 @@ class Engine:
 
         started = time.perf_counter()
         data = data_mod.load(duck, sql, cols, resolved["threshold"], where, st.source.database)
+        data, feature_specs = features.attach(duck, data, {"user": cols.user, "item": cols.item}, resolved, where)
+        if resolved["cold_start"] is None:  # features when the model has some, else popularity
+            resolved["cold_start"] = "features" if feature_specs else "popularity"
         num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())
         params = {o.name: resolved[o.name] for o in handler_cls.options}
         params["random_state"] = resolved["random_state"]
         common = {o.name: resolved[o.name] for o in opts.COMMON_OPTIONS if o.name in resolved}
 
         metrics: dict[str, Any] = {}
+        held = None
         if resolved["evaluation"]:
-            metrics = self._evaluate(data, handler_cls, params, resolved, num_threads, st.name)
-        handler = handler_cls(params)
+            held = self._evaluate(data, handler_cls, params, resolved, num_threads, st.name)
+            metrics = held.metrics
+        # Early stopping found the epoch count; the final fit on all data uses it.
+        handler = handler_cls(dict(params, epochs=held.best_epochs) if held and held.best_epochs else params)
         self._fit(handler, data, np.ones(len(data.rows), bool), num_threads, resolved["verbose"], f"training {st.name}")
         from .handlers.popularity import popularity_scores
 
@@ -226,6 +250,7 @@ class Engine:
             "n_users": data.shape[0], "n_items": data.shape[1], "n_pairs": int(len(data.rows)),
             "n_positives": int(data.positive.sum()), "n_source_rows": data.n_source_rows,
             "source_sql": sql, "source_database": st.source.database, "num_threads": num_threads,
+            "features": feature_specs,
         }
         params_stored = dict(params, epochs_trained=handler.epochs)
         model = StoredModel(
@@ -233,6 +258,7 @@ class Engine:
             metrics=metrics, users=data.users, items=data.items, seen=data.seen(),
             popularity=popularity_scores(data, np.ones(len(data.rows), bool))[0], handler=handler,
             train_seconds=time.perf_counter() - started,
+            extra_arrays=held.arrays if held else {},
         )
         try:
             cat.save(model)
@@ -267,36 +293,12 @@ class Engine:
         finally:
             bar.close()
 
-    def _evaluate(self, data, handler_cls, params, resolved, num_threads: int, name: str) -> dict[str, Any]:
-        """Hold out a test split of the positives, train on the rest, score the test split."""
-        split = resolved["split"]
-        positive = data.positive
-        # Entries carry their pair number + 1 (float64 is exact), so the split maps back to pairs.
-        matrix = data.matrix(mask=positive)
-        matrix.data = (np.flatnonzero(positive) + 1).astype(np.float64)
-        if split == "time":
-            times = data.matrix(mask=positive, values=data.timestamp)
-            train_m, test_m = evaluation.SPLITS["time"](matrix, times, resolved["test_size"])
-        else:
-            train_m, test_m = evaluation.SPLITS[split](matrix, resolved["test_size"], resolved["random_state"])
-        test_pairs = np.asarray(test_m.data, np.int64) - 1
-        if len(test_pairs) == 0:
-            raise OptionError(f"CREATE MODEL {name}: the {split} split left no test interactions; raise test_size")
-        mask = np.ones(len(data.rows), bool)
-        mask[test_pairs] = False
-        handler = handler_cls(params)
-        self._fit(handler, data, mask, num_threads, resolved["verbose"], f"evaluating {name}")
-        k = resolved["n_recommendations"]
-        train = data.matrix(mask=mask & positive)
-        test = data.matrix(mask=~mask)
-        uv, ub = handler.user_factors()
-        iv, ib = handler.item_factors()
-        values = evaluation.evaluate(uv, ub, iv, ib, train, test, k)
-        return {
-            "values": {m: float(v) for m, v in values.items()},
-            "k": k, "split": split, "test_size": resolved["test_size"],
-            "n_test_users": int((test.getnnz(axis=1) > 0).sum()), "n_test": int(len(test_pairs)),
-        }
+    def _evaluate(self, data, handler_cls, params, resolved, num_threads: int, name: str) -> selection.HeldOutResult:
+        """Held-out run (split, per-epoch curve, early stopping): see selection.held_out_run."""
+        def fit(handler, mask, desc, on_epoch):
+            self._fit(handler, data, mask, num_threads, resolved["verbose"], desc, on_epoch)
+
+        return selection.held_out_run(data, handler_cls, params, resolved, fit, name)
 
     def _status(self, cat: Catalog, name: str, status: str) -> pa.Table:
         model = cat.load(name, "CREATE MODEL")
@@ -351,6 +353,98 @@ class Engine:
                 f"{where}: unknown attribute {st.attribute!r}{did_you_mean(attr, relations.ATTRIBUTES)}; "
                 f"attributes: {', '.join(relations.ATTRIBUTES)}")
         self._emit(duck, relations.ATTRIBUTES[attr](model))
+
+    def evaluate_model(self, duck, cat: Catalog, st: EvaluateModel) -> None:
+        """EVALUATE MODEL m [FROM test] [USING k = ...]: one row of metrics.
+
+        Without FROM: the model's stored held-out split, scored with the held-out fit's stored
+        factors (the final model has seen the test pairs). With FROM: the stored model, on the
+        query's (user, item) rows mapped through the model's id maps; rows with unknown ids
+        cannot be ranked and are counted in the result instead.
+        """
+        where = f"EVALUATE MODEL {st.name}"
+        model = cat.load(st.name, where)
+        given = dict(st.options)
+        q = opts.resolve(given, opts.EVALUATE_OPTIONS, f"{where} USING")
+        stored = model.metrics or {}
+        k = q["k"] or stored.get("k") or model.options.get("eval_k") or model.options.get("n_recommendations") or 10
+        counts: dict[str, Any] = {}
+        if st.source is None:
+            for name in ("exclude_seen", "threshold"):
+                if name in {o.lower() for o in given}:
+                    raise OptionError(f"{where}: option {name} applies to a test query (FROM ...) only")
+            if not selection.has_held_out(model.extra_arrays):
+                raise QueryError(
+                    f"{where}: the model has no stored held-out split (create it with evaluation = true), "
+                    f"or give test data: EVALUATE MODEL {model.name} FROM (SELECT {model.user_col}, "
+                    f"{model.item_col} FROM ...)")
+            result = selection.evaluate_held_out(model.extra_arrays, k)
+            source = f"held-out {stored.get('split')} split"
+        else:
+            users, items, counts = self._test_pairs(duck, model, st, q, where)
+            seen = model.seen if q["exclude_seen"] else None
+            result = selection.evaluate_pairs(model.handler, seen, model.popularity, users, items, k)
+            counts["n_seen_dropped"] = result["n_seen"]
+            source = "query"
+        note = _evaluate_note(model, counts)
+        self._emit(duck, pa.table({
+            "name": [model.name], "version": pa.array([model.version], pa.int32()),
+            "evaluated_on": [source], "k": pa.array([k], pa.int32()),
+            **{m: pa.array([v], pa.float64()) for m, v in result["values"].items()},
+            "n_test_users": pa.array([result["n_users"]], pa.int64()),
+            "n_test": pa.array([result["n_test"]], pa.int64()),
+            **{c: pa.array([counts.get(c)], pa.int64()) for c in (
+                "n_rows", "n_unknown_users", "n_unknown_items", "n_ignored_rows", "n_seen_dropped")},
+            "note": pa.array([note], pa.string()),
+        }))
+
+    def _test_pairs(self, duck, model: StoredModel, st: EvaluateModel, q: dict, where: str
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """(user indices, item indices, counts) of the test query's positive rows with known ids."""
+        sql = data_mod.source_sql(st.source.table, st.source.query)
+        try:
+            with data_mod.in_database(duck, st.source.database, where):
+                columns = [r[0] for r in duck.execute(f"DESCRIBE {sql}").fetchall()]
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, f"{where}: the test query failed") from exc
+
+        def column(name: str, what: str) -> str:
+            found = [c for c in columns if c == name] or [c for c in columns if c.lower() == name.lower()]
+            if not found:
+                raise ColumnError(f"{where}: the test query has no column {name!r} ({what}); "
+                                  f"its columns are: {', '.join(columns)}")
+            return found[0]
+
+        q_ = data_mod.quote_ident
+        ucol = column(model.user_col, "the model's user id")
+        icol = column(model.item_col, "the model's item id")
+        threshold = q["threshold"] if q["threshold"] is not None else model.options.get("threshold")
+        rating = model.info.get("rating_col")
+        rcol = next((c for c in columns if rating and c.lower() == rating.lower()), None)
+        if q["threshold"] is not None and rcol is None:
+            raise OptionError(f"{where}: option threshold needs the model's rating column {rating or '(none)'!r} "
+                              f"in the test query; its columns are: {', '.join(columns)}")
+        keep = (f"coalesce({q_(rcol)} >= {float(threshold)!r}, false)"
+                if rcol is not None and threshold is not None else "true")
+        try:
+            with data_mod.in_database(duck, st.source.database, where):
+                got = duck.sql(f"SELECT {q_(ucol)} AS u, {q_(icol)} AS i, {keep} AS keep FROM ({sql})").to_arrow_table()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, f"{where}: the test query failed") from exc
+        n_rows = got.num_rows
+        rows = got.filter(got.column("keep"))
+        _, upos = relations.lookup(model, "user", rows.column("u").to_pylist(), where)
+        _, ipos = relations.lookup(model, "item", rows.column("i").to_pylist(), where)
+        bad_u, bad_i = upos < 0, ipos < 0
+        counts = {
+            "n_rows": int(n_rows),
+            "n_unknown_users": len(set(rows.column("u").filter(pa.array(bad_u)).to_pylist())),
+            "n_unknown_items": len(set(rows.column("i").filter(pa.array(bad_i)).to_pylist())),
+            "n_ignored_rows": int((bad_u | bad_i).sum()),
+            "n_below_threshold": int(n_rows - len(rows)),
+        }
+        ok = ~(bad_u | bad_i)
+        return upos[ok], ipos[ok], counts
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -417,4 +511,6 @@ class Engine:
             except duckdb.Error as exc:
                 raise wrap_duckdb(exc, f"{where}: USING candidates query failed") from exc
             candidates = [r[0] for r in got]
-        return relations.recommend(model, rtype, keys, k, exclude_seen=exclude, candidates=candidates, where=where)
+        keys, cold = coldstart.prepare(duck, model, rtype, keys, q, where)
+        return relations.recommend(model, rtype, keys, k, exclude_seen=exclude, candidates=candidates, where=where,
+                                   cold=cold)

@@ -6,6 +6,10 @@ other items, not stored in the user's train row, whose score is >= its own (ties
 it); only users with at least one test entry are averaged. Scoring is chunked over users like
 ``scoring.top_k`` (bounded memory) and vectorised within a chunk: one GEMM, train entries set to
 -inf, rows sorted, each test score located by a binary search run on all of them at once.
+
+Beyond LightFM's four (precision, recall, AUC, reciprocal rank) the same ranks give NDCG@k and
+MAP@k, and each chunk's top-k lists give two catalogue-level measures, coverage@k and
+popularity bias@k (see their docstrings for the exact definitions).
 """
 
 from __future__ import annotations
@@ -102,6 +106,10 @@ class HeldOutRanks:
     n_train: np.ndarray  # (n_users,) stored train entries per user
     n_items: int
     k: int
+    # (n_users, k) each user's top-k item indices among non-train items (-1 pads short rows);
+    # order within a row is unspecified, only the set matters to the metrics that read it.
+    top: np.ndarray | None = None
+    popular: np.ndarray | None = None  # (n_items,) bool: the popular head (see popularity_bias_at_k)
 
 
 def precision_at_k(r: HeldOutRanks) -> np.ndarray:
@@ -115,10 +123,8 @@ def recall_at_k(r: HeldOutRanks) -> np.ndarray:
 def auc(r: HeldOutRanks) -> np.ndarray:
     """LightFM's calculate_auc_from_rank: per user, sort the positives' ranks, subtract the
     positives that can rank above each one, divide by the number of negatives."""
-    order = np.lexsort((r.ranks, r.owner))
-    owner = r.owner[order]
-    first = np.concatenate(([0], np.cumsum(r.n_test)[:-1]))
-    above = np.maximum(r.ranks[order] - (np.arange(len(owner)) - first[owner]), 0)
+    order, owner, position = _by_user_rank(r)
+    above = np.maximum(r.ranks[order] - position, 0)
     n_neg = (r.n_items - (r.n_test + r.n_train)).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = np.bincount(owner, 1.0 - above / n_neg[owner], minlength=len(r.users))
@@ -131,60 +137,147 @@ def reciprocal_rank(r: HeldOutRanks) -> np.ndarray:
     return 1.0 / (best + 1.0)
 
 
+def ndcg_at_k(r: HeldOutRanks) -> np.ndarray:
+    """Binary-relevance NDCG@k: sum over test items ranked < k of 1 / log2(rank + 2), divided by
+    the same sum for an ideal list that puts min(n_test, k) test items first."""
+    gain = np.where(r.ranks < r.k, 1.0 / np.log2(r.ranks + 2.0), 0.0)
+    dcg = np.bincount(r.owner, gain, minlength=len(r.users))
+    ideal = np.cumsum(1.0 / np.log2(np.arange(r.k) + 2.0))
+    return dcg / ideal[np.minimum(r.n_test, r.k) - 1]
+
+
+def map_at_k(r: HeldOutRanks) -> np.ndarray:
+    """AP@k averaged over users: for each test item ranked < k, the precision of the list cut at
+    its position (test items at or above it / (rank + 1)), summed and divided by min(n_test, k)."""
+    order, owner, position = _by_user_rank(r)
+    ranks = r.ranks[order]
+    # Tied test items share the pessimistic rank, so `position` never exceeds `ranks`.
+    precision = np.where(ranks < r.k, (position + 1.0) / (ranks + 1.0), 0.0)
+    return np.bincount(owner, precision, minlength=len(r.users)) / np.minimum(r.n_test, r.k)
+
+
+def coverage_at_k(r: HeldOutRanks) -> np.ndarray:
+    """Catalogue coverage@k: the share of all items that appear in at least one evaluated user's
+    top-k list (train items excluded). One number for the whole catalogue, as a 0-d array."""
+    if r.top is None:
+        raise ValueError("coverage_at_k needs the top-k lists (held_out_ranks computes them)")
+    shown = np.unique(r.top[r.top >= 0])
+    return np.asarray(len(shown) / r.n_items if r.n_items else np.nan)
+
+
+def popularity_bias_at_k(r: HeldOutRanks) -> np.ndarray:
+    """Per user, the share of the top-k recommended items (train items excluded) that belong to
+    the popular head: the ceil(POPULAR_SHARE * n_items) items with the most training
+    interactions (ties broken by the lower item index). Popular items are recommended at the
+    head's own share of the catalogue (0.1) by a popularity-blind recommender and at up to 1.0
+    by a most-popular one. A user whose list is empty counts as 0."""
+    if r.top is None or r.popular is None:
+        raise ValueError("popularity_bias_at_k needs the top-k lists and the popular head")
+    shown = r.top >= 0
+    in_head = r.popular[np.where(shown, r.top, 0)] & shown
+    return in_head.sum(axis=1) / np.maximum(shown.sum(axis=1), 1)
+
+
 def _hits(r: HeldOutRanks) -> np.ndarray:
     return np.bincount(r.owner, r.ranks < r.k, minlength=len(r.users))
+
+
+def _by_user_rank(r: HeldOutRanks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order sorting entries by user then rank, owner in that order, 0-based position within user)."""
+    order = np.lexsort((r.ranks, r.owner))
+    owner = r.owner[order]
+    first = np.concatenate(([0], np.cumsum(r.n_test)[:-1])).astype(np.int64)
+    return order, owner, np.arange(len(owner)) - first[owner]
 
 
 METRICS: dict[str, Callable[[HeldOutRanks], np.ndarray]] = {
     "precision_at_k": precision_at_k,
     "recall_at_k": recall_at_k,
+    "ndcg_at_k": ndcg_at_k,
+    "map_at_k": map_at_k,
     "auc": auc,
     "reciprocal_rank": reciprocal_rank,
+    "coverage_at_k": coverage_at_k,
+    "popularity_bias_at_k": popularity_bias_at_k,
 }
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
+
+# The popular head for popularity_bias_at_k: this share of the catalogue, most-interacted first.
+POPULAR_SHARE = 0.1
+
+
+def popular_items(counts: np.ndarray, share: float = POPULAR_SHARE) -> np.ndarray:
+    """bool mask of the ceil(share * n) items with the largest counts (ties: lower index wins)."""
+    counts = np.asarray(counts, np.float64)
+    n = len(counts)
+    head = np.lexsort((np.arange(n), -counts))[: int(np.ceil(share * n))]
+    mask = np.zeros(n, bool)
+    mask[head] = True
+    return mask
 
 
 def evaluate(user_vecs: np.ndarray, user_bias: np.ndarray | None, item_vecs: np.ndarray,
              item_bias: np.ndarray | None, train: sp.spmatrix | None, test: sp.spmatrix, k: int,
-             metrics: Sequence[str] = ("precision_at_k", "recall_at_k", "auc"), *,
+             metrics: Sequence[str] = METRIC_NAMES, *, item_popularity: np.ndarray | None = None,
              max_chunk_bytes: int = 64 << 20) -> dict[str, float]:
-    """Mean of each metric over the users with test entries (NaN when there are none)."""
+    """Mean of each metric over the users with test entries (NaN when there are none).
+
+    item_popularity: per-item counts that define the popular head (default: train's column counts).
+    """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
     r = held_out_ranks(user_vecs, user_bias, item_vecs, item_bias, train, test, k,
-                       max_chunk_bytes=max_chunk_bytes)
+                       item_popularity=item_popularity, max_chunk_bytes=max_chunk_bytes)
+    return summarize(r, metrics)
+
+
+def summarize(r: HeldOutRanks, metrics: Sequence[str] = METRIC_NAMES) -> dict[str, float]:
+    """Mean of each metric over the ranked users (NaN when there are none)."""
     return {m: float(METRICS[m](r).mean()) if len(r.users) else float("nan") for m in metrics}
 
 
 def held_out_ranks(user_vecs: np.ndarray, user_bias: np.ndarray | None, item_vecs: np.ndarray,
                    item_bias: np.ndarray | None, train: sp.spmatrix | None, test: sp.spmatrix,
-                   k: int, *, max_chunk_bytes: int = 64 << 20) -> HeldOutRanks:
+                   k: int, *, item_popularity: np.ndarray | None = None,
+                   max_chunk_bytes: int = 64 << 20) -> HeldOutRanks:
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = int(k)
     test = sp.csr_matrix(test)
     n_users, n = test.shape
     train = sp.csr_matrix((n_users, n), dtype=np.float32) if train is None else sp.csr_matrix(train)
     if train.shape != test.shape or len(user_vecs) != n_users or len(item_vecs) != n:
         raise ValueError(f"train {train.shape}, test {test.shape}, {len(user_vecs)} user and "
                          f"{len(item_vecs)} item vectors do not agree")
+    if item_popularity is None:
+        item_popularity = train.getnnz(axis=0)
+    elif len(item_popularity) != n:
+        raise ValueError(f"item_popularity has {len(item_popularity)} entries for {n} items")
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     n_test = np.diff(test.indptr)[users]
     t_aug = augment_targets(item_vecs, item_bias, user_bias is not None)
     rows = min(max(len(users), 1), chunk_rows(n, max_chunk_bytes))
     buf = np.empty((rows, n), np.float32)
+    top = np.full((len(users), min(k, n)), -1, np.int64)
     ranks = []
     for a in range(0, len(users), rows):
         u = users[a: a + rows]
         scores = buf[: len(u)]
         np.matmul(augment_query(user_vecs[u], None if user_bias is None else np.asarray(user_bias)[u],
                                 item_bias is not None), t_aug.T, out=scores)
-        ranks.append(_chunk_ranks(scores, test[u], train[u]))
+        ranks.append(_chunk_ranks(scores, test[u], train[u], top[a: a + len(u)]))
     return HeldOutRanks(
         users=users, owner=np.repeat(np.arange(len(users)), n_test),
         ranks=np.concatenate(ranks) if ranks else np.zeros(0, np.int64),
-        n_test=n_test, n_train=np.diff(train.indptr)[users], n_items=n, k=k)
+        n_test=n_test, n_train=np.diff(train.indptr)[users], n_items=n, k=k,
+        top=top, popular=popular_items(item_popularity))
 
 
-def _chunk_ranks(scores: np.ndarray, test: sp.csr_matrix, train: sp.csr_matrix) -> np.ndarray:
-    """Ranks of the chunk's test entries (in storage order); scores is overwritten."""
+def _chunk_ranks(scores: np.ndarray, test: sp.csr_matrix, train: sp.csr_matrix,
+                 top: np.ndarray) -> np.ndarray:
+    """Ranks of the chunk's test entries (in storage order); fills `top` with each row's best
+    non-train items. scores is overwritten."""
     c, n = scores.shape
     flat = scores.reshape(-1)
     t_at = np.repeat(np.arange(c, dtype=np.int64), np.diff(test.indptr)) * n + test.indices
@@ -192,6 +285,11 @@ def _chunk_ranks(scores: np.ndarray, test: sp.csr_matrix, train: sp.csr_matrix) 
     flat[np.repeat(np.arange(c, dtype=np.int64), np.diff(train.indptr)) * n + train.indices] = -np.inf
     # An entry never counts against itself, unless train hid it already.
     self_counted = flat[t_at] > -np.inf
+    kk = top.shape[1]
+    if c and kk:
+        best = np.argpartition(scores, n - kk, axis=1)[:, n - kk:] if kk < n else \
+            np.broadcast_to(np.arange(n), (c, n))
+        top[:] = np.where(np.take_along_axis(scores, best, axis=1) > -np.inf, best, -1)
     scores.sort(axis=1)
     row_start = t_at - t_at % n
     lo, hi = np.zeros(len(own), np.int64), np.full(len(own), n, np.int64)

@@ -241,7 +241,7 @@ def _json(columns: list[str], rows: Sequence[tuple]) -> str:
 # --- errors ------------------------------------------------------------------------------------
 
 
-def error_message(exc: BaseException) -> str:
+def error_message(exc: BaseException, hint: str = "run .traceback or use --debug for details") -> str:
     """One readable line for an error: what went wrong, where, and the valid choices.
 
     DuckDB's multi-line messages (a LINE n: excerpt with a caret under it) are folded into
@@ -255,7 +255,7 @@ def error_message(exc: BaseException) -> str:
             return "Error: cancelled"
         name = type(exc).__name__
         text = f"{name}: {text}" if text else name
-        return f"Error: internal error ({text}); run .traceback or use --debug for details"
+        return f"Error: internal error ({text}); {hint}"
     parts: list[str] = []
     line_no = None
     skip_next = False

@@ -11,9 +11,10 @@
   database separately from the SQL text, so quotes in it can never change the statement.
 - pandas DataFrames (and Arrow tables) in the notebook can be used as tables by their variable
   name, also as training data for CREATE MODEL; a table of the same name in the database wins.
-- An error prints one line (`Error: ...`) and the magic returns None; `%sqlrec --traceback`
-  shows the full traceback of the last error. With `%config SqlrecMagics.raise_errors = True`
-  the error is raised instead (still shown as one line), so "Run all" stops at it.
+- An error shows as one line (`Error: ...`), not a traceback, and fails the cell, so "Run all"
+  and notebook CI stop at it; `%sqlrec --traceback` shows the full traceback of the last error.
+  With `%config SqlrecMagics.raise_errors = False` the line goes to stderr and the magic
+  returns None instead (the cell succeeds).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ASSIGN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*(.*)\Z", re.S)
 _OPTION = re.compile(r"""\s*--(connect|close|traceback)\b(?:[ =]+("[^"]*"|'[^']*'|[^\s"']+))?""")
 # tokens that, written right before a ':', make it part of an expression (x[1:n], {'a':b})
+_TABLE_OPTIONS = {"item_features", "user_features"}
 _OPERAND_TYPES = {"NUMBER", "VAR", "IDENTIFIER", "STRING", "R_PAREN", "R_BRACKET", "R_BRACE"}
 
 
 class SqlrecMagicError(Exception):
-    """Raised (with raise_errors on) for a failed statement; IPython shows just its message."""
+    """Raised for a failed statement; IPython shows just its message, never a traceback."""
 
     def _render_traceback_(self) -> list[str]:
         return [str(self)]
@@ -108,14 +110,15 @@ def _is_frame(value: Any) -> bool:
 class SqlrecMagics(Magics):
     """`%sqlrec` / `%%sqlrec`: run sqlrec SQL on a database, results as pandas DataFrames."""
 
-    raise_errors = Bool(False, help="Raise errors (shown as one line) instead of printing them "
-                                    "and returning None; makes 'Run all' stop at a failing cell.").tag(config=True)
+    raise_errors = Bool(True, help="Raise errors (shown as one line, failing the cell, so 'Run all' stops "
+                                   "there); False prints the line to stderr and returns None.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any):
         super().__init__(shell=shell, **kwargs)
         self.connection: Any = None
         self._owned = False
         self.last_error: BaseException | None = None
+        self._where: str | None = None  # the failing statement's line, in a cell of several
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -172,13 +175,18 @@ class SqlrecMagics(Magics):
             return self._run(line, cell)
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback wall
             self.last_error = exc
-            message = error_message(exc)
+            message = error_message(exc, hint="run %sqlrec --traceback for details")
+            if self._where:
+                message = f"Error: {self._where}: {message[len('Error: '):]}"
+                self._where = None
             if self.raise_errors:
                 raise SqlrecMagicError(message) from exc
             print(message, file=sys.stderr)
             return None
         except KeyboardInterrupt as exc:
             self.last_error = exc
+            if self.raise_errors:
+                raise SqlrecMagicError("Error: cancelled") from exc
             print("Error: cancelled", file=sys.stderr)
             return None
 
@@ -222,12 +230,16 @@ class SqlrecMagics(Magics):
 
     def execute(self, sql: str) -> Any:
         """Run a script statement by statement; the last statement's result as a DataFrame."""
+        from .errors import Cancelled
+        from .repl import run_cancellable
         from .sql import split_script
 
         con = self._con()
         ns = self.shell.user_ns if self.shell is not None else {}
         frame = None
-        for text, _line, _col in split_script(sql):
+        statements = split_script(sql)
+        for index, (text, line, _col) in enumerate(statements):
+            self._where = f"line {line}" if len(statements) > 1 else None
             rewritten, names, name_starts = bind_parameters(text)
             params = []
             for name in names:
@@ -235,24 +247,31 @@ class SqlrecMagics(Magics):
                     raise _usage(f":{name}: no variable {name!r} in the notebook")
                 params.append(_python_value(ns[name]))
             registered = self._register_frames(con, text, ns, name_starts)
-            try:
+
+            def work() -> Any:
                 cur = con.execute(rewritten, params if names else None)
-                frame = cur.df() if cur.description is not None else None
+                return cur.df() if cur.description is not None else None
+
+            try:
+                # In a worker thread so that a kernel interrupt cancels through the engine
+                # (training stops at an epoch boundary, nothing is saved) instead of landing
+                # at a random point of the statement.
+                frame, interrupted = run_cancellable(work, con.interrupt)
             finally:
                 for name in registered:
                     try:
                         con.duckdb.unregister(name)
                     except Exception:
                         pass
+            if interrupted and index < len(statements) - 1:
+                raise Cancelled("cancelled; the later statements were not run")
+        self._where = None
         return frame
 
     def _register_frames(self, con: Any, sql: str, ns: dict, skip: set[int]) -> list[str]:
         """Register the notebook DataFrames the statement names, unless a table has that name."""
         wanted: list[str] = []
-        for tok in _tokens(sql):
-            if tok.start in skip or tok.token_type.name not in ("VAR", "IDENTIFIER"):
-                continue
-            name = tok.text
+        for name in _names(sql, skip):
             if name in ns and _is_frame(ns[name]) and name not in wanted:
                 wanted.append(name)
         if not wanted:
@@ -267,6 +286,31 @@ class SqlrecMagics(Magics):
             con.register(name, ns[name])
             registered.append(name)
         return registered
+
+
+def _names(sql: str, skip: set[int] = frozenset(), depth: int = 0) -> list[str]:
+    """The names a statement mentions, also inside quoted options that hold a table name or a
+    query (item_features = 'feats', candidates = 'SELECT id FROM picks')."""
+    out = []
+    try:
+        tokens = _tokens(sql)
+    except Exception:  # not SQL (a quoted plain value): no names
+        return out
+    for i, tok in enumerate(tokens):
+        if tok.start in skip:
+            continue
+        kind = tok.token_type.name
+        if kind in ("VAR", "IDENTIFIER"):
+            out.append(tok.text)
+        elif kind == "STRING" and depth == 0:
+            text = tok.text.strip()
+            if _NAME.match(text):
+                # a plain word is a table only as the value of an option that takes one
+                if i >= 2 and tokens[i - 1].token_type.name == "EQ" and tokens[i - 2].text.lower() in _TABLE_OPTIONS:
+                    out.append(text)
+            elif re.match(r"(?i)(SELECT|FROM|WITH)\b", text):
+                out.extend(_names(text, depth=1))
+    return out
 
 
 def _usage(message: str) -> Exception:

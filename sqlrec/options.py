@@ -69,7 +69,7 @@ def _cores() -> int:
 
 
 RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user")
-ENGINES = ("lightfm", "popularity")
+ENGINES = ("lightfm", "popularity", "svd")
 
 # Options every CREATE MODEL understands, whatever the engine.
 COMMON_OPTIONS: tuple[Option, ...] = (
@@ -85,10 +85,29 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("evaluation", bool, False, "hold out a test split, report metrics, then train on all data"),
     Option("test_size", float, 0.2, "held-out fraction", low=0.0, high=0.9, low_open=True),
     Option("split", str, "random", "held-out split kind", choices=("random", "user", "time")),
-    Option("cold_start", str, "popularity", "unknown users/items at query time", choices=("popularity", "error", "features")),
+    Option("cold_start", str, None, "unknown users/items at query time (default: features when the model has "
+           "item_features or user_features, else popularity)", choices=("popularity", "error", "features")),
     Option("random_state", int, None, "seed; with it training is reproducible (see num_threads)", low=0),
     Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
     Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
+    # Model selection (issue 4). Not `k`: that is LightFM's own warp-kos parameter.
+    Option("eval_k", int, None, "cut-off k of the @k metrics (default: n_recommendations)", low=1, high=100_000,
+           aliases=("metric_k",)),
+    Option("history", bool, True, "with evaluation: measure held-out metrics after every epoch (m.history)"),
+    Option("early_stopping", bool, False, "with evaluation: stop when the validation metric stops improving"),
+    Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1),
+    Option("stopping_metric", str, "auc", "metric early_stopping watches",
+           choices=("auc", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "reciprocal_rank")),
+)
+
+# EVALUATE MODEL m [FROM (SELECT ...)] USING ...
+EVALUATE_OPTIONS: tuple[Option, ...] = (
+    Option("k", int, None, "cut-off k of the @k metrics (default: the model's)", low=1, high=100_000,
+           aliases=("eval_k", "n_recommendations")),
+    Option("exclude_seen", bool, True, "with FROM: rank only items the user had not in training, "
+           "dropping test pairs seen in training"),
+    Option("threshold", float, None, "with FROM: rows whose rating column is >= threshold are positives "
+           "(default: the model's threshold)"),
 )
 
 QUERY_OPTIONS: tuple[Option, ...] = (
@@ -96,9 +115,12 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     Option("n_recommendations", int, None, "top-N per query row (default: the model's)", low=1, high=100_000, aliases=("nrec", "n")),
     Option("exclude_seen", bool, None, "drop items the user already has (default true for user_item, item_user)"),
     Option("candidates", str, None, "quoted SELECT of allowed item ids, applied before top-N"),
+    # Cold start (sqlrec.coldstart): information about ids the model has not seen.
+    Option("user_features", str, None, "table or quoted SELECT: features of new users (user id column first)"),
+    Option("item_features", str, None, "table or quoted SELECT: features of new items (item id column first)"),
+    Option("interactions", str, None, "quoted SELECT of (user id, item id[, rating]): fold in new users/items"),
 )
 
-DESCRIBE_ATTRIBUTES = ("info", "features", "model", "metrics")
 
 
 def resolve(given: Mapping[str, Any], specs: Iterable[Option], where: str, *, fill_defaults: bool = True) -> dict[str, Any]:

@@ -65,8 +65,12 @@ def recommend(
     exclude_seen: bool,
     candidates: Sequence[Any] | None = None,
     where: str = "SELECT",
+    cold: Any = None,
 ) -> pa.Table:
-    """Top-k rows for the requested keys (None = every known user/item) as an Arrow table."""
+    """Top-k rows for the requested keys (None = every known user/item) as an Arrow table.
+
+    cold: coldstart.ColdVectors for unknown keys that have features or given interactions.
+    """
     if rtype not in model.handler.recommender_types:
         raise QueryError(
             f"{where}: engine {model.engine!r} does not support recommender_type {rtype!r} "
@@ -79,8 +83,10 @@ def recommend(
     else:
         key_ids, pos = lookup(model, side, list(dict.fromkeys(keys)), where)
     known = pos >= 0
-    if not known.all() and model.options.get("cold_start") == "error":
-        unknown = key_ids.filter(pa.array(~known)).to_pylist()
+    cold_rows = cold.positions(key_ids) if cold is not None else np.full(len(pos), -1, np.int64)
+    cold_rows[known] = -1
+    if not (known | (cold_rows >= 0)).all() and model.options.get("cold_start") == "error":
+        unknown = key_ids.filter(pa.array(~known & (cold_rows < 0))).to_pylist()
         raise UnknownIdError(
             f"{where}: unknown {key_column(model, rtype)} {', '.join(map(repr, unknown[:10]))}"
             f"{' and more' if len(unknown) > 10 else ''} (the model's cold_start option is 'error')"
@@ -115,8 +121,13 @@ def recommend(
     target_ids = model.items if rtype in ("user_item", "item_item") else model.users
     parts = [(key_pos_known, target_ids.take(pa.array(tcols)), tscores, ranks)]
 
-    if not known.all():
-        parts.append(_fallback(model, rtype, np.flatnonzero(~known), k, cand_idx))
+    if (cold_rows >= 0).any():
+        from .coldstart import score as cold_score
+
+        covered = np.flatnonzero(cold_rows >= 0)
+        parts.append(cold_score(model, rtype, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen))
+    if not (known | (cold_rows >= 0)).all():
+        parts.append(_fallback(model, rtype, np.flatnonzero(~known & (cold_rows < 0)), k, cand_idx))
     key_rows = np.concatenate([p[0] for p in parts])
     order = np.lexsort((np.concatenate([p[3] for p in parts]), key_rows))  # by request order, then rank
     table = pa.table({
@@ -183,24 +194,34 @@ def info_table(model: StoredModel) -> pa.Table:
         ("n_recommendations", model.options.get("n_recommendations")),
         ("cold_start", model.options.get("cold_start")),
         ("training_query", info["source_sql"]),
+        *_feature_info(model),
     ])
+
+
+def _feature_info(model: StoredModel) -> list[tuple[str, Any]]:
+    from .features import info_rows
+
+    return info_rows(model)
 
 
 def model_table(model: StoredModel) -> pa.Table:
     rows = [(k, v) for k, v in sorted(model.params.items())]
     rows += [(k, v) for k, v in sorted(model.handler.describe().items()) if k not in model.params]
     rows.append(("num_threads", model.info.get("num_threads")))
+    rows += selection_facts(model)
     return _kv(rows, key="parameter")
 
 
 def features_table(model: StoredModel) -> pa.Table:
-    n_users, n_items = model.info["n_users"], model.info["n_items"]
-    return pa.table({
-        "side": ["user", "item"],
-        "feature": ["identity", "identity"],
-        "kind": ["identity", "identity"],
-        "n_entities": pa.array([n_users, n_items], pa.int64()),
-    })
+    from .features import describe_table
+
+    return describe_table(model)
+
+
+def feature_embeddings_table(model: StoredModel) -> pa.Table:
+    from .features import embeddings_table
+
+    return embeddings_table(model)
 
 
 def metrics_table(model: StoredModel) -> pa.Table:
@@ -217,13 +238,73 @@ def metrics_table(model: StoredModel) -> pa.Table:
     })
 
 
-ATTRIBUTES = {"info": info_table, "features": features_table, "model": model_table, "metrics": metrics_table}
+# --- model selection (issue 4): learning curve and embeddings ---------------------------------
+
+
+def selection_facts(model: StoredModel) -> list[tuple[str, Any]]:
+    """Learning-curve facts for DESCRIBE m.model: where training got most of its AUC, and what
+    early stopping chose."""
+    m = model.metrics or {}
+    rows: list[tuple[str, Any]] = []
+    if (m.get("history") or {}).get("epoch"):
+        rows.append(("epoch_95pct_best_auc", m.get("epoch_95_auc")))
+    stop = m.get("early_stopping")
+    if stop:
+        rows += [("early_stopping_metric", stop["metric"]), ("early_stopping_best_epoch", stop["best_epoch"]),
+                 ("early_stopping_epochs_run", stop["epochs_run"])]
+    return rows
+
+
+def history_table(model: StoredModel) -> pa.Table:
+    """One row per epoch of the held-out fit: epoch, seconds of training so far, every metric."""
+    from .evaluation import METRIC_NAMES
+
+    m = model.metrics or {}
+    hist = m.get("history") or {}
+    names = [n for n in hist if n not in ("epoch", "seconds")] or list(METRIC_NAMES)
+    n = len(hist.get("epoch", []))
+    return pa.table({
+        "epoch": pa.array(hist.get("epoch", []), pa.int32()),
+        "seconds": pa.array(hist.get("seconds", []), pa.float64()),
+        "split": pa.array([m.get("history_split")] * n, pa.string()),
+        "k": pa.array([m.get("k")] * n, pa.int32()),
+        **{name: pa.array(hist.get(name, []), pa.float64()) for name in names},
+    })
+
+
+def _embeddings(model: StoredModel, side: str) -> pa.Table:
+    vecs, bias = model.handler.user_factors() if side == "user" else model.handler.item_factors()
+    vecs = np.ascontiguousarray(vecs, np.float32)
+    n, d = vecs.shape
+    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32) if n else np.zeros(1, np.int32))
+    return pa.table({
+        "id": model.users if side == "user" else model.items,
+        "bias": pa.array(np.asarray(bias, np.float32)),
+        "vector": pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1))),
+    })
+
+
+def user_embeddings_table(model: StoredModel) -> pa.Table:
+    return _embeddings(model, "user")
+
+
+def item_embeddings_table(model: StoredModel) -> pa.Table:
+    return _embeddings(model, "item")
+
+
+ATTRIBUTES = {"info": info_table, "features": features_table, "model": model_table, "metrics": metrics_table,
+              "history": history_table, "user_embeddings": user_embeddings_table,
+              "item_embeddings": item_embeddings_table, "feature_embeddings": feature_embeddings_table}
 
 ATTRIBUTE_HELP = {
     "info": "name, version, columns, id types, data sizes, training query",
     "features": "user and item features the model uses",
     "model": "engine parameters and learned-model facts",
     "metrics": "held-out evaluation metrics (evaluation = true)",
+    "history": "learning curve: metrics after every epoch of the held-out fit (evaluation = true)",
+    "user_embeddings": "id, bias, vector FLOAT[] of every user",
+    "item_embeddings": "id, bias, vector FLOAT[] of every item",
+    "feature_embeddings": "side, feature, kind, bias, vector FLOAT[] of every user and item feature",
 }
 
 

@@ -7,7 +7,7 @@ Modelled on the DuckDB shell and pgcli/litecli, on prompt_toolkit:
 - History persists in $SQLREC_HISTORY, else $XDG_STATE_HOME/sqlrec/history, else
   ~/.local/state/sqlrec/history; Ctrl-R searches it.
 - Completion of SQL and sqlrec keywords, USING options and their values, tables, columns and
-  models (refreshed after every statement); SQL highlighting when pygments is installed.
+  models (refreshed after every statement); SQL highlighting with pygments.
 - Statements run in a worker thread: Ctrl-C cancels the running statement (training stops at
   the end of the current epoch and saves nothing) and brings the prompt back.
 
@@ -33,7 +33,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.filters import completion_is_selected
+from prompt_toolkit.filters import completion_is_selected, is_searching
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.keys import Keys
@@ -113,6 +113,17 @@ def fetch(cur: Any, max_rows: int | None) -> Result:
     return Result(columns, rows, total)
 
 
+_COUNT_STATEMENTS = {"INSERT", "UPDATE", "DELETE", "CREATE", "COPY", "MERGE", "DROP", "ALTER", "UPSERT"}
+
+
+def is_row_count(sql: str, columns: list[str] | None) -> bool:
+    """DuckDB answers DML and CREATE TABLE AS with a lone "Count" column: not worth a table."""
+    if columns != ["Count"]:
+        return False
+    first = re.match(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", sql, re.S)
+    return bool(first) and first.group(1).upper() in _COUNT_STATEMENTS
+
+
 def run_cancellable(work: Callable[[], Any], interrupt: Callable[[], None]) -> tuple[Any, bool]:
     """Run `work()` in a worker thread; Ctrl-C (KeyboardInterrupt here) calls `interrupt()`.
 
@@ -120,20 +131,25 @@ def run_cancellable(work: Callable[[], Any], interrupt: Callable[[], None]) -> t
     finish (or fail with sqlrec.errors.Cancelled), so nothing is left half-done.
     """
     box: dict[str, Any] = {}
+    # An Event, not Thread.join: a KeyboardInterrupt landing inside join() can leave the
+    # thread looking finished (is_alive() False) while it still runs, and its result is lost.
+    done = threading.Event()
 
     def target() -> None:
         try:
             box["value"] = work()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             box["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, name="sqlrec-statement", daemon=True)
     worker.start()
     interrupted = False
     while True:
         try:
-            while worker.is_alive():
-                worker.join(0.05)
+            while not done.wait(0.05):
+                pass
             break
         except KeyboardInterrupt:
             interrupted = True
@@ -165,7 +181,6 @@ SQLREC_KEYWORDS = (
     "EVALUATE", "EVALUATE MODEL",
 )
 
-MODEL_ATTRIBUTES = ("info", "features", "model", "metrics", "history")
 COLUMN_OPTIONS = ("user_id", "item_id", "rating", "weight", "timestamp", "user_col", "item_col", "rating_col")
 _TABLE_WORDS = {"FROM", "JOIN", "INTO", "TABLE", "UPDATE", "SUMMARIZE", "DESCRIBE", "VIEW"}
 _MODEL_WORDS = {"MODEL", "RETRAIN", "FINETUNE"}
@@ -200,6 +215,7 @@ class Metadata:
         self.tables: dict[str, tuple[str, list[str]]] = {}  # lower name -> (name, columns)
         self.models: dict[str, tuple[str, list[str]]] = {}  # lower name -> (name, result columns)
         self.functions: list[str] = []
+        self.table_functions: list[str] = []  # the ones that may stand after FROM / JOIN
 
     def refresh(self, con: Any) -> None:
         duck = con.duckdb
@@ -237,17 +253,21 @@ class Metadata:
             for name in names:
                 info = infos.get(name) or {}
                 cols = [c for c in (info.get("user_col"), info.get("item_col")) if c]
-                models[name.lower()] = (name, cols + ["score", "rank"])
+                # user_item / item_user columns, then the similarity queries' extra ones
+                similar = [f"similar_{c}" for c in reversed(cols)]
+                models[name.lower()] = (name, cols + ["score", "rank"] + similar)
         except Exception:
             pass
         self.models = models
         if not self.functions:
             try:
-                self.functions = sorted({r[0] for r in duck.execute(
-                    "SELECT DISTINCT function_name FROM duckdb_functions() "
+                rows = duck.execute(
+                    "SELECT DISTINCT function_name, function_type = 'table' FROM duckdb_functions() "
                     "WHERE function_type IN ('scalar', 'aggregate', 'table') "
                     "AND function_name NOT LIKE '%\\_\\_%' ESCAPE '\\' AND function_name ~ '^[a-z_][a-z0-9_]*$'"
-                ).fetchall()})
+                ).fetchall()
+                self.functions = sorted({name for name, _ in rows})
+                self.table_functions = sorted({name for name, table in rows if table})
             except Exception:
                 pass
 
@@ -291,10 +311,13 @@ class SqlCompleter(Completer):
             yield from self._dot(text.lstrip())
             return
         statement = self._statement(text)
+        # Aliases and tables may be named after the cursor (SELECT r.| FROM ratings r): they are
+        # looked up in the whole statement, the part after the cursor included.
+        scope = statement + document.text_after_cursor.split(";", 1)[0]
         # inside a quoted string: option values (USING recommender_type = 'user_...)
         quoted = re.search(r"(\w+)\s*=\s*'([^']*)$", statement)
         if quoted and statement.count("'") % 2 == 1:
-            yield from self._option_values(statement, quoted.group(1).lower(), quoted.group(2), quoted=False)
+            yield from self._option_values(scope, quoted.group(1).lower(), quoted.group(2), quoted=False)
             return
         if statement.count("'") % 2 == 1:
             return
@@ -303,9 +326,9 @@ class SqlCompleter(Completer):
         before = statement[: len(statement) - len(word)]
         if "." in word:
             prefix, _, partial = word.rpartition(".")
-            yield from self._dotted(statement, prefix, partial)
+            yield from self._dotted(scope, prefix, partial)
             return
-        yield from self._words(statement, before, word)
+        yield from self._words(scope, before, word)
 
     # -- contexts -----------------------------------------------------------------------------
 
@@ -335,7 +358,9 @@ class SqlCompleter(Completer):
         key = prefix.strip('"').lower()
         aliases = self._aliases(statement)
         if key in self.meta.models and key not in aliases:
-            for attr in MODEL_ATTRIBUTES:
+            from .relations import ATTRIBUTES
+
+            for attr in ATTRIBUTES:
                 if attr.startswith(partial.lower()):
                     yield Completion(attr, -len(partial), display_meta="model attribute")
             return
@@ -467,7 +492,7 @@ class SqlCompleter(Completer):
             yield from offer((n for n, _ in self.meta.tables.values()), "table")
             yield from offer((n for n, _ in self.meta.models.values()), "model")
             if prev in ("FROM", "JOIN"):
-                yield from offer(self.meta.functions, "function")
+                yield from offer(self.meta.table_functions, "table function")
             return
         if prev == "RECOMMENDER_TYPE" or (prev == "=" and prev2 == "RECOMMENDER_TYPE"):
             yield from self._option_values(statement, "recommender_type", lower, quoted=True)
@@ -668,6 +693,8 @@ class Repl:
             started = time.perf_counter()
             cur = self.con.execute(sql)
             result = fetch(cur, max_rows)
+            if is_row_count(sql, result.columns):
+                result.columns = None
             result.seconds = time.perf_counter() - started
             return result
 
@@ -805,7 +832,8 @@ class Repl:
     def key_bindings(self) -> KeyBindings:
         kb = KeyBindings()
 
-        @kb.add("enter", filter=~completion_is_selected)
+        # Not while searching (Ctrl-R): there Enter must accept the match, as prompt_toolkit's own binding does.
+        @kb.add("enter", filter=~completion_is_selected & ~is_searching)
         def _enter(event: Any) -> None:
             buf = event.current_buffer
             if is_complete(buf.text):
@@ -817,7 +845,7 @@ class Repl:
         def _newline(event: Any) -> None:
             event.current_buffer.newline(copy_margin=False)
 
-        @kb.add(Keys.BracketedPaste)
+        @kb.add(Keys.BracketedPaste, filter=~is_searching)
         def _paste(event: Any) -> None:
             # A pasted script that ends with a newline after a complete statement runs at once.
             data = event.data.replace("\r\n", "\n").replace("\r", "\n")

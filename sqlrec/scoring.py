@@ -7,11 +7,22 @@ built: query rows are scored in chunks whose float32 score buffer stays under
 
 Per chunk: one float32 GEMM with both biases folded in as extra columns (so no pass over the
 buffer adds them), seen entries set to -inf by flat fancy indexing from the CSR arrays, then
-``np.argpartition(scores, n - k - 1)`` (ascending kth near the end of the row: several times
-faster than partitioning ``-scores`` on wide rows) and a sort of just the selected columns.
+``np.argpartition(scores, n - k - 1)`` (ascending kth near the end of the row: faster than
+partitioning ``-scores`` on wide rows) and a sort of just the selected columns.
+
+The selection, not the GEMM, is where the time goes, and numpy runs it on one core. With many
+chunks, worker threads score chunks side by side (numpy releases the GIL in BLAS, partition
+and sort), each with its own buffer, while BLAS is held to one thread per call (threadpoolctl;
+without it scoring stays on one thread).
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,6 +30,7 @@ import scipy.sparse as sp
 # Chunks that fit in L2/L3 run argpartition ~25% faster than 64 MiB ones (measured on
 # 20k-wide rows); max_chunk_bytes stays the hard ceiling.
 _FAST_CHUNK_BYTES = 4 << 20
+_MIN_CHUNKS_PER_WORKER = 2
 
 
 def chunk_rows(n_targets: int, max_chunk_bytes: int = 64 << 20) -> int:
@@ -52,18 +64,24 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
           exclude: sp.spmatrix | None = None,
           candidates: np.ndarray | None = None,
           exclude_index: np.ndarray | None = None,
-          max_chunk_bytes: int = 64 << 20) -> tuple[np.ndarray, np.ndarray]:
+          max_chunk_bytes: int = 64 << 20,
+          num_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k best targets for every query row.
 
     exclude: sparse (n_query, n_targets); every stored entry (explicit zeros too) is dropped.
     candidates: allowed target indices, applied before the top-k (duplicates are ignored).
     exclude_index: per query row one target index to drop (self-similarity), -1 for none.
+    max_chunk_bytes: ceiling on all score buffers together (every worker thread has one).
+    num_threads: worker threads scoring chunks side by side (None = every usable core); it
+    changes nothing but float32 rounding of the GEMM (BLAS splits its work differently).
 
     Returns (indices (m, k) int64, scores (m, k) float32), rows sorted by score descending with
     ties broken by the lower target index; missing slots are index -1, score -inf.
     """
     query, targets = np.asarray(query), np.asarray(targets)
     m, n_all = _check(query, query_bias, targets, target_bias, k, exclude, exclude_index)
+    if num_threads is not None and (int(num_threads) != num_threads or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     out_idx = np.full((m, k), -1, np.int64)
     out_val = np.full((m, k), -np.inf, np.float32)
 
@@ -80,6 +98,7 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
     if m == 0 or k == 0 or n == 0:
         return out_idx, out_val
 
+    ex_ptr = ex_ind = None
     if exclude is not None:
         exclude = sp.csr_matrix(exclude)
         ex_ptr, ex_ind = exclude.indptr.astype(np.int64), exclude.indices.astype(np.int64)
@@ -91,18 +110,16 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
             exclude_index = np.where(exclude_index >= 0, inverse[exclude_index], -1)
 
     # Targets are augmented once; query rows chunk by chunk, so no copy of all queries is made.
-    t_aug = augment_targets(targets, target_bias, query_bias is not None)
+    t_aug_t = augment_targets(targets, target_bias, query_bias is not None).T
     qb = None if query_bias is None else np.asarray(query_bias, np.float32)
-    rows = min(m, chunk_rows(n, max_chunk_bytes))
-    buf = np.empty((rows, n), np.float32)
     kk = min(k, n)
-    for a in range(0, m, rows):
-        b = min(a + rows, m)
+
+    def score(a: int, b: int, buf: np.ndarray) -> None:
         scores = buf[: b - a]
         q_aug = augment_query(query[a:b], None if qb is None else qb[a:b], target_bias is not None)
-        np.matmul(q_aug, t_aug.T, out=scores)
+        np.matmul(q_aug, t_aug_t, out=scores)
         flat = scores.reshape(-1)
-        if exclude is not None:
+        if ex_ptr is not None:
             cnt = np.diff(ex_ptr[a: b + 1])
             r = np.repeat(np.arange(b - a, dtype=np.int64), cnt)
             c = ex_ind[ex_ptr[a]: ex_ptr[b]]
@@ -116,11 +133,84 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
         idx, val = _select(scores, kk)
         if inverse is not None:
             idx = candidates[idx]
-        pad = val == -np.inf
-        idx[pad] = -1
+        idx[val == -np.inf] = -1
         out_idx[a:b, :kk] = idx
         out_val[a:b, :kk] = val
+
+    workers = _workers(num_threads, -(-m // min(m, chunk_rows(n, max_chunk_bytes))))
+    rows = min(m, chunk_rows(n, max_chunk_bytes // workers))
+    starts = range(0, m, rows)
+    if workers == 1:
+        buf = np.empty((rows, n), np.float32)
+        for a in starts:
+            score(a, min(a + rows, m), buf)
+        return out_idx, out_val
+
+    # argpartition, sorting and BLAS release the GIL, so threads scale with cores. Each worker
+    # takes the next chunk (load stays even when other processes share the cores) into its own
+    # buffer and writes disjoint output rows. BLAS runs one thread per call meanwhile: its own
+    # threads would otherwise spin-wait on the cores the workers need.
+    taken = iter(starts)
+    lock = threading.Lock()
+    stop = threading.Event()  # a failed worker or an interrupt: the others take no new chunk
+
+    def work() -> None:
+        buf = np.empty((rows, n), np.float32)
+        while not stop.is_set():
+            with lock:
+                a = next(taken, None)
+            if a is None:
+                return
+            try:
+                score(a, min(a + rows, m), buf)
+            except BaseException:
+                stop.set()
+                raise
+
+    with single_threaded_blas(), ThreadPoolExecutor(workers, thread_name_prefix="sqlrec-top-k") as pool:
+        futures = [pool.submit(work) for _ in range(workers)]
+        try:
+            for f in futures:
+                f.result()
+        except BaseException:
+            stop.set()
+            raise
     return out_idx, out_val
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity / cpuset (a CPU quota is not seen)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _workers(num_threads: int | None, n_chunks: int) -> int:
+    """Threads worth starting: none beyond the chunks there are, and one without a BLAS limiter."""
+    want = usable_cores() if num_threads is None else int(num_threads)
+    # Below this many chunks per thread, starting threads costs more than it saves.
+    want = min(want, n_chunks // _MIN_CHUNKS_PER_WORKER)
+    return want if want > 1 and _blas_controller() is not None else 1
+
+
+@functools.cache
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager:
+    """BLAS on one thread inside the block (a no-op without threadpoolctl).
+
+    Process-wide, like every BLAS thread setting: other threads' BLAS calls run on one thread
+    too until the outermost block restores the previous count.
+    """
+    controller = _blas_controller()
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -102,7 +102,8 @@ def test_evaluation_metrics(con):
     con.execute(f"CREATE MODEL ev FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', "
                 f"threshold = 4, evaluation = true, n_recommendations = 5, {FAST}")
     metrics = dict((r[0], r[1]) for r in con.execute("DESCRIBE ev.metrics").fetchall())
-    assert set(metrics) == {"precision_at_k", "recall_at_k", "auc"}
+    assert set(metrics) == {"precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "auc", "reciprocal_rank",
+                            "coverage_at_k", "popularity_bias_at_k"}
     assert 0 <= metrics["precision_at_k"] <= 1 and 0.5 < metrics["auc"] <= 1
     k = con.execute("SELECT DISTINCT k, split FROM ev.metrics").fetchall()
     assert k == [(5, "random")]
@@ -112,7 +113,8 @@ def test_show_describe_drop(trained):
     names = [r[0] for r in trained.execute("SHOW MODELS").fetchall()]
     assert names == ["movie_rec"]
     attrs = [r[0] for r in trained.execute("DESCRIBE movie_rec").fetchall()]
-    assert attrs == ["info", "features", "model", "metrics"]
+    assert attrs == ["info", "features", "model", "metrics", "history", "user_embeddings", "item_embeddings",
+                     "feature_embeddings"]
     assert trained.execute("DESCRIBE MODEL movie_rec").fetchall() == trained.execute("DESCRIBE movie_rec").fetchall()
     feats = trained.execute("DESCRIBE movie_rec.features").fetchall()
     assert ("user", "identity", "identity", 60) in feats

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sqlrec.evaluation import (METRICS, SPLITS, evaluate, held_out_ranks, split_by_time, split_by_user,
-                               split_random)
+from sqlrec.evaluation import (METRIC_NAMES, METRICS, SPLITS, evaluate, held_out_ranks, popular_items,
+                               split_by_time, split_by_user, split_random)
 
 lightfm = pytest.importorskip("lightfm")
 from lightfm import evaluation as lfm_eval  # noqa: E402
@@ -71,10 +71,11 @@ def test_metric_equals_lightfm(fitted, metric, k):
 def test_evaluate_defaults(fitted):
     model, reps, train, test = fitted
     got = evaluate(*reps, train, test, 10)
-    assert list(got) == ["precision_at_k", "recall_at_k", "auc"]
-    for name, value in got.items():
-        assert isinstance(value, float)
-        assert value == pytest.approx(LIGHTFM[name](model, test, train, 10).mean(), abs=TOL)
+    assert list(got) == ["precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "auc", "reciprocal_rank",
+                         "coverage_at_k", "popularity_bias_at_k"]
+    assert all(isinstance(v, float) and 0 <= v <= 1 for v in got.values())
+    for name in LIGHTFM:
+        assert got[name] == pytest.approx(LIGHTFM[name](model, test, train, 10).mean(), abs=TOL)
 
 
 def test_without_train_matrix(fitted):
@@ -126,6 +127,122 @@ def test_shape_mismatch(fitted):
     _, (uv, ub, iv, ib), train, test = fitted
     with pytest.raises(ValueError, match="do not agree"):
         evaluate(uv[:5], ub[:5], iv, ib, train, test, 10)
+
+
+# --- NDCG, MAP, coverage, popularity bias --------------------------------------------------------
+
+# One feature, item scores 6..1 for user 0 (item 0 best) and reversed for user 1 (item 5 best).
+HAND_UV = np.array([[1.0], [-1.0]], np.float32)
+HAND_IV = np.array([[6.0], [5.0], [4.0], [3.0], [2.0], [1.0]], np.float32)
+
+
+def hand(test_cells, train_cells=(), k=3, popularity=None):
+    def csr(cells):
+        r = [c[0] for c in cells]
+        c = [c[1] for c in cells]
+        return sp.csr_matrix((np.ones(len(cells), np.float32), (r, c)), shape=(2, 6))
+    return held_out_ranks(HAND_UV, None, HAND_IV, None, csr(train_cells), csr(test_cells), k,
+                          item_popularity=popularity)
+
+
+L2, L3, L4, L5 = (1 / np.log2(x) for x in (2, 3, 4, 5))
+
+
+@pytest.mark.parametrize("test_cells, train_cells, k, ndcg, ap", [
+    # user 0 holds out items 1 and 3 (ranks 1 and 3): only item 1 is inside the top 3
+    ([(0, 1), (0, 3)], [], 3, L3 / (L2 + L3), (1 / 2) / 2),
+    ([(0, 1), (0, 3)], [], 4, (L3 + L5) / (L2 + L3), (1 / 2 + 2 / 4) / 2),
+    # item 0 in train: both move up one place
+    ([(0, 1), (0, 3)], [(0, 0)], 3, (L2 + L4) / (L2 + L3), (1 / 1 + 2 / 3) / 2),
+    # user 1: four test items, the best two at ranks 0 and 1, k = 2: a perfect top 2
+    ([(1, 5), (1, 4), (1, 3), (1, 0)], [], 2, 1.0, 1.0),
+    # item 5 in train, item 4 first: one hit at place 2 of a top 2, four test items: AP / min(4, 2)
+    ([(1, 3), (1, 2), (1, 1), (1, 0)], [(1, 5)], 2, L3 / (L2 + L3), (1 / 2) / 2),
+    # the same, top 3: hits at places 2 and 3
+    ([(1, 3), (1, 2), (1, 1), (1, 0)], [(1, 5)], 3, (L3 + L4) / (L2 + L3 + L4), (1 / 2 + 2 / 3) / 3),
+])
+def test_ndcg_and_map_by_hand(test_cells, train_cells, k, ndcg, ap):
+    r = hand(test_cells, train_cells, k)
+    assert METRICS["ndcg_at_k"](r) == pytest.approx([ndcg])
+    assert METRICS["map_at_k"](r) == pytest.approx([ap])
+
+
+def test_ndcg_and_map_per_user_and_ties():
+    r = hand([(0, 1), (0, 3), (1, 5), (1, 4), (1, 3), (1, 0)], k=2)
+    np.testing.assert_allclose(METRICS["ndcg_at_k"](r), [L3 / (L2 + L3), 1.0])
+    np.testing.assert_allclose(METRICS["map_at_k"](r), [(1 / 2) / 2, 1.0])
+    # All scores equal: both test items share the pessimistic rank 5 of 6 and miss the top 5.
+    flat = held_out_ranks(np.zeros((1, 1), np.float32), None, np.zeros((6, 1), np.float32), None, None,
+                          sp.csr_matrix(([1.0, 1.0], ([0, 0], [2, 4])), shape=(1, 6)), 5)
+    assert flat.ranks.tolist() == [5, 5]
+    assert METRICS["ndcg_at_k"](flat).tolist() == [0.0] and METRICS["map_at_k"](flat).tolist() == [0.0]
+    flat6 = held_out_ranks(np.zeros((1, 1), np.float32), None, np.zeros((6, 1), np.float32), None, None,
+                           sp.csr_matrix(([1.0, 1.0], ([0, 0], [2, 4])), shape=(1, 6)), 6)
+    assert METRICS["map_at_k"](flat6) == pytest.approx([(1 / 6 + 2 / 6) / 2])
+
+
+def ranked_lists(model, train, test):
+    """Per user, LightFM's ranks of the test items (from predict_rank), for brute-force metrics."""
+    ranks = model.predict_rank(test, train_interactions=train).tocsr()
+    return [np.sort(ranks[u].data) for u in range(test.shape[0]) if ranks[u].nnz]
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 50])
+def test_ndcg_and_map_equal_a_per_user_loop(fitted, k):
+    model, reps, train, test = fitted
+    want_ndcg, want_ap = [], []
+    for ranks in ranked_lists(model, train, test):
+        hits = ranks[ranks < k]
+        want_ndcg.append(sum(1 / np.log2(r + 2) for r in hits)
+                         / sum(1 / np.log2(i + 2) for i in range(min(len(ranks), k))))
+        want_ap.append(sum((j + 1) / (r + 1) for j, r in enumerate(hits)) / min(len(ranks), k))
+    r = held_out_ranks(*reps, train, test, k)
+    np.testing.assert_allclose(METRICS["ndcg_at_k"](r), want_ndcg, atol=TOL)
+    np.testing.assert_allclose(METRICS["map_at_k"](r), want_ap, atol=TOL)
+
+
+def test_coverage_and_popularity_bias_by_hand():
+    # k = 2: user 0 gets items {1, 2} (item 0 is in train), user 1 gets {5, 4}.
+    r = hand([(0, 3), (1, 0)], [(0, 0)], k=2, popularity=np.array([9, 0, 0, 0, 0, 8]))
+    assert sorted(r.top[0].tolist()) == [1, 2] and sorted(r.top[1].tolist()) == [4, 5]
+    assert float(METRICS["coverage_at_k"](r)) == pytest.approx(4 / 6)
+    # the head is ceil(0.1 * 6) = 1 item: item 0 (count 9)
+    assert r.popular.tolist() == [True, False, False, False, False, False]
+    np.testing.assert_allclose(METRICS["popularity_bias_at_k"](r), [0.0, 0.0])
+    r = hand([(0, 3), (1, 0)], [(0, 0)], k=2, popularity=np.array([0, 0, 0, 0, 0, 8]))
+    np.testing.assert_allclose(METRICS["popularity_bias_at_k"](r), [0.0, 0.5])
+    # default popularity: train's column counts, so item 0 heads the list
+    assert hand([(0, 3)], [(0, 0)], k=2).popular[0]
+
+
+def test_top_lists_skip_train_items_and_pad():
+    # user 0 has 5 of 6 items in train: one item left for a top 3
+    r = hand([(0, 5)], [(0, i) for i in range(5)], k=3)
+    assert r.top.tolist() == [[-1, -1, 5]] or sorted(r.top[0].tolist()) == [-1, -1, 5]
+    assert float(METRICS["coverage_at_k"](r)) == pytest.approx(1 / 6)
+    assert METRICS["popularity_bias_at_k"](r).tolist() == [0.0]
+
+
+def test_top_lists_equal_scoring_top_k(fitted):
+    from sqlrec.scoring import top_k
+    _, (uv, ub, iv, ib), train, test = fitted
+    r = held_out_ranks(uv, ub, iv, ib, train, test, 10, max_chunk_bytes=5000)
+    idx, _ = top_k(uv[r.users], ub[r.users], iv, ib, 10, exclude=train[r.users])
+    np.testing.assert_array_equal(np.sort(r.top, axis=1), np.sort(idx, axis=1))
+
+
+def test_popular_items():
+    assert popular_items(np.array([3, 9, 9, 1, 0, 0, 0, 0, 0, 0, 0])).tolist() == \
+        [False, True, True] + [False] * 8  # ceil(1.1) = 2 items; the tie at 9 keeps both
+    assert popular_items(np.array([5, 5, 5]), share=0.5).tolist() == [True, True, False]  # lower index wins
+    assert popular_items(np.zeros(0)).tolist() == []
+
+
+def test_bad_k(fitted):
+    _, reps, train, test = fitted
+    for k in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            held_out_ranks(*reps, train, test, k)
 
 
 # --- splits ------------------------------------------------------------------------------------

@@ -121,3 +121,8 @@ def test_error_message_for_sqlrec_errors_and_bugs():
     assert error_message(sqlrec.errors.OptionError("bad option")) == "Error: bad option"
     internal = error_message(KeyError("boom"))
     assert internal.startswith("Error: internal error (KeyError") and "\n" not in internal
+    assert internal.endswith("; run .traceback or use --debug for details")
+    # each front-end names its own way to the traceback
+    assert error_message(KeyError("boom"), hint="run %sqlrec --traceback for details") == \
+        "Error: internal error (KeyError: 'boom'); run %sqlrec --traceback for details"
+    assert error_message(KeyboardInterrupt()) == "Error: cancelled"

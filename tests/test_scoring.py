@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from sqlrec import scoring
 from sqlrec.scoring import chunk_rows, flatten_top_k, normalize_rows, top_k
 
 
@@ -168,6 +171,72 @@ def test_chunking_does_not_change_results(max_chunk_bytes):
                 max_chunk_bytes=max_chunk_bytes)
     assert_same(got, want, exact_scores=True)
     assert_same(got, reference(q, qb, t, tb, 9, ex, cand, self_idx), exact_scores=True)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2, 3, 8])
+def test_threads_do_not_change_results(num_threads, monkeypatch):
+    # Integer scores are exact in float32 whatever BLAS does, so results must match bit for bit.
+    q, qb, t, tb, ex = random_case(14, m=61, integer=True)
+    cand = np.arange(0, 53, 3)
+    self_idx = np.arange(61) % 9 - 1
+    names = set()
+    select = scoring._select
+
+    def spy(scores, k):
+        names.add(threading.current_thread().name)
+        return select(scores, k)
+
+    monkeypatch.setattr(scoring, "_select", spy)
+    got = top_k(q, qb, t, tb, 7, exclude=ex, candidates=cand, exclude_index=self_idx,
+                max_chunk_bytes=4 * 53 * 3, num_threads=num_threads)
+    assert_same(got, reference(q, qb, t, tb, 7, ex, cand, self_idx), exact_scores=True)
+    if num_threads == 1 or scoring._blas_controller() is None:  # without threadpoolctl: no threads
+        assert names == {threading.current_thread().name}
+    else:  # every chunk ran on a worker thread
+        assert names and all(name.startswith("sqlrec-top-k") for name in names)
+
+
+def test_threads_on_float_scores():
+    q, qb, t, tb, ex = random_case(15, m=200, n=300, d=16)
+    want = reference(q, qb, t, tb, 10, ex)
+    for threads in (1, 4):
+        assert_same(top_k(q, qb, t, tb, 10, exclude=ex, max_chunk_bytes=4 * 300 * 8, num_threads=threads), want)
+
+
+def test_few_chunks_or_no_blas_limiter_stay_on_the_calling_thread(monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("no worker threads expected")
+
+    monkeypatch.setattr(scoring, "ThreadPoolExecutor", no_pool)
+    q, qb, t, tb, ex = random_case(16)
+    want = reference(q, qb, t, tb, 5, ex)
+    assert_same(top_k(q, qb, t, tb, 5, exclude=ex, num_threads=8), want)  # one chunk
+    monkeypatch.setattr(scoring, "_blas_controller", lambda: None)  # threadpoolctl missing
+    assert_same(top_k(q, qb, t, tb, 5, exclude=ex, max_chunk_bytes=4 * 53, num_threads=8), want)
+
+
+def test_a_failing_chunk_fails_the_call_and_stops_the_others(monkeypatch):
+    calls = []
+    select = scoring._select
+
+    def failing(scores, k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("chunk 3")
+        return select(scores, k)
+
+    monkeypatch.setattr(scoring, "_select", failing)
+    q, qb, t, tb, ex = random_case(17, m=400)
+    with pytest.raises(MemoryError, match="chunk 3"):
+        top_k(q, qb, t, tb, 5, exclude=ex, max_chunk_bytes=4 * 53, num_threads=2)
+    assert len(calls) < 400  # the other worker stopped taking chunks
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5])
+def test_bad_num_threads(bad):
+    q, qb, t, tb, _ = random_case(18)
+    with pytest.raises(ValueError, match="num_threads"):
+        top_k(q, qb, t, tb, 3, num_threads=bad)
 
 
 def test_chunk_rows_respects_the_budget():

@@ -2,6 +2,11 @@
 
 The whole training state (embeddings, biases and the adagrad/adadelta accumulators) is kept as
 plain arrays, so a stored model can be rebuilt exactly and trained further (FINETUNE).
+
+Hybrid models (item_features / user_features, see sqlrec.features) embed features, not ids: a
+user's vector is its feature row times the feature embeddings. The feature matrices are stored
+with the model and the representations are computed once (after training, or read back), so
+scoring sees plain per-user / per-item factors either way.
 """
 
 from __future__ import annotations
@@ -44,7 +49,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("n", int, 10, "warp-kos: positives sampled", low=1),
     Option("rho", float, 0.95, "adadelta decay", low=0.0, high=1.0),
     Option("epsilon", float, 1e-6, "adadelta epsilon", low=0.0),
+    # Hybrid models: read by sqlrec.features at CREATE time, not by LightFM itself.
+    Option("item_features", str, None, "table or quoted SELECT: item id column + feature columns"),
+    Option("user_features", str, None, "table or quoted SELECT: user id column + feature columns"),
+    Option("item_identity", bool, True, "with item_features: also one identity feature per item"),
+    Option("user_identity", bool, True, "with user_features: also one identity feature per user"),
+    Option("bucket_numeric", int, None, "numeric feature columns as N quantile buckets (default: scaled to [0, 1])",
+           low=2, high=1000),
 )
+
 
 _MODEL_PARAMS = ("no_components", "k", "n", "learning_schedule", "loss", "learning_rate", "rho",
                  "epsilon", "item_alpha", "user_alpha", "max_sampled")
@@ -60,12 +73,17 @@ class LightFMHandler(Handler):
         self.model = LightFM(random_state=params.get("random_state"),
                              **{k: params[k] for k in _MODEL_PARAMS})
         self._epochs_done = 0
+        self.features: dict[str, sp.csr_matrix | None] = {"user": None, "item": None}
+        self._repr: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
         interactions, weights = self.training_matrices(data, mask)
+        self.features = {"user": data.user_features, "item": data.item_features}
         total = int(self.params["epochs"])
         for epoch in range(total):
-            self.model.fit_partial(interactions, sample_weight=weights, epochs=1, num_threads=num_threads)
+            self.model.fit_partial(interactions, sample_weight=weights, epochs=1, num_threads=num_threads,
+                                   user_features=self.features["user"], item_features=self.features["item"])
+            self._repr = {}
             self._epochs_done += 1
             on_epoch(epoch + 1, total)
 
@@ -86,7 +104,19 @@ class LightFMHandler(Handler):
         return inter, sp.coo_matrix((weight.astype(np.float32), (inter.row, inter.col)), shape=shape)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self.model, name) for name in STATE}
+        out = {name: getattr(self.model, name) for name in STATE}
+        for side, matrix in self.features.items():
+            if matrix is None:
+                continue
+            m = sp.csr_matrix(matrix)
+            out[f"{side}_features_indptr"] = m.indptr.astype(np.int64)
+            out[f"{side}_features_indices"] = m.indices.astype(np.int32)
+            out[f"{side}_features_data"] = m.data.astype(np.float32)
+            out[f"{side}_features_shape"] = np.asarray(m.shape, np.int64)
+            # Precomputed so that loading a model needs no sparse product before scoring.
+            vecs, bias = self._factors(side)
+            out[f"{side}_repr"], out[f"{side}_repr_bias"] = vecs, bias
+        return out
 
     @classmethod
     def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "LightFMHandler":
@@ -94,16 +124,42 @@ class LightFMHandler(Handler):
         for name in STATE:
             setattr(h.model, name, np.array(arrays[name], dtype=np.float32))  # writable copy
         h._epochs_done = int(params.get("epochs_trained", params["epochs"]))
+        for side in ("user", "item"):
+            if f"{side}_features_shape" in arrays:
+                h.features[side] = sp.csr_matrix(
+                    (arrays[f"{side}_features_data"], arrays[f"{side}_features_indices"],
+                     arrays[f"{side}_features_indptr"]), shape=tuple(arrays[f"{side}_features_shape"]))
+                h._repr[side] = (arrays[f"{side}_repr"], arrays[f"{side}_repr_bias"])
         return h
 
-    def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.model.user_embeddings, self.model.user_biases
+    def _factors(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        emb, bias = self.feature_factors(side)
+        matrix = self.features[side]
+        if matrix is None:
+            return emb, bias
+        if side not in self._repr:
+            self._repr[side] = (np.ascontiguousarray(matrix @ emb, dtype=np.float32),
+                                np.asarray(matrix @ bias, dtype=np.float32))
+        return self._repr[side]
 
-    def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+    def feature_factors(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, biases) per feature: identity features first, then the metadata ones."""
+        if side == "user":
+            return self.model.user_embeddings, self.model.user_biases
         return self.model.item_embeddings, self.model.item_biases
 
+    def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._factors("user")
+
+    def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._factors("item")
+
     def describe(self) -> dict[str, Any]:
-        return {"epochs_trained": self._epochs_done, "no_components": self.model.no_components}
+        out = {"epochs_trained": self._epochs_done, "no_components": self.model.no_components}
+        for side, matrix in self.features.items():
+            if matrix is not None:
+                out[f"n_{side}_feature_embeddings"] = int(matrix.shape[1])
+        return out
 
     @property
     def epochs(self) -> int:
