@@ -5,6 +5,7 @@
     sqlrec [DATABASE] -f script.sql         run a script
     echo "SQL" | sqlrec [DATABASE]          run SQL from stdin
     sqlrec demo [--database PATH]           the MovieLens walkthrough
+    sqlrec plot DATABASE MODEL --kind K -o FILE.png   a PNG of a model (history|embeddings|popularity)
 
 The optional DATABASE argument sits in front of the subcommands, as in `sqlite3 FILE` or
 `duckdb FILE`: `MainGroup` takes the first positional word as the database unless it names a
@@ -250,6 +251,56 @@ def demo(ctx: click.Context, database: str) -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001
         _die(exc, bool(ctx.parent and ctx.parent.params.get("debug")))
+
+
+@cli.command()
+@click.argument("database")
+@click.argument("model")
+@click.option("--kind", type=click.Choice(["history", "embeddings", "popularity"]), default="history",
+              show_default=True, help="history: learning curve (needs evaluation = true); embeddings: "
+                                      "2-D map of item embeddings by k-means cluster; popularity: "
+                                      "recommended vs consumed items.")
+@click.option("-o", "--output", "output", metavar="FILE.png", required=True, help="PNG file to write.")
+@click.option("--label", "label_sql", metavar="SQL", default=None,
+              help="For embeddings: a query of item id and label, e.g. \"SELECT movieId, title FROM movies\".")
+@click.pass_context
+def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, label_sql: str | None) -> None:
+    """Draw a picture of MODEL in DATABASE and write it as a PNG (needs matplotlib).
+
+    \b
+    Examples:
+      sqlrec plot shop.duckdb movie_rec --kind history -o curve.png
+      sqlrec plot shop.duckdb movie_rec --kind embeddings -o map.png \\
+          --label "SELECT movieId, title FROM movies"
+      sqlrec plot shop.duckdb movie_rec --kind popularity -o popularity.png
+    """
+    debug = bool(ctx.parent and ctx.parent.params.get("debug"))
+    try:
+        import os
+
+        import sqlrec
+        from . import plots
+
+        if database != ":memory:" and not os.path.exists(database):
+            raise plots.PlotError(f"no database file {database!r}")
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError:
+            pass  # plots.plot raises the readable error
+        con = sqlrec.connect(database, read_only=database != ":memory:")
+        try:
+            fig = plots.plot(con, model, kind, label_sql=label_sql)
+        finally:
+            con.close()
+        try:
+            fig.savefig(output, format="png", dpi=120)
+        except OSError as exc:
+            raise plots.PlotError(f"cannot write {output!r}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # noqa: BLE001
+        _die(exc, debug)
+    click.echo(f"wrote {output}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from . import data as data_mod
-from . import coldstart, evaluation, features, options as opts, relations, rewrite, selection
+from . import coldstart, evaluation, features, options as opts, relations, rewrite, selection, tuning
 from .catalog import Catalog, StoredModel
 from .errors import (
     Cancelled, ColumnError, Error, ModelExistsError, NotSupportedError, OptionError,
@@ -211,7 +211,9 @@ class Engine:
             raise OptionError(f"{where}: option threshold needs option rating (the column it applies to)")
         if resolved["early_stopping"] and not resolved["evaluation"]:
             raise OptionError(f"{where}: option early_stopping needs evaluation = true (it watches held-out metrics)")
-        if resolved["split"] == "time" and resolved["evaluation"] and resolved["timestamp"] is None:
+        if resolved["tune"] and handler_cls.engine != "lightfm":
+            raise OptionError(f"{where}: option tune needs engine = 'lightfm' (got {handler_cls.engine!r})")
+        if resolved["split"] == "time" and (resolved["evaluation"] or resolved["tune"]) and resolved["timestamp"] is None:
             raise OptionError(f"{where}: split = 'time' needs option timestamp")
         cols = data_mod.Columns(
             user=data_mod.resolve_column(columns, user_col, "user_id", where),
@@ -234,9 +236,14 @@ class Engine:
         common = {o.name: resolved[o.name] for o in opts.COMMON_OPTIONS if o.name in resolved}
 
         metrics: dict[str, Any] = {}
-        held = None
+        held = tuned = None
+        if resolved["tune"]:  # options set in USING stay fixed; the best trial's values fill the rest
+            explicit = set(opts.resolve(given, specs, where, fill_defaults=False))
+            tuned = self._tune(data, handler_cls, params, resolved, explicit, num_threads, st.name)
+            params.update(tuned.best_params)
         if resolved["evaluation"]:
-            held = self._evaluate(data, handler_cls, params, resolved, num_threads, st.name)
+            held = self._evaluate(data, handler_cls, params, resolved, num_threads, st.name,
+                                  tuned.test_pairs if tuned else None)
             metrics = held.metrics
         # Early stopping found the epoch count; the final fit on all data uses it.
         handler = handler_cls(dict(params, epochs=held.best_epochs) if held and held.best_epochs else params)
@@ -252,6 +259,8 @@ class Engine:
             "source_sql": sql, "source_database": st.source.database, "num_threads": num_threads,
             "features": feature_specs,
         }
+        if tuned:
+            info["tuning"] = tuned.trials
         params_stored = dict(params, epochs_trained=handler.epochs)
         model = StoredModel(
             name=st.name, engine=handler_cls.engine, options=common, params=params_stored, info=info,
@@ -293,12 +302,20 @@ class Engine:
         finally:
             bar.close()
 
-    def _evaluate(self, data, handler_cls, params, resolved, num_threads: int, name: str) -> selection.HeldOutResult:
+    def _evaluate(self, data, handler_cls, params, resolved, num_threads: int, name: str,
+                  test_pairs=None) -> selection.HeldOutResult:
         """Held-out run (split, per-epoch curve, early stopping): see selection.held_out_run."""
         def fit(handler, mask, desc, on_epoch):
             self._fit(handler, data, mask, num_threads, resolved["verbose"], desc, on_epoch)
 
-        return selection.held_out_run(data, handler_cls, params, resolved, fit, name)
+        return selection.held_out_run(data, handler_cls, params, resolved, fit, name, test_pairs)
+
+    def _tune(self, data, handler_cls, params, resolved, explicit, num_threads: int, name: str) -> tuning.TuneResult:
+        """Hyperparameter search on a validation split: see sqlrec.tuning."""
+        def fit(handler, mask, desc, on_epoch):
+            self._fit(handler, data, mask, num_threads, resolved["verbose"], desc, on_epoch)
+
+        return tuning.tune(data, handler_cls, params, resolved, explicit, fit, name)
 
     def _status(self, cat: Catalog, name: str, status: str) -> pa.Table:
         model = cat.load(name, "CREATE MODEL")

@@ -2,6 +2,7 @@
 
     %sqlrec --connect shop.duckdb            # or a sqlrec Connection variable; default in-memory
     %sqlrec SELECT * FROM movie_rec WHERE userId = :user     # :user binds the variable `user`
+    %sqlrec --plot embeddings movie_rec --label "SELECT movieId, title FROM movies"
     %%sqlrec recs <<                          # store the DataFrame in `recs`
     SELECT * FROM movie_rec WHERE userId = 1;
 
@@ -159,6 +160,7 @@ class SqlrecMagics(Magics):
         Usage::
 
             %sqlrec [--connect DATABASE|CONNECTION_VARIABLE] [--close] [--traceback] [VAR <<] [SQL]
+            %sqlrec --plot history|embeddings|popularity MODEL [--label SQL]
             %%sqlrec [--connect ...] [VAR <<]
             SQL; SQL; ...
 
@@ -166,6 +168,9 @@ class SqlrecMagics(Magics):
                    sqlrec Connection variable from here on; the default is in-memory
         --close    close the current connection
         --traceback  show the full traceback of the last error
+        --plot KIND MODEL [--label SQL]  a picture of MODEL (history, embeddings or
+                   popularity; needs matplotlib); --label "SELECT id, title FROM ..." names
+                   the items of the embeddings map
         VAR <<     store the (last) result in variable VAR instead of returning it
         :name      binds the variable `name` as a parameter (never pasted into the SQL)
 
@@ -211,6 +216,8 @@ class SqlrecMagics(Magics):
                     print("no error yet")
                 else:
                     print("".join(traceback.format_exception(self.last_error)).rstrip())
+        if re.match(r"\s*--plot\b", rest):
+            return self.plot(rest)
         target = None
         m = _ASSIGN.match(rest)
         if m:
@@ -227,6 +234,27 @@ class SqlrecMagics(Magics):
             self.shell.user_ns[target] = frame
             return None
         return frame
+
+    def plot(self, args: str) -> Any:
+        """`--plot KIND MODEL [--label SQL]`: the matplotlib Figure (Jupyter displays it)."""
+        import shlex
+
+        from . import plots
+
+        try:
+            words = shlex.split(args)[1:]
+        except ValueError as exc:
+            raise _usage(f"--plot: {exc}") from exc
+        label = None
+        if "--label" in words:
+            i = words.index("--label")
+            if i + 1 >= len(words):
+                raise _usage("--label needs a query: --label \"SELECT id, title FROM items\"")
+            label = words[i + 1]
+            del words[i:i + 2]
+        if len(words) != 2:
+            raise _usage(f"usage: %sqlrec --plot {'|'.join(plots.KINDS)} MODEL [--label \"SQL\"]")
+        return plots.plot(self._con(), words[1], words[0], label_sql=label)
 
     def execute(self, sql: str) -> Any:
         """Run a script statement by statement; the last statement's result as a DataFrame."""

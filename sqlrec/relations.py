@@ -242,8 +242,8 @@ def metrics_table(model: StoredModel) -> pa.Table:
 
 
 def selection_facts(model: StoredModel) -> list[tuple[str, Any]]:
-    """Learning-curve facts for DESCRIBE m.model: where training got most of its AUC, and what
-    early stopping chose."""
+    """Learning-curve facts for DESCRIBE m.model: where training got most of its AUC, what
+    early stopping chose, and what tuning chose."""
     m = model.metrics or {}
     rows: list[tuple[str, Any]] = []
     if (m.get("history") or {}).get("epoch"):
@@ -252,6 +252,10 @@ def selection_facts(model: StoredModel) -> list[tuple[str, Any]]:
     if stop:
         rows += [("early_stopping_metric", stop["metric"]), ("early_stopping_best_epoch", stop["best_epoch"]),
                  ("early_stopping_epochs_run", stop["epochs_run"])]
+    tune = (model.info or {}).get("tuning")
+    if tune:
+        rows += [("tuning_sampler", tune["sampler"]), ("tuning_metric", tune["metric"]),
+                 ("tuning_trials", len(tune["columns"]["trial"])), ("tuning_best_trial", tune["best_trial"])]
     return rows
 
 
@@ -269,6 +273,29 @@ def history_table(model: StoredModel) -> pa.Table:
         "split": pa.array([m.get("history_split")] * n, pa.string()),
         "k": pa.array([m.get("k")] * n, pa.int32()),
         **{name: pa.array(hist.get(name, []), pa.float64()) for name in names},
+    })
+
+
+def trials_table(model: StoredModel) -> pa.Table:
+    """One row per tuning trial (tune = true): its params, validation metrics, seconds, best flag."""
+    from .evaluation import METRIC_NAMES
+    from .tuning import SEARCHED
+
+    t = model.info.get("tuning") or {}
+    cols = t.get("columns") or {}
+    n = len(cols.get("trial", []))
+    types = {"no_components": pa.int32(), "epochs": pa.int32(), "learning_schedule": pa.string(),
+             "loss": pa.string()}
+    searched = [p for p in SEARCHED if p in (t.get("searched") or [])]
+    return pa.table({
+        "trial": pa.array(cols.get("trial", []), pa.int32()),
+        "sampler": pa.array([t.get("sampler")] * n, pa.string()),
+        **{p: pa.array(cols[p], types.get(p, pa.float64())) for p in searched},
+        "split": pa.array([t.get("split")] * n, pa.string()),
+        "k": pa.array([t.get("k")] * n, pa.int32()),
+        **{m: pa.array(cols.get(m, [None] * n), pa.float64()) for m in METRIC_NAMES},
+        "seconds": pa.array(cols.get("seconds", []), pa.float64()),
+        "best": pa.array(cols.get("best", []), pa.bool_()),
     })
 
 
@@ -293,7 +320,7 @@ def item_embeddings_table(model: StoredModel) -> pa.Table:
 
 
 ATTRIBUTES = {"info": info_table, "features": features_table, "model": model_table, "metrics": metrics_table,
-              "history": history_table, "user_embeddings": user_embeddings_table,
+              "history": history_table, "trials": trials_table, "user_embeddings": user_embeddings_table,
               "item_embeddings": item_embeddings_table, "feature_embeddings": feature_embeddings_table}
 
 ATTRIBUTE_HELP = {
@@ -302,6 +329,7 @@ ATTRIBUTE_HELP = {
     "model": "engine parameters and learned-model facts",
     "metrics": "held-out evaluation metrics (evaluation = true)",
     "history": "learning curve: metrics after every epoch of the held-out fit (evaluation = true)",
+    "trials": "tuning (tune = true): params, validation metrics per trial",
     "user_embeddings": "id, bias, vector FLOAT[] of every user",
     "item_embeddings": "id, bias, vector FLOAT[] of every item",
     "feature_embeddings": "side, feature, kind, bias, vector FLOAT[] of every user and item feature",

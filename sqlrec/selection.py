@@ -88,19 +88,22 @@ def _split(data: TrainingData, mask: np.ndarray, split: str, test_size: float,
 
 
 def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[str, Any],
-                 settings: dict[str, Any], fit: FitFn, name: str) -> HeldOutResult:
+                 settings: dict[str, Any], fit: FitFn, name: str,
+                 test_pairs: np.ndarray | None = None) -> HeldOutResult:
     """Hold out a test split of the positives, train on the rest, score the test split.
 
     Every epoch is scored (the learning curve). With early_stopping the curve is measured on a
     validation split carved out of the training part, so the test split never steers training;
-    the test metrics are those of the best epoch's factors.
+    the test metrics are those of the best epoch's factors. `test_pairs`: a split already drawn
+    (by tuning, whose trials never saw it).
     """
     where = f"CREATE MODEL {name}"
     split, test_size, seed = settings["split"], settings["test_size"], settings["random_state"]
     k = settings.get("eval_k") or settings["n_recommendations"]
     early = bool(settings.get("early_stopping"))
     positive = data.positive
-    test_pairs = _split(data, positive, split, test_size, seed)
+    if test_pairs is None:
+        test_pairs = _split(data, positive, split, test_size, seed)
     if len(test_pairs) == 0:
         raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
     # Masks over all pairs: below-threshold pairs are never held out (they are no positives to

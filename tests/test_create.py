@@ -113,7 +113,7 @@ def test_show_describe_drop(trained):
     names = [r[0] for r in trained.execute("SHOW MODELS").fetchall()]
     assert names == ["movie_rec"]
     attrs = [r[0] for r in trained.execute("DESCRIBE movie_rec").fetchall()]
-    assert attrs == ["info", "features", "model", "metrics", "history", "user_embeddings", "item_embeddings",
+    assert attrs == ["info", "features", "model", "metrics", "history", "trials", "user_embeddings", "item_embeddings",
                      "feature_embeddings"]
     assert trained.execute("DESCRIBE MODEL movie_rec").fetchall() == trained.execute("DESCRIBE movie_rec").fetchall()
     feats = trained.execute("DESCRIBE movie_rec.features").fetchall()

@@ -1,0 +1,128 @@
+"""Hyperparameter search: CREATE MODEL ... USING tune = true, and m.trials."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sqlrec import engine as engine_mod
+from sqlrec import tuning
+from sqlrec.errors import OptionError
+from sqlrec.evaluation import METRIC_NAMES
+
+BASE = ("CREATE MODEL {name} FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', "
+        "threshold = 4, random_state = 7, ")
+TUNE = "tune = true, tune_trials = 3, epochs = 3, "
+
+
+@pytest.fixture(autouse=True)
+def random_search(monkeypatch):
+    """The built-in random search, whether or not optuna is installed (deterministic tests)."""
+    monkeypatch.setattr(tuning, "_optuna", lambda: None)
+
+
+def rows(con, sql):
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def params(con, name):
+    return dict(con.execute(f"SELECT parameter, value FROM {name}.model").fetchall())
+
+
+def test_trials_relation(con):
+    con.execute(BASE.format(name="tm") + TUNE + "evaluation = true")
+    trials = rows(con, "SELECT * FROM tm.trials ORDER BY trial")
+    assert [t["trial"] for t in trials] == [1, 2, 3]
+    searched = [p for p in tuning.SEARCHED if p != "epochs"]  # epochs was given in USING
+    assert list(trials[0]) == ["trial", "sampler", *searched, "split", "k", *METRIC_NAMES, "seconds", "best"]
+    assert {t["sampler"] for t in trials} == {"random"}
+    assert {t["split"] for t in trials} == {"validation"}
+    assert sum(t["best"] for t in trials) == 1
+    best = next(t for t in trials if t["best"])
+    assert best["precision_at_k"] == max(t["precision_at_k"] for t in trials)
+    for t in trials:
+        assert 16 <= t["no_components"] <= 128
+        assert 0.005 <= t["learning_rate"] <= 0.1
+        assert t["learning_schedule"] in ("adagrad", "adadelta")
+        assert t["loss"] in ("warp", "bpr", "warp-kos")
+        for alpha in ("item_alpha", "user_alpha"):
+            assert t[alpha] == 0 or 1e-7 <= t[alpha] <= 1e-3
+        assert t["seconds"] >= 0
+    assert con.execute("DESCRIBE tm.trials").fetchall() == con.execute("SELECT * FROM tm.trials").fetchall()
+    assert "trials" in dict(con.execute("DESCRIBE tm").fetchall())
+
+    # The best trial's params are the stored model's; the explicit ones are as given.
+    stored = params(con, "tm")
+    assert int(stored["no_components"]) == best["no_components"]
+    assert float(stored["learning_rate"]) == pytest.approx(best["learning_rate"], rel=1e-5)
+    assert stored["learning_schedule"] == best["learning_schedule"]
+    assert stored["loss"] == best["loss"]
+    assert float(stored["item_alpha"]) == pytest.approx(best["item_alpha"], rel=1e-5)
+    assert float(stored["user_alpha"]) == pytest.approx(best["user_alpha"], rel=1e-5)
+    assert stored["epochs"] == "3" and stored["epochs_trained"] == "3"
+    assert stored["tuning_best_trial"] == str(best["trial"])
+
+
+def test_explicit_options_are_not_searched(con):
+    con.execute(BASE.format(name="tx") + TUNE + "no_components = 8, loss = 'bpr', learning_rate = 0.05, "
+                "tune_metric = 'auc'")
+    trials = rows(con, "SELECT * FROM tx.trials")
+    assert len(trials) == 3
+    for fixed in ("no_components", "loss", "learning_rate", "epochs"):
+        assert fixed not in trials[0]
+    assert "learning_schedule" in trials[0] and "item_alpha" in trials[0]
+    best = next(t for t in trials if t["best"])
+    assert best["auc"] == max(t["auc"] for t in trials)
+    stored = params(con, "tx")
+    assert (stored["no_components"], stored["loss"], stored["learning_rate"]) == ("8", "bpr", "0.05")
+    assert stored["learning_schedule"] == best["learning_schedule"]
+    # Without evaluation there are no test metrics, only the validation trials.
+    assert con.execute("SELECT count(*) FROM tx.metrics").fetchone() == (0,)
+
+
+def test_tune_seconds_stops_starting_trials(con):
+    con.execute(BASE.format(name="tb") + "tune = true, tune_trials = 50, tune_seconds = 0.000001, epochs = 2")
+    assert con.execute("SELECT count(*), bool_and(best) FROM tb.trials").fetchone() == (1, True)
+
+
+def test_trials_never_see_the_test_split(con, monkeypatch):
+    fits: list[tuple[str, np.ndarray]] = []
+    original = engine_mod.Engine._fit
+
+    def spy(self, handler, data, mask, *args, **kwargs):
+        fits.append((args[2], mask.copy()))
+        return original(self, handler, data, mask, *args, **kwargs)
+
+    monkeypatch.setattr(engine_mod.Engine, "_fit", spy)
+    con.execute(BASE.format(name="tt") + TUNE + "evaluation = true")
+    tuning_masks = [m for desc, m in fits if desc.startswith("tuning")]
+    held_out = [m for desc, m in fits if desc.startswith("evaluating")]
+    assert len(tuning_masks) == 3 and len(held_out) == 1
+    for m in tuning_masks:  # trials train on a subset of the held-out fit's training part
+        assert not (m & ~held_out[0]).any() and m.sum() < held_out[0].sum()
+
+    # The test split and its metrics are those of the same model without tuning.
+    con.execute(BASE.format(name="plain") + "epochs = 3, evaluation = true")
+    for name in ("tt", "plain"):
+        assert con.execute(f"SELECT DISTINCT n_test_users, split, test_size FROM {name}.metrics").fetchall() \
+            == con.execute("SELECT DISTINCT n_test_users, split, test_size FROM plain.metrics").fetchall()
+    n_test = [rows(con, f"EVALUATE MODEL {n}")[0]["n_test"] for n in ("tt", "plain")]
+    assert n_test[0] == n_test[1] > 0
+
+
+def test_untuned_model_has_no_trials(trained):
+    assert trained.execute("SELECT count(*) FROM movie_rec.trials").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("using, message", [
+    ("engine = 'svd', tune = true", "option tune needs engine = 'lightfm'"),
+    ("engine = 'popularity', tune = true", "option tune needs engine = 'lightfm'"),
+    ("tune = true, tune_trials = 0", "option tune_trials must be >= 1"),
+    ("tune = true, tune_metric = 'precision'", "option tune_metric must be one of"),
+    ("tune = true, tune_seconds = 0", "option tune_seconds must be > 0"),
+])
+def test_errors(con, using, message):
+    with pytest.raises(OptionError, match=message):
+        con.execute(BASE.format(name="bad") + using)
