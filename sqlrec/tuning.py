@@ -57,8 +57,15 @@ class _RandomSampler:
 
     def __init__(self, seed: int | None):
         self.rng = np.random.default_rng(seed)
+        self.queued: dict[str, Any] | None = None
+
+    def enqueue(self, values: dict[str, Any]) -> None:
+        self.queued = values
 
     def ask(self, names: list[str]) -> dict[str, Any]:
+        if self.queued is not None:
+            out, self.queued = {n: self.queued[n] for n in names}, None
+            return out
         rng, out = self.rng, {}
         # Every parameter is drawn on every trial so a fixed one does not shift the others' draws.
         draws = {
@@ -90,6 +97,14 @@ class _OptunaSampler:
         self.study = optuna.create_study(direction="maximize" if maximize else "minimize",
                                          sampler=optuna.samplers.TPESampler(seed=seed))
         self.trial = None
+
+    def enqueue(self, values: dict[str, Any]) -> None:
+        fixed = dict(values)
+        for name in ("item_alpha", "user_alpha"):
+            if name in fixed and not fixed[name]:
+                fixed.pop(name)
+                fixed[f"{name}_on"] = False
+        self.study.enqueue_trial(fixed, skip_if_exists=True)
 
     def ask(self, names: list[str]) -> dict[str, Any]:
         t = self.trial = self.study.ask()
@@ -146,6 +161,9 @@ def tune(data: TrainingData, handler_cls: type[Handler], params: dict[str, Any],
     searched = [p for p in SEARCHED if p not in explicit]
     optuna = _optuna()
     sampler = _OptunaSampler(optuna, seed, maximize) if optuna is not None else _RandomSampler(seed)
+    # Trial 1 is the defaults (with the user's fixed options), so the search can only improve on
+    # them as the validation split sees it; random draws alone often missed that region.
+    sampler.enqueue({p: params[p] for p in searched})
     n_trials, budget = settings["tune_trials"], settings.get("tune_seconds")
     rows: list[dict[str, Any]] = []
     started = clock()

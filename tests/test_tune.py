@@ -126,3 +126,14 @@ def test_untuned_model_has_no_trials(trained):
 def test_errors(con, using, message):
     with pytest.raises(OptionError, match=message):
         con.execute(BASE.format(name="bad") + using)
+
+
+def test_first_trial_is_the_defaults(con):
+    from sqlrec.handlers.lightfm import OPTIONS
+
+    defaults = {o.name: o.default for o in OPTIONS}
+    con.execute(BASE.format(name="td") + "tune = true, tune_trials = 2, epochs = 3, no_components = 8")
+    first = rows(con, "SELECT * FROM td.trials WHERE trial = 1")[0]
+    for name in ("learning_rate", "learning_schedule", "loss", "item_alpha", "user_alpha"):
+        assert first[name] == pytest.approx(defaults[name]) if isinstance(defaults[name], float) else first[name] == defaults[name]
+    assert "no_components" not in first  # given in USING: fixed, not searched
