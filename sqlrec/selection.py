@@ -87,6 +87,18 @@ def _split(data: TrainingData, mask: np.ndarray, split: str, test_size: float,
     return np.asarray(test.data, np.int64) - 1
 
 
+def validation_split(data: TrainingData, train_mask: np.ndarray, split: str, test_size: float,
+                     seed: int | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(validation pairs, fit mask): a split of the training part, so the test split never steers."""
+    valid_pairs = _split(data, train_mask & data.positive, split, test_size, None if seed is None else seed + 1)
+    if len(valid_pairs) == 0:
+        raise OptionError(f"{where}: the {split} split of the training part left no validation "
+                          f"interactions; raise test_size")
+    fit_mask = train_mask.copy()
+    fit_mask[valid_pairs] = False
+    return valid_pairs, fit_mask
+
+
 def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[str, Any],
                  settings: dict[str, Any], fit: FitFn, name: str,
                  test_pairs: np.ndarray | None = None) -> HeldOutResult:
@@ -112,12 +124,7 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
     train_mask[test_pairs] = False
     fit_mask = train_mask
     if early:
-        valid_pairs = _split(data, train_mask & positive, split, test_size, None if seed is None else seed + 1)
-        if len(valid_pairs) == 0:
-            raise OptionError(f"{where}: early_stopping: the {split} split of the training part left no "
-                              f"validation interactions; raise test_size")
-        fit_mask = train_mask.copy()
-        fit_mask[valid_pairs] = False
+        valid_pairs, fit_mask = validation_split(data, train_mask, split, test_size, seed, f"{where}: early_stopping")
         watch = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
     else:
         watch = data.matrix(mask=_pairs_mask(len(positive), test_pairs))

@@ -24,7 +24,7 @@ from . import evaluation, scoring
 from .data import TrainingData
 from .errors import OptionError
 from .handlers.base import Handler
-from .selection import FitFn, _factors, _pairs_mask, _split
+from .selection import FitFn, _factors, _pairs_mask, _split, validation_split
 
 # Searched parameters, in the order of the m.trials columns.
 SEARCHED = ("no_components", "learning_rate", "learning_schedule", "loss", "item_alpha", "user_alpha", "epochs")
@@ -149,12 +149,7 @@ def tune(data: TrainingData, handler_cls: type[Handler], params: dict[str, Any],
         if len(test_pairs) == 0:
             raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
         train_mask[test_pairs] = False
-    valid_pairs = _split(data, train_mask & positive, split, test_size, None if seed is None else seed + 1)
-    if len(valid_pairs) == 0:
-        raise OptionError(f"{where}: tune: the {split} split of the training part left no validation "
-                          f"interactions; raise test_size")
-    fit_mask = train_mask.copy()
-    fit_mask[valid_pairs] = False
+    valid_pairs, fit_mask = validation_split(data, train_mask, split, test_size, seed, f"{where}: tune")
     fit_train = data.matrix(mask=fit_mask & positive)
     valid = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
 
