@@ -30,10 +30,10 @@ from .selection import FitFn, _factors, _pairs_mask, _split, validation_split
 SEARCHED = ("no_components", "learning_rate", "learning_schedule", "loss", "item_alpha", "user_alpha", "epochs")
 SCHEDULES = ("adagrad", "adadelta")
 LOSSES = ("warp", "bpr", "warp-kos")
-COMPONENTS = (16, 128)
+COMPONENTS = (16, 256)  # log scale: 16 vs 32 matters as much as 128 vs 256
 LEARNING_RATE = (0.005, 0.1)
 ALPHA = (1e-7, 1e-3)  # or 0 (half the draws)
-EPOCHS = (10, 80)
+EPOCHS = (10, 120)
 LOWER_IS_BETTER = ("popularity_bias_at_k",)
 
 
@@ -69,7 +69,7 @@ class _RandomSampler:
         rng, out = self.rng, {}
         # Every parameter is drawn on every trial so a fixed one does not shift the others' draws.
         draws = {
-            "no_components": int(rng.integers(COMPONENTS[0], COMPONENTS[1] + 1)),
+            "no_components": int(round(math.exp(rng.uniform(*map(math.log, COMPONENTS))))),
             "learning_rate": float(math.exp(rng.uniform(*map(math.log, LEARNING_RATE)))),
             "learning_schedule": SCHEDULES[int(rng.integers(len(SCHEDULES)))],
             "loss": LOSSES[int(rng.integers(len(LOSSES)))],
@@ -111,7 +111,7 @@ class _OptunaSampler:
         out: dict[str, Any] = {}
         for name in names:
             if name == "no_components":
-                out[name] = t.suggest_int(name, *COMPONENTS)
+                out[name] = t.suggest_int(name, *COMPONENTS, log=True)
             elif name == "learning_rate":
                 out[name] = t.suggest_float(name, *LEARNING_RATE, log=True)
             elif name == "learning_schedule":

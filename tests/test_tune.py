@@ -43,7 +43,7 @@ def test_trials_relation(con):
     best = next(t for t in trials if t["best"])
     assert best["precision_at_k"] == max(t["precision_at_k"] for t in trials)
     for t in trials:
-        assert 16 <= t["no_components"] <= 128
+        assert tuning.COMPONENTS[0] <= t["no_components"] <= tuning.COMPONENTS[1]
         assert 0.005 <= t["learning_rate"] <= 0.1
         assert t["learning_schedule"] in ("adagrad", "adadelta")
         assert t["loss"] in ("warp", "bpr", "warp-kos")
