@@ -5,6 +5,7 @@ with train items excluded, read back from `sqlrec.metrics`. The last lines check
 numbers equal raw LightFM trained and scored by hand (lightfm.evaluation) on the same split,
 seed, data and params.
 
+    pip install -e ".[tune]"     # optuna: TPE for the tuned row (random search without it)
     python bench/quality.py [--seed 1] [--markdown bench/results/quality.md]
 """
 
@@ -90,7 +91,7 @@ def main() -> None:
     lines.append(f"{verdict}: tuned precision@10 {pop['lightfm tuned']:.4f} vs best hand-set "
                  f"({best}) {hand_set[best]:.4f} (target: above every hand-set configuration)")
     tuned = dict(con.execute('SELECT parameter, value FROM "lightfm tuned".model').fetchall())
-    lines.append("tuned configuration: " + ", ".join(
+    lines.append(f"tuned with {tuned.get('tuning_sampler')} ({tuned.get('tuning_trials')} trials), configuration: " + ", ".join(
         f"{k} = {tuned.get(k)}" for k in ("loss", "no_components", "epochs", "learning_rate",
                                           "learning_schedule", "item_alpha", "user_alpha")))
     check = raw_lightfm_check(con, args.seed)
