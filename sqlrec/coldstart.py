@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from . import features
 from .catalog import StoredModel
-from .data import quote_ident
+from .data import find_column, quote_ident
 from .errors import ColumnError, QueryError, wrap_duckdb
 
 # Fold-in ridge, in units of the mean squared norm of the fixed side's vectors; measured on
@@ -186,11 +186,11 @@ def _interactions(duck: duckdb.DuckDBPyConnection, model: StoredModel, side: str
     names = table.column_names
 
     def column(name: str, what: str, required: bool = True) -> str | None:
-        found = [c for c in names if c == name] or [c for c in names if c.lower() == name.lower()]
-        if not found and required:
+        found = find_column(names, name)
+        if found is None and required:
             raise ColumnError(f"{where}: the interactions query has no column {name!r} ({what}); "
                               f"its columns are: {', '.join(names)}")
-        return found[0] if found else None
+        return found
 
     kcol = column(_id_col(model, side), "whose interactions a row holds")
     tcol = column(_id_col(model, _other(side)), f"the {_other(side)} interacted with")

@@ -12,7 +12,7 @@ timestamp.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -87,14 +87,19 @@ def query_columns(duck: duckdb.DuckDBPyConnection, sql: str, where: str) -> dict
     return {row[0]: row[1] for row in desc}
 
 
+def find_column(columns: Iterable[str], name: str) -> str | None:
+    """The query's spelling of column `name`: exact first, else case-insensitive, as DuckDB matches."""
+    columns = list(columns)
+    if name in columns:
+        return name
+    return next((c for c in columns if c.lower() == name.lower()), None)
+
+
 def resolve_column(columns: dict[str, str], name: str, option: str, where: str) -> str:
     """The query's spelling of a column named by an option (matched case-insensitively, as DuckDB)."""
-    for col in columns:
-        if col == name:
-            return col
-    for col in columns:
-        if col.lower() == name.lower():
-            return col
+    found = find_column(columns, name)
+    if found is not None:
+        return found
     raise ColumnError(
         f"{where}: column {name!r} (option {option}) is not in the training query; "
         f"its columns are: {', '.join(columns)}"

@@ -123,8 +123,8 @@ class Engine:
             self.describe(duck, cat, st)
         elif isinstance(st, EvaluateModel):
             self.evaluate_model(duck, cat, st)
-        elif isinstance(st, (Retrain, Finetune, EvaluateModel)):
-            word = {Retrain: "RETRAIN", Finetune: "FINETUNE", EvaluateModel: "EVALUATE MODEL"}[type(st)]
+        elif isinstance(st, (Retrain, Finetune)):
+            word = {Retrain: "RETRAIN", Finetune: "FINETUNE"}[type(st)]
             cat.require(st.name, word)
             raise NotSupportedError(f"{word} is not available yet in this version of sqlrec")
         elif isinstance(st, Query):
@@ -302,19 +302,22 @@ class Engine:
         finally:
             bar.close()
 
+    def _fit_fn(self, data, num_threads: int, verbose: bool | None) -> selection.FitFn:
+        """`_fit` on this training set, in the shape selection and tuning call it."""
+        def fit(handler, mask, desc, on_epoch):
+            self._fit(handler, data, mask, num_threads, verbose, desc, on_epoch)
+
+        return fit
+
     def _evaluate(self, data, handler_cls, params, resolved, num_threads: int, name: str,
                   test_pairs=None) -> selection.HeldOutResult:
         """Held-out run (split, per-epoch curve, early stopping): see selection.held_out_run."""
-        def fit(handler, mask, desc, on_epoch):
-            self._fit(handler, data, mask, num_threads, resolved["verbose"], desc, on_epoch)
-
+        fit = self._fit_fn(data, num_threads, resolved["verbose"])
         return selection.held_out_run(data, handler_cls, params, resolved, fit, name, test_pairs)
 
     def _tune(self, data, handler_cls, params, resolved, explicit, num_threads: int, name: str) -> tuning.TuneResult:
         """Hyperparameter search on a validation split: see sqlrec.tuning."""
-        def fit(handler, mask, desc, on_epoch):
-            self._fit(handler, data, mask, num_threads, resolved["verbose"], desc, on_epoch)
-
+        fit = self._fit_fn(data, num_threads, resolved["verbose"])
         return tuning.tune(data, handler_cls, params, resolved, explicit, fit, name)
 
     def _status(self, cat: Catalog, name: str, status: str) -> pa.Table:
@@ -426,18 +429,18 @@ class Engine:
             raise wrap_duckdb(exc, f"{where}: the test query failed") from exc
 
         def column(name: str, what: str) -> str:
-            found = [c for c in columns if c == name] or [c for c in columns if c.lower() == name.lower()]
-            if not found:
+            found = data_mod.find_column(columns, name)
+            if found is None:
                 raise ColumnError(f"{where}: the test query has no column {name!r} ({what}); "
                                   f"its columns are: {', '.join(columns)}")
-            return found[0]
+            return found
 
         q_ = data_mod.quote_ident
         ucol = column(model.user_col, "the model's user id")
         icol = column(model.item_col, "the model's item id")
         threshold = q["threshold"] if q["threshold"] is not None else model.options.get("threshold")
         rating = model.info.get("rating_col")
-        rcol = next((c for c in columns if rating and c.lower() == rating.lower()), None)
+        rcol = data_mod.find_column(columns, rating) if rating else None
         if q["threshold"] is not None and rcol is None:
             raise OptionError(f"{where}: option threshold needs the model's rating column {rating or '(none)'!r} "
                               f"in the test query; its columns are: {', '.join(columns)}")

@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .data import in_database, quote_ident
+from .data import find_column, in_database, quote_ident
 from .errors import ColumnError, OptionError, TrainingDataError, wrap_duckdb
 
 KINDS = ("identity", "categorical", "multi", "list", "numeric", "bucket", "weight")
@@ -124,12 +124,11 @@ def _columns(duck: duckdb.DuckDBPyConnection, sql: str, option: str, where: str,
 
 
 def _id_column(columns: dict[str, str], id_col: str, id_type: str, option: str, where: str) -> str:
-    found = [c for c in columns if c == id_col] or [c for c in columns if c.lower() == id_col.lower()]
-    if not found:
+    col = find_column(columns, id_col)
+    if col is None:
         raise ColumnError(
             f"{where}: the {option} source has no column {id_col!r} (the model's id column, which "
             f"names whose features a row holds); its columns are: {', '.join(columns)}")
-    col = found[0]
     have, want = type_class(columns[col]), type_class(id_type)
     same = columns[col].upper() == id_type.upper() or (have == want and have in ("int", "text"))
     if not same:

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import OptionError, did_you_mean
+from .evaluation import METRIC_NAMES
+
+# Properties of the whole top-k list, not of how well one user's held-out items rank: a curve
+# over epochs says nothing to stop on.
+CATALOGUE_METRICS = ("coverage_at_k", "popularity_bias_at_k")
 
 
 @dataclass(frozen=True)
@@ -97,15 +102,13 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("early_stopping", bool, False, "with evaluation: stop when the validation metric stops improving"),
     Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1),
     Option("stopping_metric", str, "auc", "metric early_stopping watches",
-           choices=("auc", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "reciprocal_rank")),
+           choices=tuple(m for m in METRIC_NAMES if m not in CATALOGUE_METRICS)),
     # Hyperparameter search (sqlrec.tuning), lightfm engine only.
     Option("tune", bool, False, "lightfm: search the parameters not set in USING on a validation split, "
            "then train the best (m.trials)"),
     Option("tune_trials", int, 20, "tune: number of trials", low=1),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
-    Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise",
-           choices=("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "auc", "reciprocal_rank",
-                    "coverage_at_k", "popularity_bias_at_k")),
+    Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
 )
 
 # EVALUATE MODEL m [FROM (SELECT ...)] USING ...
