@@ -78,13 +78,25 @@ def source_sql(table: str | None, query: str | None) -> str:
     return f"SELECT * FROM {table}" if table is not None else query  # type: ignore[return-value]
 
 
-def query_columns(duck: duckdb.DuckDBPyConnection, sql: str, where: str) -> dict[str, str]:
-    """Column name -> DuckDB type of a query, without running it."""
-    try:
-        desc = duck.execute(f"DESCRIBE {sql}").fetchall()
-    except duckdb.Error as exc:
-        raise wrap_duckdb(exc, f"{where}: the training query failed") from exc
+def query_columns(duck: duckdb.DuckDBPyConnection, sql: str, where: str, database: str | None = None,
+                  what: str = "training") -> dict[str, str]:
+    """Column name -> DuckDB type of a query (run in `database`, if given), without running it."""
+    with in_database(duck, database, where):
+        try:
+            desc = duck.execute(f"DESCRIBE {sql}").fetchall()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, f"{where}: the {what} query failed") from exc
     return {row[0]: row[1] for row in desc}
+
+
+def finish_pending(duck: duckdb.DuckDBPyConnection) -> None:
+    """Drop any unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while
+    one is pending."""
+    if hasattr(duck, "abort"):
+        try:
+            duck.abort()
+        except duckdb.Error:
+            pass
 
 
 def find_column(columns: Iterable[str], name: str) -> str | None:

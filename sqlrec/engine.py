@@ -34,15 +34,6 @@ from .sql import (
 _views = itertools.count()
 
 
-def _finish(duck: duckdb.DuckDBPyConnection) -> None:
-    """Drop any unfinished result: DuckDB >= 2.0 refuses (un)register while one is pending."""
-    if hasattr(duck, "abort"):
-        try:
-            duck.abort()
-        except duckdb.Error:
-            pass
-
-
 def _typed_select(view: str, model: StoredModel, columns: list[str]) -> exp.Select:
     """SELECT over a registered relation casting id columns back to the model's id types.
 
@@ -150,7 +141,7 @@ class Engine:
 
     def _register(self, duck: duckdb.DuckDBPyConnection, table: pa.Table) -> str:
         name = f"__sqlrec_rel_{next(_views)}"
-        _finish(duck)
+        data_mod.finish_pending(duck)
         duck.register(name, table)
         self._registered.setdefault(id(duck), []).append((duck, name))
         return name
@@ -163,7 +154,7 @@ class Engine:
         pending = self._registered.pop(id(duck), [])
         if not pending:
             return
-        _finish(duck)
+        data_mod.finish_pending(duck)
         for handle, name in pending:
             try:
                 handle.unregister(name)
@@ -198,7 +189,7 @@ class Engine:
             raise ModelExistsError(f"{where}: a table or view named {st.name!r} exists; choose another model name")
 
         sql = data_mod.source_sql(st.source.table, st.source.query)
-        columns = self._source_columns(duck, sql, st.source.database, where)
+        columns = data_mod.query_columns(duck, sql, where, st.source.database)
         user_col = resolved["user_id"]
         item_col = resolved["item_id"] or st.predict
         if user_col is None:
@@ -274,10 +265,6 @@ class Engine:
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, f"{where}: saving the model failed; the previous version is intact") from exc
         self._emit(duck, self._status(cat, st.name, "trained"))
-
-    def _source_columns(self, duck, sql: str, database: str | None, where: str) -> dict[str, str]:
-        with data_mod.in_database(duck, database, where):
-            return data_mod.query_columns(duck, sql, where)
 
     def _is_table(self, duck: duckdb.DuckDBPyConnection, name: str) -> bool:
         return bool(duck.execute(
@@ -422,11 +409,7 @@ class Engine:
                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """(user indices, item indices, counts) of the test query's positive rows with known ids."""
         sql = data_mod.source_sql(st.source.table, st.source.query)
-        try:
-            with data_mod.in_database(duck, st.source.database, where):
-                columns = [r[0] for r in duck.execute(f"DESCRIBE {sql}").fetchall()]
-        except duckdb.Error as exc:
-            raise wrap_duckdb(exc, f"{where}: the test query failed") from exc
+        columns = list(data_mod.query_columns(duck, sql, where, st.source.database, "test"))
 
         def column(name: str, what: str) -> str:
             found = data_mod.find_column(columns, name)

@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .data import find_column, in_database, quote_ident
+from .data import find_column, finish_pending, in_database, query_columns, quote_ident
 from .errors import ColumnError, OptionError, TrainingDataError, wrap_duckdb
 
 KINDS = ("identity", "categorical", "multi", "list", "numeric", "bucket", "weight")
@@ -66,13 +66,8 @@ class FeatureSet:
 
 
 def arrow(duck: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """A query's rows as Arrow. DuckDB >= 2.0 refuses a new relation while a result is pending
-    (here only ever a finished statement's), so drop that one first."""
-    if hasattr(duck, "abort"):
-        try:
-            duck.abort()
-        except duckdb.Error:
-            pass
+    """A query's rows as Arrow (a pending result, only ever a finished statement's, is dropped)."""
+    finish_pending(duck)
     return duck.sql(sql).to_arrow_table()
 
 
@@ -112,15 +107,6 @@ def source_sql(value: Any, option: str, where: str) -> str:
             f"{where}: option {option} = {value!r} is neither a table name nor a query "
             f"(quote a query: {option} = 'SELECT id, ... FROM ...')")
     return f"SELECT * FROM {value.strip()}"
-
-
-def _columns(duck: duckdb.DuckDBPyConnection, sql: str, option: str, where: str,
-             database: str | None) -> dict[str, str]:
-    try:
-        with in_database(duck, database, where):
-            return {r[0]: r[1] for r in duck.execute(f"DESCRIBE {sql}").fetchall()}
-    except duckdb.Error as exc:
-        raise wrap_duckdb(exc, f"{where}: the {option} query failed") from exc
 
 
 def _id_column(columns: dict[str, str], id_col: str, id_type: str, option: str, where: str) -> str:
@@ -329,7 +315,7 @@ def build(duck: duckdb.DuckDBPyConnection, value: Any, *, side: str, id_col: str
     ids that only the feature source has (appended, ordered by id)."""
     option = f"{side}_features"
     sql = source_sql(value, option, where)
-    columns = _columns(duck, sql, option, where, database)
+    columns = query_columns(duck, sql, where, database, option)
     id_column = _id_column(columns, id_col, id_type, option, where)
     layout = _layout(columns, id_column)
     with _Temp(duck) as tmp:
@@ -392,7 +378,7 @@ def rows_for(duck: duckdb.DuckDBPyConnection, spec: dict[str, Any], value: Any, 
     None: every id in the source, ordered by id.
     """
     sql = source_sql(value, option, where)
-    columns = _columns(duck, sql, option, where, database)
+    columns = query_columns(duck, sql, where, database, option)
     id_column = _id_column(columns, id_col, id_type, option, where)
     specs = spec["columns"]
     if spec["layout"] == "long":

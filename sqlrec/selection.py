@@ -28,7 +28,6 @@ FitFn = Callable[[Handler, np.ndarray, str, Callable[[int], dict[str, Any]]], No
 
 # Prefix of the arrays stored for EVALUATE MODEL (inside the catalog's extra arrays).
 EVAL_PREFIX = "eval_"
-STOPPING_METRICS = ("auc", "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "reciprocal_rank")
 
 
 class _StopTraining(Exception):
