@@ -55,6 +55,28 @@ METRICS_VIEW = (
 )
 
 
+@dataclass(frozen=True)
+class ModelSummary:
+    """One active model as SHOW MODELS and the front-ends see it (no arrays loaded)."""
+
+    name: str
+    engine: str
+    version: int
+    user_col: str
+    item_col: str
+    n_users: int
+    n_items: int
+    created_at: datetime
+    train_seconds: float
+    metrics: dict[str, float]  # held-out metric values (empty without evaluation)
+
+    def columns(self, kind: str = "user_item") -> list[str]:
+        """Result columns of a recommendation query of this kind."""
+        from .model import result_columns
+
+        return result_columns(self.user_col, self.item_col, kind)
+
+
 @dataclass
 class StoredModel:
     name: str
@@ -179,6 +201,18 @@ class Catalog:
             f"FROM {SCHEMA}.models WHERE active ORDER BY name")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def summaries(self) -> list[ModelSummary]:
+        """Every active model, by name."""
+        out = []
+        for r in self.rows():
+            info, metrics = json.loads(r["info"]), json.loads(r["metrics"])
+            out.append(ModelSummary(
+                name=r["name"], engine=r["engine"], version=r["version"], user_col=info["user_col"],
+                item_col=info["item_col"], n_users=info["n_users"], n_items=info["n_items"],
+                created_at=r["created_at"], train_seconds=r["train_seconds"],
+                metrics=dict(metrics.get("values") or {})))
+        return out
 
     # --- writing -----------------------------------------------------------------------
 

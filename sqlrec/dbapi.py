@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from . import errors
+from .catalog import ModelSummary
 from .engine import Engine
 
 
@@ -181,6 +182,11 @@ class Connection:
     def interrupt(self) -> None:
         """Cancel the running statement (training stops at the next epoch; nothing is saved)."""
         self._engine.interrupt()
+
+    def models(self) -> list["ModelSummary"]:
+        """The active models (name, engine, version, id columns, sizes, metrics), by name."""
+        self._check_open()
+        return self._engine.catalog(self._duck).summaries()
 
     def register(self, name: str, obj: Any) -> None:
         """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""
