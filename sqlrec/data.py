@@ -11,17 +11,22 @@ timestamp.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .errors import ColumnError, TrainingDataError, wrap_duckdb
+from .errors import ColumnError, OptionError, TrainingDataError
+from .session import Session
+from .sql.quoting import quote_ident
+from .sql.types import check_type, is_numeric, type_class
+
+if TYPE_CHECKING:  # data is imported by the handlers, which the model imports
+    from .model import Model
 
 
 @dataclass
@@ -70,35 +75,6 @@ class TrainingData:
         return self.matrix()
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def source_sql(table: str | None, query: str | None) -> str:
-    return f"SELECT * FROM {table}" if table is not None else query  # type: ignore[return-value]
-
-
-def query_columns(duck: duckdb.DuckDBPyConnection, sql: str, where: str, database: str | None = None,
-                  what: str = "training") -> dict[str, str]:
-    """Column name -> DuckDB type of a query (run in `database`, if given), without running it."""
-    with in_database(duck, database, where):
-        try:
-            desc = duck.execute(f"DESCRIBE {sql}").fetchall()
-        except duckdb.Error as exc:
-            raise wrap_duckdb(exc, f"{where}: the {what} query failed") from exc
-    return {row[0]: row[1] for row in desc}
-
-
-def finish_pending(duck: duckdb.DuckDBPyConnection) -> None:
-    """Drop any unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while
-    one is pending."""
-    if hasattr(duck, "abort"):
-        try:
-            duck.abort()
-        except duckdb.Error:
-            pass
-
-
 def find_column(columns: Iterable[str], name: str) -> str | None:
     """The query's spelling of column `name`: exact first, else case-insensitive, as DuckDB matches."""
     columns = list(columns)
@@ -118,137 +94,157 @@ def resolve_column(columns: dict[str, str], name: str, option: str, where: str) 
     )
 
 
-def load(
-    duck: duckdb.DuckDBPyConnection,
-    sql: str,
-    cols: Columns,
-    threshold: float | None,
-    where: str,
-    database: str | None = None,
-) -> TrainingData:
+
+def _epoch_us(col: str, type_name: str) -> str:
+    if type_class(type_name) == "time":
+        return f"epoch_us(CAST({col} AS TIMESTAMP))"
+    return f"TRY_CAST({col} AS BIGINT)"
+
+
+def _check_types(types: dict[str, str], cols: Columns, where: str) -> None:
+    for option, col in (("user_id", cols.user), ("item_id", cols.item)):
+        if check_type(types[col]) is None:
+            raise ColumnError(f"{where}: column {col!r} (option {option}) has type {types[col]}, which cannot be "
+                              f"a model id; cast it in the query (CAST({col} AS VARCHAR) AS {col})")
+    for option, col in (("rating", cols.rating), ("weight", cols.weight)):
+        if col is not None and not is_numeric(types[col]):
+            raise ColumnError(f"{where}: column {col!r} (option {option}) must be numeric, it is {types[col]}")
+    if cols.timestamp is not None and type_class(types[cols.timestamp]) not in ("int", "float", "time"):
+        raise ColumnError(f"{where}: column {cols.timestamp!r} (option timestamp) must be a timestamp, date or "
+                          f"number, it is {types[cols.timestamp].upper()}")
+
+
+def _value_checks(cols: Columns, types: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """(option, column, SQL counting the bad values, what a good value is) for every value column."""
+    checks = []
+    for option, col in (("rating", cols.rating), ("weight", cols.weight)):
+        if col is not None:
+            c = quote_ident(col)
+            checks.append((option, col, f"count(*) FILTER ({c} IS NOT NULL AND NOT coalesce(isfinite("
+                                        f"TRY_CAST({c} AS FLOAT)), false))", "a finite 32-bit float"))
+    if cols.timestamp is not None:
+        c = quote_ident(cols.timestamp)
+        checks.append(("timestamp", cols.timestamp,
+                       f"count(*) FILTER ({c} IS NOT NULL AND {_epoch_us(c, types[cols.timestamp])} IS NULL)",
+                       "a finite time (or a 64-bit integer)"))
+    return checks
+
+
+def _profile(session: Session, src: str, cols: Columns, types: dict[str, str], where: str) -> int:
+    """Row count, after refusing NULL ids and values that cannot be used (out of range, NaN)."""
+    u, i = quote_ident(cols.user), quote_ident(cols.item)
+    checks = _value_checks(cols, types)
+    row = session.one(f"SELECT count(*), count(*) FILTER ({u} IS NULL), count(*) FILTER ({i} IS NULL)"
+                      + "".join(f", {sql}" for _, _, sql, _ in checks) + f" FROM {src}", where=where)
+    n_rows, null_u, null_i = row[:3]
+    if n_rows == 0:
+        raise TrainingDataError(f"{where}: the training query returned no rows")
+    for col, nulls in ((cols.user, null_u), (cols.item, null_i)):
+        if nulls:
+            raise TrainingDataError(f"{where}: column {col!r} is NULL in {nulls} of {n_rows} rows; "
+                                    f"filter them out (WHERE {col} IS NOT NULL) or fill them")
+    for (option, col, _, good), bad in zip(checks, row[3:]):
+        if bad:
+            raise TrainingDataError(f"{where}: column {col!r} (option {option}) has {bad} values that are not "
+                                    f"{good} (out of range, NaN or infinite); filter or cast them in the query")
+    return int(n_rows)
+
+
+def _aggregates(cols: Columns, types: dict[str, str]) -> list[str]:
+    """Per (user, item) pair: weight, rating, timestamp (see the module docstring for the rules)."""
+    r = quote_ident(cols.rating) if cols.rating else None
+    w = f"CAST({quote_ident(cols.weight)} AS FLOAT)" if cols.weight else None
+    t = _epoch_us(quote_ident(cols.timestamp), types[cols.timestamp]) if cols.timestamp else None
+    if r is None:
+        agg = [f"sum({w})::FLOAT AS weight" if w else "count(*)::FLOAT AS weight", "NULL::FLOAT AS rating"]
+        return agg + [f"max({t}) AS ts" if t else "NULL::BIGINT AS ts"]
+    if t is not None:
+        return [f"arg_max({w or '1'}, {t})::FLOAT AS weight", f"arg_max(CAST({r} AS FLOAT), {t}) AS rating",
+                f"max({t}) AS ts"]
+    return [f"max({w or '1'})::FLOAT AS weight", f"max(CAST({r} AS FLOAT)) AS rating", "NULL::BIGINT AS ts"]
+
+
+def load(session: Session, sql: str, cols: Columns, threshold: float | None, where: str,
+         database: str | None = None) -> TrainingData:
     """Run the training query (inside `database` when given, as MindsDB's FROM db (SELECT ...))."""
-    tag = uuid.uuid4().hex[:12]
-    src, umap, imap = f"__sqlrec_src_{tag}", f"__sqlrec_u_{tag}", f"__sqlrec_i_{tag}"
-    try:
-        with in_database(duck, database, where):
-            try:
-                duck.execute(f"CREATE TEMP TABLE {src} AS {sql}")
-            except duckdb.Error as exc:
-                raise wrap_duckdb(exc, f"{where}: the training query failed") from exc
-        types = {r[0]: r[1] for r in duck.execute(f"DESCRIBE {src}").fetchall()}
+    with ExitStack() as stack:
+        src = stack.enter_context(session.temp_table("src", sql, where=f"{where}: the training query failed",
+                                                     database=database))
+        types = session.columns(f"SELECT * FROM {src}", where=where)
+        _check_types(types, cols, where)
+        n_rows = _profile(session, src, cols, types, where)
         u, i = quote_ident(cols.user), quote_ident(cols.item)
-        n_rows, null_u, null_i = duck.execute(
-            f"SELECT count(*), count(*) FILTER ({u} IS NULL), count(*) FILTER ({i} IS NULL) FROM {src}"
-        ).fetchone()
-        if n_rows == 0:
-            raise TrainingDataError(f"{where}: the training query returned no rows")
-        for col, nulls in ((cols.user, null_u), (cols.item, null_i)):
-            if nulls:
-                raise TrainingDataError(
-                    f"{where}: column {col!r} is NULL in {nulls} of {n_rows} rows; "
-                    f"filter them out (WHERE {col} IS NOT NULL) or fill them"
-                )
-        _check_numeric(types, cols, where)
-
-        for table, col in ((umap, u), (imap, i)):
-            duck.execute(
-                f"CREATE TEMP TABLE {table} AS SELECT id, (row_number() OVER (ORDER BY id) - 1)::INTEGER AS idx "
-                f"FROM (SELECT DISTINCT {col} AS id FROM {src})"
-            )
-
-        r = quote_ident(cols.rating) if cols.rating else None
-        w = f"CAST({quote_ident(cols.weight)} AS FLOAT)" if cols.weight else None
-        t = _epoch_us(quote_ident(cols.timestamp), types[cols.timestamp]) if cols.timestamp else None
-        if r is None:
-            agg = [f"sum({w})::FLOAT AS weight" if w else "count(*)::FLOAT AS weight", "NULL::FLOAT AS rating"]
-            agg.append(f"max({t}) AS ts" if t else "NULL::BIGINT AS ts")
-        elif t is not None:
-            agg = [
-                f"arg_max({w or '1'}, {t})::FLOAT AS weight",
-                f"arg_max(CAST({r} AS FLOAT), {t}) AS rating",
-                f"max({t}) AS ts",
-            ]
-        else:
-            agg = [f"max({w or '1'})::FLOAT AS weight", f"max(CAST({r} AS FLOAT)) AS rating", "NULL::BIGINT AS ts"]
-        rating_filter = f"WHERE {r} IS NOT NULL" if r else ""
-        pairs = duck.execute(
-            f"SELECT um.idx AS row, im.idx AS col, {', '.join(agg)} FROM {src} s "
+        umap, imap = (stack.enter_context(session.temp_table(
+            what, f"SELECT id, (row_number() OVER (ORDER BY id) - 1)::INTEGER AS idx "
+                  f"FROM (SELECT DISTINCT {col} AS id FROM {src})", where=where)) for what, col in (("u", u), ("i", i)))
+        rating_filter = f"WHERE {quote_ident(cols.rating)} IS NOT NULL" if cols.rating else ""
+        pairs = session.numpy(
+            f"SELECT um.idx AS row, im.idx AS col, {', '.join(_aggregates(cols, types))} FROM {src} s "
             f"JOIN {umap} um ON s.{u} = um.id JOIN {imap} im ON s.{i} = im.id {rating_filter} "
-            f"GROUP BY ALL ORDER BY row, col"
-        ).fetchnumpy()
-        users = duck.sql(f"SELECT id FROM {umap} ORDER BY idx").to_arrow_table().column(0).combine_chunks()
-        items = duck.sql(f"SELECT id FROM {imap} ORDER BY idx").to_arrow_table().column(0).combine_chunks()
-    finally:
-        for table in (src, umap, imap):
-            try:
-                duck.execute(f"DROP TABLE IF EXISTS {table}")
-            except duckdb.Error:
-                pass
-
+            f"GROUP BY ALL ORDER BY row, col", where=where)
+        users, items = (session.arrow(f"SELECT id FROM {m} ORDER BY idx", where=where).column(0).combine_chunks()
+                        for m in (umap, imap))
     rows = np.asarray(pairs["row"], np.int32)
     if len(rows) == 0:
         raise TrainingDataError(f"{where}: every row has a NULL rating (column {cols.rating!r})")
-    rating = None if r is None else _dense(pairs["rating"], np.float32)
+    rating = None if cols.rating is None else _dense(pairs["rating"], np.float32)
     positive = np.ones(len(rows), bool) if threshold is None or rating is None else rating >= threshold
     if not positive.any():
         raise TrainingDataError(
             f"{where}: no rows left after threshold = {threshold:g} "
-            f"(ratings range {float(rating.min()):g} to {float(rating.max()):g}); lower the threshold"
-        )
+            f"(ratings range {float(rating.min()):g} to {float(rating.max()):g}); lower the threshold")
     return TrainingData(
-        users=users,
-        items=items,
-        user_type=types[cols.user],
-        item_type=types[cols.item],
-        rows=rows,
-        cols=np.asarray(pairs["col"], np.int32),
-        weight=_dense(pairs["weight"], np.float32),
-        rating=rating,
-        timestamp=None if t is None else _dense(pairs["ts"], np.int64),
-        positive=positive,
-        n_source_rows=int(n_rows),
-    )
+        users=users, items=items, user_type=types[cols.user], item_type=types[cols.item], rows=rows,
+        cols=np.asarray(pairs["col"], np.int32), weight=_dense(pairs["weight"], np.float32), rating=rating,
+        timestamp=None if cols.timestamp is None else _dense(pairs["ts"], np.int64), positive=positive,
+        n_source_rows=n_rows)
 
 
-@contextmanager
-def in_database(duck: duckdb.DuckDBPyConnection, database: str | None, where: str) -> Iterator[None]:
-    """Run the body with `database` (an ATTACHed one) as the default catalog, then switch back."""
-    if database is None:
-        yield
-        return
-    catalog, schema = duck.execute("SELECT current_database(), current_schema()").fetchone()
-    try:
-        duck.execute(f"USE {quote_ident(database)}")
-    except duckdb.Error as exc:
-        raise wrap_duckdb(exc, f"{where}: database {database!r} is not attached (ATTACH it first)") from exc
-    try:
-        yield
-    finally:
-        duck.execute(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
-
-
-def _dense(values, dtype) -> np.ndarray:
+def _dense(values: Any, dtype: Any) -> np.ndarray:
     if np.ma.isMaskedArray(values):
         values = values.filled(0)
     return np.asarray(values, dtype)
 
 
-def _epoch_us(col: str, type_name: str) -> str:
-    upper = type_name.upper()
-    if upper.startswith("TIMESTAMP") or upper == "DATE":
-        return f"epoch_us(CAST({col} AS TIMESTAMP))"
-    return f"CAST({col} AS BIGINT)"
+# --- EVALUATE MODEL m FROM (test query) --------------------------------------------------------
 
 
-def _check_numeric(types: dict[str, str], cols: Columns, where: str) -> None:
-    numeric = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
-               "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "REAL")
-    for option, col in (("rating", cols.rating), ("weight", cols.weight)):
-        if col is not None and not types[col].upper().startswith(numeric):
-            raise ColumnError(f"{where}: column {col!r} (option {option}) must be numeric, it is {types[col]}")
-    if cols.timestamp is not None:
-        kind = types[cols.timestamp].upper()
-        if not (kind.startswith(numeric) or kind.startswith("TIMESTAMP") or kind == "DATE"):
-            raise ColumnError(
-                f"{where}: column {cols.timestamp!r} (option timestamp) must be a timestamp, date or number, it is {kind}"
-            )
+def test_pairs(session: Session, model: "Model", sql: str, database: str | None, threshold: float | None,
+               where: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(user indices, item indices, counts) of a test query's positive rows whose ids the model
+    knows; `threshold` (the statement's, else the model's) applies to the model's rating column."""
+    columns = list(session.columns(sql, where=f"{where}: the test query failed", database=database))
+
+    def column(name: str, what: str) -> str:
+        found = find_column(columns, name)
+        if found is None:
+            raise ColumnError(f"{where}: the test query has no column {name!r} ({what}); "
+                              f"its columns are: {', '.join(columns)}")
+        return found
+
+    ucol = column(model.user_col, "the model's user id")
+    icol = column(model.item_col, "the model's item id")
+    rating = model.info.get("rating_col")
+    rcol = find_column(columns, rating) if rating else None
+    given = threshold is not None
+    threshold = threshold if given else model.options.get("threshold")
+    if given and rcol is None:
+        raise OptionError(f"{where}: option threshold needs the model's rating column {rating or '(none)'!r} "
+                          f"in the test query; its columns are: {', '.join(columns)}")
+    keep = (f"coalesce({quote_ident(rcol)} >= {float(threshold)!r}, false)"
+            if rcol is not None and threshold is not None else "true")
+    with session.in_database(database, where):
+        got = session.arrow(f"SELECT {quote_ident(ucol)} AS u, {quote_ident(icol)} AS i, {keep} AS keep FROM ({sql})",
+                            where=f"{where}: the test query failed")
+    rows = got.filter(got.column("keep"))
+    (_, upos), (_, ipos) = (model.side(s).lookup(rows.column(c).to_pylist(), where) for s, c in (("user", "u"), ("item", "i")))
+    bad_u, bad_i = upos < 0, ipos < 0
+    counts = {
+        "n_rows": int(got.num_rows),
+        "n_unknown_users": len(set(rows.column("u").filter(pa.array(bad_u)).to_pylist())),
+        "n_unknown_items": len(set(rows.column("i").filter(pa.array(bad_i)).to_pylist())),
+        "n_ignored_rows": int((bad_u | bad_i).sum()),
+        "n_below_threshold": int(got.num_rows - len(rows)),
+    }
+    ok = ~(bad_u | bad_i)
+    return upos[ok], ipos[ok], counts

@@ -97,6 +97,14 @@ class QueryError(SqlRecError, ProgrammingError):
     """A query over a model that sqlrec cannot answer (bad recommender_type, bad filter...)."""
 
 
+class CorruptModelError(SqlRecError, DatabaseError):
+    """A stored model whose metadata or arrays are not what sqlrec writes (a damaged or crafted file)."""
+
+
+class TrainingError(SqlRecError, DataError):
+    """Training itself failed (the fit diverged): the options, not the data layout, are at fault."""
+
+
 class Cancelled(SqlRecError, OperationalError):
     """A statement interrupted by the user (Ctrl-C); nothing it started was saved."""
 

@@ -6,13 +6,13 @@ so validation, error messages, DESCRIBE and REPL completion all read the same ta
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import OptionError, did_you_mean
 from .evaluation import METRIC_NAMES
+from .scoring import usable_cores
 
 # Properties of the whole top-k list, not of how well one user's held-out items rank: a curve
 # over epochs says nothing to stop on.
@@ -69,16 +69,12 @@ class Option:
         return value
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user")
-ENGINES = ("lightfm", "popularity", "svd")
 
-# Options every CREATE MODEL understands, whatever the engine.
+# Options every CREATE MODEL understands, whatever the engine. The engine's own model parameters
+# are the handler's `params` table; the engine names are the handler registry's (sqlrec.handlers).
 COMMON_OPTIONS: tuple[Option, ...] = (
-    Option("engine", str, "lightfm", "model engine", choices=ENGINES),
+    Option("engine", str, "lightfm", "model engine (see sqlrec.handlers.HANDLERS)"),
     Option("user_id", str, None, "user id column", aliases=("user_col",)),
     Option("item_id", str, None, "item id column (default: the PREDICT column)", aliases=("item_col",)),
     Option("rating", str, None, "explicit feedback column", aliases=("rating_col",)),
@@ -111,6 +107,57 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
 )
 
+# Hybrid models (sqlrec.features), for the engines whose handler supports features: read at
+# CREATE time by sqlrec itself, so no SQL text ever reaches a handler.
+FEATURE_OPTIONS: tuple[Option, ...] = (
+    Option("item_features", str, None, "table or quoted SELECT: item id column + feature columns"),
+    Option("user_features", str, None, "table or quoted SELECT: user id column + feature columns"),
+    Option("item_identity", bool, True, "with item_features: also one identity feature per item"),
+    Option("user_identity", bool, True, "with user_features: also one identity feature per user"),
+    Option("bucket_numeric", int, None, "numeric feature columns as N quantile buckets (default: scaled to [0, 1])",
+           low=2, high=1000),
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A constraint between CREATE options: when `when` holds for the resolved options, `need` must."""
+
+    when: Callable[[dict[str, Any]], bool]
+    need: Callable[[dict[str, Any]], bool]
+    message: str  # formatted with the resolved options
+
+    def check(self, resolved: dict[str, Any], where: str) -> None:
+        if self.when(resolved) and not self.need(resolved):
+            raise OptionError(f"{where}: {self.message.format(**resolved)}")
+
+
+def _features(o: dict[str, Any]) -> bool:
+    return o.get("item_features") is not None or o.get("user_features") is not None
+
+
+CREATE_RULES: tuple[Rule, ...] = (
+    Rule(lambda o: o["threshold"] is not None, lambda o: o["rating"] is not None,
+         "option threshold needs option rating (the column it applies to)"),
+    Rule(lambda o: o["early_stopping"], lambda o: o["evaluation"],
+         "option early_stopping needs evaluation = true (it watches held-out metrics)"),
+    Rule(lambda o: o["tune"], lambda o: o["engine"] == "lightfm",
+         "option tune needs engine = 'lightfm' (got {engine!r})"),
+    Rule(lambda o: o["split"] == "time" and (o["evaluation"] or o["tune"]), lambda o: o["timestamp"] is not None,
+         "split = 'time' needs option timestamp"),
+    *(Rule(lambda o, s=side: o.get(f"{s}_identity") is False, lambda o, s=side: o.get(f"{s}_features") is not None,
+           f"option {side}_identity = false needs option {side}_features "
+           f"(without features a {side} has nothing but its identity)") for side in ("user", "item")),
+    Rule(lambda o: o.get("bucket_numeric") is not None, _features,
+         "option bucket_numeric needs option item_features or user_features"),
+)
+
+
+def check_rules(resolved: dict[str, Any], where: str, rules: Iterable[Rule] = CREATE_RULES) -> None:
+    for rule in rules:
+        rule.check(resolved, where)
+
+
 # EVALUATE MODEL m [FROM (SELECT ...)] USING ...
 EVALUATE_OPTIONS: tuple[Option, ...] = (
     Option("k", int, None, "cut-off k of the @k metrics (default: the model's)", low=1, high=100_000,
@@ -131,7 +178,6 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     Option("item_features", str, None, "table or quoted SELECT: features of new items (item id column first)"),
     Option("interactions", str, None, "quoted SELECT of (user id, item id[, rating]): fold in new users/items"),
 )
-
 
 
 def resolve(given: Mapping[str, Any], specs: Iterable[Option], where: str, *, fill_defaults: bool = True) -> dict[str, Any]:
@@ -170,4 +216,4 @@ def all_option_names(specs: Iterable[Option]) -> list[str]:
     return sorted(names)
 
 
-default_threads = _cores
+default_threads = usable_cores

@@ -192,11 +192,10 @@ _NOT_ALIASES = {
 
 
 def _create_options() -> dict[str, Any]:
-    from .handlers import HANDLERS
-    from .options import COMMON_OPTIONS
+    from .handlers import create_option_specs
 
     out: dict[str, Any] = {}
-    for spec in list(COMMON_OPTIONS) + [o for h in HANDLERS.values() for o in h.options]:
+    for spec in create_option_specs():
         for name in (spec.name, *spec.aliases):
             out.setdefault(name, spec)
     return out

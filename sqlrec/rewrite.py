@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from .attributes import ATTRIBUTE_HELP
 from .errors import ProgrammingError, QueryError
 from .sql import option_value, query_options
 
@@ -73,14 +74,17 @@ def inline_parameters(tree: exp.Expression, params: Any) -> exp.Expression:
                 raise ProgrammingError(f"no value for parameter {index + 1}")
             return params[index]
     for pos, node in enumerate(placeholders):
-        node.replace(exp.convert(value_of(node, pos)))
+        value = value_of(node, pos)
+        try:
+            node.replace(exp.convert(value))
+        except ValueError as exc:  # sqlglot has no literal for it (an object, a set...)
+            raise ProgrammingError(f"parameter {pos + 1}: cannot bind a value of type {type(value).__name__} "
+                                   "(use numbers, strings, booleans, dates, None or lists of those)") from exc
     return tree
 
 
 def find_model_refs(tree: exp.Expression, is_model: Any) -> list[ModelRef]:
     """Every table reference that names a model (m) or a model attribute (m.metrics)."""
-    from .relations import ATTRIBUTES
-
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     refs: list[ModelRef] = []
     for table in list(tree.find_all(exp.Table)):
@@ -89,7 +93,7 @@ def find_model_refs(tree: exp.Expression, is_model: Any) -> list[ModelRef]:
         db, name = table.db, table.name
         if not db and name.lower() not in cte_names and is_model(name):
             refs.append(ModelRef(table, name, None, table.find_ancestor(exp.Select)))
-        elif db and name.lower() in ATTRIBUTES and is_model(db):
+        elif db and name.lower() in ATTRIBUTE_HELP and is_model(db):
             refs.append(ModelRef(table, db, name.lower(), table.find_ancestor(exp.Select)))
     return refs
 

@@ -23,13 +23,15 @@ import numpy as np
 from . import evaluation, scoring
 from .data import TrainingData
 from .errors import OptionError
+from .handlers import lightfm
 from .handlers.base import Handler
 from .selection import FitFn, _factors, _pairs_mask, _split, validation_split
 
 # Searched parameters, in the order of the m.trials columns.
 SEARCHED = ("no_components", "learning_rate", "learning_schedule", "loss", "item_alpha", "user_alpha", "epochs")
 SCHEDULES = ("adagrad", "adadelta")
-LOSSES = ("warp", "bpr", "warp-kos")
+# Ranking losses only: logistic fits the sign of a rating, not the order of a top-N list.
+LOSSES = tuple(loss for loss in lightfm.LOSSES if loss != "logistic")
 COMPONENTS = (16, 256)  # log scale: 16 vs 32 matters as much as 128 vs 256
 LEARNING_RATE = (0.005, 0.1)
 ALPHA = (1e-7, 1e-3)  # or 0 (half the draws)

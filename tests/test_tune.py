@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sqlrec import engine as engine_mod
+from sqlrec import training
 from sqlrec import tuning
 from sqlrec.errors import OptionError
 from sqlrec.evaluation import METRIC_NAMES
@@ -89,13 +89,13 @@ def test_tune_seconds_stops_starting_trials(con):
 
 def test_trials_never_see_the_test_split(con, monkeypatch):
     fits: list[tuple[str, np.ndarray]] = []
-    original = engine_mod.Engine._fit
+    original = training.Trainer.fit
 
-    def spy(self, handler, data, mask, *args, **kwargs):
-        fits.append((args[2], mask.copy()))
-        return original(self, handler, data, mask, *args, **kwargs)
+    def spy(self, handler, mask, desc, *args, **kwargs):
+        fits.append((desc, mask.copy()))
+        return original(self, handler, mask, desc, *args, **kwargs)
 
-    monkeypatch.setattr(engine_mod.Engine, "_fit", spy)
+    monkeypatch.setattr(training.Trainer, "fit", spy)
     con.execute(BASE.format(name="tt") + TUNE + "evaluation = true")
     tuning_masks = [m for desc, m in fits if desc.startswith("tuning")]
     held_out = [m for desc, m in fits if desc.startswith("evaluating")]

@@ -22,8 +22,13 @@ EpochCallback = Callable[[int, int], None]  # (epoch done, total); may raise to 
 
 class Handler(ABC):
     engine: ClassVar[str]
-    options: ClassVar[tuple[Option, ...]] = ()
+    # The engine's own model parameters (USING names, types, defaults); sqlrec's CREATE-level
+    # options (columns, features, evaluation...) are sqlrec.options' tables, never a handler's.
+    params_spec: ClassVar[tuple[Option, ...]] = ()
     recommender_types: ClassVar[tuple[str, ...]]
+    # True: the handler learns feature embeddings (sqlrec.features), fit reads
+    # data.user_features / data.item_features and feature_factors(side) returns them.
+    supports_features: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any]):
         self.params = params

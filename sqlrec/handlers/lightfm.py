@@ -49,13 +49,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("n", int, 10, "warp-kos: positives sampled", low=1),
     Option("rho", float, 0.95, "adadelta decay", low=0.0, high=1.0),
     Option("epsilon", float, 1e-6, "adadelta epsilon", low=0.0),
-    # Hybrid models: read by sqlrec.features at CREATE time, not by LightFM itself.
-    Option("item_features", str, None, "table or quoted SELECT: item id column + feature columns"),
-    Option("user_features", str, None, "table or quoted SELECT: user id column + feature columns"),
-    Option("item_identity", bool, True, "with item_features: also one identity feature per item"),
-    Option("user_identity", bool, True, "with user_features: also one identity feature per user"),
-    Option("bucket_numeric", int, None, "numeric feature columns as N quantile buckets (default: scaled to [0, 1])",
-           low=2, high=1000),
 )
 
 
@@ -65,8 +58,9 @@ _MODEL_PARAMS = ("no_components", "k", "n", "learning_schedule", "loss", "learni
 
 class LightFMHandler(Handler):
     engine = "lightfm"
-    options = OPTIONS
+    params_spec = OPTIONS
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
+    supports_features = True
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)

@@ -54,7 +54,7 @@ class SVDHandler(Handler):
     """score(u, i) = (U Σ Vᵀ)[u, i]: the rank-d reconstruction of the user's row."""
 
     engine = "svd"
-    options = OPTIONS
+    params_spec = OPTIONS
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:

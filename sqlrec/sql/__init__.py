@@ -10,6 +10,7 @@ from .dialect import SqlRec
 from .grammar import StatementError
 from .nodes import OPTIONS_ARG, SqlRecOptions, option_value, query_options, set_query_options
 from .parser import parse_script, parse_statement, split_script
+from .quoting import quote_ident, quote_literal, quote_name
 from .statements import (
     CreateModel,
     Describe,
@@ -29,5 +30,6 @@ __all__ = [
     "split_script", "parse_statement", "parse_script", "query_options", "option_value",
     "set_query_options", "OPTIONS_ARG", "SqlRec", "SqlRecOptions", "StatementError",
     "OptionValue", "Source", "Statement", "CreateModel", "DropModel", "ShowModels", "Describe",
-    "Retrain", "Finetune", "EvaluateModel", "Query", "Passthrough",
+    "Retrain", "Finetune", "EvaluateModel", "Query", "Passthrough", "quote_ident", "quote_literal",
+    "quote_name",
 ]

@@ -8,27 +8,14 @@ no part in equality, so two spellings of the same statement compare equal.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 from sqlglot import exp
 
+from .quoting import quote_name
+
 OptionValue = Union[int, float, str, bool, None, list]
-
-_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Words the model grammar itself gives a meaning to; a name spelled like one must be quoted.
-_GRAMMAR_WORDS = frozenset(
-    {"FROM", "PREDICT", "USING", "OPTIONS", "AS", "MODEL", "MODELS", "IF", "OR", "REPLACE",
-     "SELECT", "WITH", "TRUE", "FALSE", "NULL", "ARRAY", "TABLE", "VALUES", "DESC", "DESCRIBE"}
-)
-
-
-def quote_name(name: str) -> str:
-    """A model, column or database name as SQL text, quoted only where it must be."""
-    if _SAFE_NAME.fullmatch(name) and name.upper() not in _GRAMMAR_WORDS:
-        return name
-    return '"' + name.replace('"', '""') + '"'
 
 
 def format_value(value: OptionValue) -> str:
@@ -67,6 +54,10 @@ class Source:
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
             raise ValueError("Source needs exactly one of table or query")
+
+    def select_sql(self) -> str:
+        """The DuckDB query whose rows the source stands for."""
+        return f"SELECT * FROM {self.table}" if self.table is not None else self.query  # type: ignore[return-value]
 
     def sql(self) -> str:
         if self.table is not None:

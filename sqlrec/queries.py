@@ -1,0 +1,114 @@
+"""Queries that read models: each model reference becomes a computed relation.
+
+The references are found in the sqlglot tree (sqlrec.rewrite), id filters are pushed into
+scoring so that only the asked-for keys are scored, each relation is registered with DuckDB
+under a unique name, and DuckDB runs the rest of the query (joins, filters, aggregates) as
+written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from . import attributes, coldstart, options as opts, rewrite
+from .catalog import Catalog
+from .errors import QueryError, did_you_mean
+from .model import KINDS, Model
+from .session import Session
+from .sql import OPTIONS_ARG, Query
+
+Register = Callable[[pa.Table], str]
+
+
+def run(session: Session, catalog: Catalog, st: Query, params: Any, register: Register) -> None:
+    """Run the query; its result is left pending on the session's handle."""
+    refs = rewrite.find_model_refs(st.tree, catalog.exists)
+    if not refs:
+        _no_model_check(catalog, st)
+        return session.run(st.text, params)
+    tree = rewrite.inline_parameters(st.tree.copy(), params)
+    for ref in rewrite.find_model_refs(tree, catalog.exists):
+        model = catalog.load(ref.model, "SELECT")
+        alias = ref.table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.alias))
+        if ref.attribute is not None:
+            name = register(attributes.ATTRIBUTES[ref.attribute](model))
+            ref.table.replace(exp.Table(this=exp.to_identifier(name), alias=alias))
+            continue
+        rel = recommendations(session, model, ref)
+        name = register(rel)
+        ref.table.replace(exp.Subquery(this=_typed_select(name, model, rel.column_names), alias=alias))
+    session.run(tree.sql(dialect="duckdb"))
+
+
+def _typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:
+    """SELECT over a registered relation casting id columns back to the model's id types.
+
+    Arrow carries some DuckDB types (UUID, HUGEINT, ENUM...) as other types; the relation must
+    have the training columns' own types so that joins and comparisons behave.
+    """
+    types = {}
+    for side in (model.side("user"), model.side("item")):
+        types[side.column] = types[f"similar_{side.column}"] = side.type
+    items = []
+    for col in columns:
+        ident = exp.to_identifier(col, quoted=True)
+        node: exp.Expression = exp.Column(this=ident)
+        if col in types:
+            node = exp.Cast(this=node, to=exp.DataType.build(types[col], dialect="duckdb"))
+        items.append(exp.alias_(node, ident))
+    return exp.select(*items).from_(exp.to_identifier(view, quoted=True))
+
+
+def _no_model_check(catalog: Catalog, st: Query) -> None:
+    """USING on a query that reads no model would reach DuckDB as a bare syntax error."""
+    using = next((n for n in st.tree.find_all(exp.Expression) if n.args.get(OPTIONS_ARG)), None)
+    if using is None:
+        return
+    tables = sorted({t.name for t in st.tree.find_all(exp.Table) if t.name})
+    models = catalog.names()
+    unknown = [t for t in tables if did_you_mean(t, models)]
+    hint = f"; unknown model {unknown[0]!r}{did_you_mean(unknown[0], models)}" if unknown else ""
+    raise QueryError(
+        f"SELECT ... USING: the query reads no model (it reads {', '.join(tables) or 'no table'}){hint}; "
+        f"models: {', '.join(models) or 'none (CREATE MODEL first)'}")
+
+
+def _query_options(ref: rewrite.ModelRef, where: str) -> dict[str, Any]:
+    given = rewrite.gather_options(ref)
+    in_where = rewrite.take_where_option(ref, "recommender_type")
+    if in_where is not None:
+        if "recommender_type" in given and str(given["recommender_type"]).lower() != str(in_where).lower():
+            raise QueryError(f"{where}: recommender_type given twice with different values")
+        given["recommender_type"] = in_where
+    return opts.resolve(given, opts.QUERY_OPTIONS, f"{where} USING")
+
+
+def _keys(session: Session, ref: rewrite.ModelRef, key: str, where: str) -> list[Any] | None:
+    """The keys the query asks for: pushed-down filters, and the MindsDB batch join's table."""
+    keys = rewrite.pushed_keys(ref, key)
+    batch = rewrite.batch_join(ref, key, where)
+    if batch is not None:
+        got = session.rows(batch.sql(dialect="duckdb"), where=f"{where}: the joined table's {key} values")
+        batch_keys = [r[0] for r in got if r[0] is not None]
+        keys = batch_keys if keys is None else [k for k in keys if k in set(batch_keys)]
+    return keys
+
+
+def recommendations(session: Session, model: Model, ref: rewrite.ModelRef) -> pa.Table:
+    where = f"SELECT FROM {model.name}"
+    q = _query_options(ref, where)
+    kind = q["recommender_type"]
+    keys = _keys(session, ref, model.key_column(kind), where)
+    k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
+    exclude = q["exclude_seen"]
+    if exclude is None:
+        exclude = KINDS[kind].exclude_seen
+    candidates = None
+    if q["candidates"] is not None:
+        candidates = [r[0] for r in session.rows(q["candidates"], where=f"{where}: USING candidates query failed")]
+    keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
+    return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where)

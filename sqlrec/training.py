@@ -1,0 +1,154 @@
+"""Training: a CREATE MODEL / BUILD MODEL statement in, a trained Model out.
+
+The steps, in order: resolve the options against the engine's tables and the cross-option
+rules, check the name is free, map the training query's columns, load the interactions
+(sqlrec.data) and features (sqlrec.features), optionally tune and hold out a test split
+(sqlrec.tuning, sqlrec.selection), fit on everything, and hand the model to the catalog,
+which saves it in one transaction. RETRAIN and FINETUNE build on the same steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import data as data_mod
+from . import features, options as opts, selection, tuning
+from .catalog import Catalog
+from .errors import Cancelled, ModelExistsError, OptionError, TrainingError
+from .handlers import Handler, create_option_specs, get_handler
+from .handlers.popularity import popularity_scores
+from .model import Model
+from .progress import EpochBar
+from .session import Session
+from .sql import CreateModel
+
+
+@dataclass
+class Trainer:
+    """Fits handlers on one training set: progress bar, cancellation, and failures as sqlrec errors."""
+
+    data: data_mod.TrainingData
+    num_threads: int
+    verbose: bool | None
+    cancelled: Callable[[], bool]
+
+    def fit(self, handler: Handler, mask: np.ndarray, desc: str,
+            on_epoch_extra: Callable[[int], dict[str, Any]] | None = None) -> None:
+        """The shape selection.FitFn: selection and tuning call it for their fits."""
+        bar = EpochBar(int(handler.params.get("epochs", 1) or 1), desc, self.verbose)
+
+        def on_epoch(done: int, total: int) -> None:
+            bar.update(done, total, **(on_epoch_extra(done) if on_epoch_extra else {}))
+            if self.cancelled():
+                raise Cancelled(f"{desc}: cancelled after epoch {done} of {total}; nothing was saved")
+
+        try:
+            handler.fit(self.data, mask, num_threads=self.num_threads, on_epoch=on_epoch)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            raise TrainingError(_fit_failure(handler, desc, exc)) from exc
+        finally:
+            bar.close()
+
+
+def _fit_failure(handler: Handler, desc: str, exc: Exception) -> str:
+    if "finite" in str(exc) or isinstance(exc, FloatingPointError):
+        rate = handler.params.get("learning_rate")
+        hint = f"lower learning_rate (it is {rate:g})" if isinstance(rate, (int, float)) else "change the options"
+        return f"{desc}: training diverged (the factors stopped being finite); {hint}; nothing was saved"
+    return f"{desc}: the {handler.engine} fit failed ({exc}); nothing was saved"
+
+
+def _columns(session: Session, st: CreateModel, resolved: dict[str, Any], sql: str, where: str) -> data_mod.Columns:
+    columns = session.columns(sql, where=f"{where}: the training query failed", database=st.source.database)
+    user_col, item_col = resolved["user_id"], resolved["item_id"] or st.predict
+    if user_col is None:
+        raise OptionError(f"{where}: option user_id is required (the user id column); columns: {', '.join(columns)}")
+    if item_col is None:
+        raise OptionError(f"{where}: name the item column with PREDICT column or option item_id; "
+                          f"columns: {', '.join(columns)}")
+    if st.predict and resolved["item_id"] and st.predict.lower() != resolved["item_id"].lower():
+        raise OptionError(f"{where}: PREDICT {st.predict} and item_id = {resolved['item_id']!r} disagree")
+
+    def column(option: str, name: str | None) -> str | None:
+        return name and data_mod.resolve_column(columns, name, option, where)
+
+    cols = data_mod.Columns(user=column("user_id", user_col), item=column("item_id", item_col),
+                            rating=column("rating", resolved["rating"]), weight=column("weight", resolved["weight"]),
+                            timestamp=column("timestamp", resolved["timestamp"]))
+    if cols.user == cols.item:
+        raise OptionError(f"{where}: user_id and item_id both name column {cols.user!r}")
+    return cols
+
+
+def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Callable[[], bool]) -> tuple[Model, str]:
+    """Train the statement's model and save it; (model, status): 'trained', or 'exists' for
+    CREATE MODEL IF NOT EXISTS of a model that exists."""
+    where = f"CREATE MODEL {st.name}"
+    given = dict(st.options)
+    handler_cls = get_handler(st.engine or given.pop("engine", None) or "lightfm", where)
+    specs = create_option_specs(handler_cls)
+    resolved = opts.resolve(given, specs, where)
+    resolved["engine"] = handler_cls.engine
+    opts.check_rules(resolved, where)
+    if catalog.exists(st.name):
+        if st.if_not_exists:
+            return catalog.load(st.name, where), "exists"
+        if not (st.replace or resolved["overwrite"]):
+            raise ModelExistsError(f"{where}: model {st.name!r} already exists (use CREATE OR REPLACE MODEL)")
+    if catalog.table_exists(st.name):
+        raise ModelExistsError(f"{where}: a table or view named {st.name!r} exists; choose another model name")
+
+    sql = st.source.select_sql()
+    cols = _columns(session, st, resolved, sql, where)
+    started = time.perf_counter()
+    data = data_mod.load(session, sql, cols, resolved["threshold"], where, st.source.database)
+    data, feature_specs = features.attach(session, data, {"user": cols.user, "item": cols.item}, resolved, where)
+    if resolved["cold_start"] is None:  # features when the model has some, else popularity
+        resolved["cold_start"] = "features" if feature_specs else "popularity"
+    num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())
+    trainer = Trainer(data, num_threads, resolved["verbose"], cancelled)
+    params = {o.name: resolved[o.name] for o in handler_cls.params_spec}
+    params["random_state"] = resolved["random_state"]
+    explicit = set(opts.resolve(given, specs, where, fill_defaults=False))
+    handler, metrics, info_extra, arrays = fit_all(trainer, handler_cls, params, resolved, explicit, st.name)
+    info = {
+        "user_col": cols.user, "item_col": cols.item, "rating_col": cols.rating,
+        "weight_col": cols.weight, "timestamp_col": cols.timestamp,
+        "user_type": data.user_type, "item_type": data.item_type,
+        "n_users": data.shape[0], "n_items": data.shape[1], "n_pairs": int(len(data.rows)),
+        "n_positives": int(data.positive.sum()), "n_source_rows": data.n_source_rows,
+        "source_sql": sql, "source_database": st.source.database, "num_threads": num_threads,
+        "features": feature_specs, **info_extra,
+    }
+    model = Model(
+        name=st.name, engine=handler_cls.engine, info=info, metrics=metrics,
+        options={o.name: resolved[o.name] for o in opts.COMMON_OPTIONS if o.name in resolved},
+        params=dict(params, epochs_trained=handler.epochs), users=data.users, items=data.items,
+        seen=data.seen(), popularity=popularity_scores(data, np.ones(len(data.rows), bool))[0],
+        handler=handler, train_seconds=time.perf_counter() - started, extra_arrays=arrays)
+    catalog.save(model, where)
+    return model, "trained"
+
+
+def fit_all(trainer: Trainer, handler_cls: type[Handler], params: dict[str, Any], resolved: dict[str, Any],
+            explicit: set[str], name: str) -> tuple[Handler, dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+    """Tuning (tune = true), the held-out run (evaluation = true), then the fit on all data:
+    (handler, metrics, info additions, arrays stored for EVALUATE MODEL)."""
+    held = tuned = None
+    info: dict[str, Any] = {}
+    if resolved["tune"]:  # options set in USING stay fixed; the best trial's values fill the rest
+        tuned = tuning.tune(trainer.data, handler_cls, params, resolved, explicit, trainer.fit, name)
+        params.update(tuned.best_params)
+        info["tuning"] = tuned.trials
+    if resolved["evaluation"]:
+        held = selection.held_out_run(trainer.data, handler_cls, params, resolved, trainer.fit, name,
+                                      tuned.test_pairs if tuned else None)
+    # Early stopping found the epoch count; the final fit on all data uses it.
+    handler = handler_cls(dict(params, epochs=held.best_epochs) if held and held.best_epochs else params)
+    trainer.fit(handler, np.ones(len(trainer.data.rows), bool), f"training {name}")
+    return handler, held.metrics if held else {}, info, held.arrays if held else {}
