@@ -33,7 +33,8 @@ import scipy.sparse as sp
 from . import features
 from .catalog import StoredModel
 from .data import find_column, quote_ident
-from .errors import ColumnError, QueryError, wrap_duckdb
+from .errors import ColumnError, QueryError
+from .session import Session
 
 # Fold-in ridge, in units of the mean squared norm of the fixed side's vectors; measured on
 # MovieLens (bench/coldstart.py): 1 to 10 all beat popularity, 10 was best.
@@ -82,10 +83,7 @@ def _spec(model: StoredModel, side: str) -> dict[str, Any] | None:
 
 
 def _run(duck: duckdb.DuckDBPyConnection, sql: str, option: str, where: str) -> pa.Table:
-    try:
-        return features.arrow(duck, features.source_sql(sql, option, where))
-    except duckdb.Error as exc:
-        raise wrap_duckdb(exc, f"{where}: the {option} query failed") from exc
+    return Session(duck).arrow(features.source_query(sql, option, where), where=f"{where}: the {option} query failed")
 
 
 def prepare(duck: duckdb.DuckDBPyConnection, model: StoredModel, rtype: str, keys: list[Any] | None,
@@ -112,7 +110,7 @@ def prepare(duck: duckdb.DuckDBPyConnection, model: StoredModel, rtype: str, key
         if inter is not None:
             found += inter[0]
         if given_features is not None:
-            ids, _ = features.rows_for(duck, spec, given_features, option=f"{side}_features",
+            ids, _ = features.rows_for(Session(duck), spec, given_features, option=f"{side}_features",
                                        id_col=_id_col(model, side), id_type=_id_type(model, side),
                                        wanted=None, where=where)
             found += ids.to_pylist()
@@ -139,7 +137,7 @@ def prepare(duck: duckdb.DuckDBPyConnection, model: StoredModel, rtype: str, key
         if value is None or has_prior.all():
             continue
         want = unknown.filter(pa.array(~has_prior))
-        _, rows = features.rows_for(duck, spec, value, option=f"{side}_features", id_col=_id_col(model, side),
+        _, rows = features.rows_for(Session(duck), spec, value, option=f"{side}_features", id_col=_id_col(model, side),
                                     id_type=_id_type(model, side), wanted=want, where=f"{where} ({label})")
         emb, bias = model.handler.feature_factors(side)
         meta_e, meta_b = emb[spec["n_identity"]:], bias[spec["n_identity"]:]

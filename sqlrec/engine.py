@@ -26,6 +26,7 @@ from .errors import (
 )
 from .handlers import HANDLERS
 from .progress import EpochBar
+from .session import Session
 from .sql import (
     OPTIONS_ARG, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Passthrough, Query, Retrain,
     ShowModels, Statement, parse_script,
@@ -218,7 +219,7 @@ class Engine:
 
         started = time.perf_counter()
         data = data_mod.load(duck, sql, cols, resolved["threshold"], where, st.source.database)
-        data, feature_specs = features.attach(duck, data, {"user": cols.user, "item": cols.item}, resolved, where)
+        data, feature_specs = features.attach(Session(duck), data, {"user": cols.user, "item": cols.item}, resolved, where)
         if resolved["cold_start"] is None:  # features when the model has some, else popularity
             resolved["cold_start"] = "features" if feature_specs else "popularity"
         num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())

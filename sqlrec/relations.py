@@ -198,10 +198,19 @@ def info_table(model: StoredModel) -> pa.Table:
     ])
 
 
-def _feature_info(model: StoredModel) -> list[tuple[str, Any]]:
-    from .features import info_rows
+def _as_model(model: StoredModel) -> Any:
+    """The runtime Model over a stored one's fields (sqlrec.attributes describes Models)."""
+    import dataclasses
 
-    return info_rows(model)
+    from .model import Model
+
+    return Model(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
+
+
+def _feature_info(model: StoredModel) -> list[tuple[str, Any]]:
+    from .attributes import _feature_info as feature_info
+
+    return feature_info(_as_model(model))
 
 
 def model_table(model: StoredModel) -> pa.Table:
@@ -213,15 +222,15 @@ def model_table(model: StoredModel) -> pa.Table:
 
 
 def features_table(model: StoredModel) -> pa.Table:
-    from .features import describe_table
+    from .attributes import features_table as describe
 
-    return describe_table(model)
+    return describe(_as_model(model))
 
 
 def feature_embeddings_table(model: StoredModel) -> pa.Table:
-    from .features import embeddings_table
+    from .attributes import feature_embeddings_table as describe
 
-    return embeddings_table(model)
+    return describe(_as_model(model))
 
 
 def metrics_table(model: StoredModel) -> pa.Table:
