@@ -239,22 +239,11 @@ class Metadata:
         self.tables = tables
         models: dict[str, tuple[str, list[str]]] = {}
         try:
-            catalog = con.engine.catalog(duck)
-            names = catalog.names()
-            infos: dict[str, dict] = {}
-            try:
-                import json
-
-                for row in catalog.rows():
-                    infos[row["name"]] = json.loads(row["info"]) if isinstance(row["info"], str) else row["info"]
-            except Exception:
-                pass
-            for name in names:
-                info = infos.get(name) or {}
-                cols = [c for c in (info.get("user_col"), info.get("item_col")) if c]
+            for summary in con.models():
+                cols = summary.columns("user_item")[:2]
                 # user_item / item_user columns, then the similarity queries' extra ones
                 similar = [f"similar_{c}" for c in reversed(cols)]
-                models[name.lower()] = (name, cols + ["score", "rank"] + similar)
+                models[summary.name.lower()] = (summary.name, cols + ["score", "rank"] + similar)
         except Exception:
             pass
         self.models = models
@@ -357,7 +346,7 @@ class SqlCompleter(Completer):
         key = prefix.strip('"').lower()
         aliases = self._aliases(statement)
         if key in self.meta.models and key not in aliases:
-            from .relations import ATTRIBUTES
+            from .attributes import ATTRIBUTE_HELP as ATTRIBUTES
 
             for attr in ATTRIBUTES:
                 if attr.startswith(partial.lower()):
