@@ -56,6 +56,12 @@ class TrainingData:
     user_features: sp.csr_matrix | None = None
     item_features: sp.csr_matrix | None = None
 
+    def ids(self, side: str) -> pa.Array:
+        return self.users if side == "user" else self.items
+
+    def id_type(self, side: str) -> str:
+        return self.user_type if side == "user" else self.item_type
+
     @property
     def shape(self) -> tuple[int, int]:
         return (len(self.users), len(self.items))

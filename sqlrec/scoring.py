@@ -84,67 +84,83 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     out_idx = np.full((m, k), -1, np.int64)
     out_val = np.full((m, k), -np.inf, np.float32)
-
-    inverse = None  # target index -> candidate position (-1 = not a candidate)
-    if candidates is not None:
-        candidates = np.unique(np.asarray(candidates, np.int64))  # sorted: keeps tie order by target index
-        if len(candidates) and (candidates[0] < 0 or candidates[-1] >= n_all):
-            raise ValueError(f"candidates: target indices must lie in [0, {n_all})")
-        inverse = np.full(n_all, -1, np.int64)
-        inverse[candidates] = np.arange(len(candidates))
-        targets = targets[candidates]
-        target_bias = None if target_bias is None else np.asarray(target_bias)[candidates]
-    n = len(targets)
+    scorer = _Scorer(query, query_bias, targets, target_bias, k, exclude, candidates, exclude_index,
+                     out_idx, out_val)
+    n = scorer.n
     if m == 0 or k == 0 or n == 0:
         return out_idx, out_val
-
-    ex_ptr = ex_ind = None
-    if exclude is not None:
-        exclude = sp.csr_matrix(exclude)
-        ex_ptr, ex_ind = exclude.indptr.astype(np.int64), exclude.indices.astype(np.int64)
-        if inverse is not None:
-            ex_ind = inverse[ex_ind]
-    if exclude_index is not None:
-        exclude_index = np.asarray(exclude_index, np.int64)
-        if inverse is not None:
-            exclude_index = np.where(exclude_index >= 0, inverse[exclude_index], -1)
-
-    # Targets are augmented once; query rows chunk by chunk, so no copy of all queries is made.
-    t_aug_t = augment_targets(targets, target_bias, query_bias is not None).T
-    qb = None if query_bias is None else np.asarray(query_bias, np.float32)
-    kk = min(k, n)
-
-    def score(a: int, b: int, buf: np.ndarray) -> None:
-        scores = buf[: b - a]
-        q_aug = augment_query(query[a:b], None if qb is None else qb[a:b], target_bias is not None)
-        np.matmul(q_aug, t_aug_t, out=scores)
-        flat = scores.reshape(-1)
-        if ex_ptr is not None:
-            cnt = np.diff(ex_ptr[a: b + 1])
-            r = np.repeat(np.arange(b - a, dtype=np.int64), cnt)
-            c = ex_ind[ex_ptr[a]: ex_ptr[b]]
-            if inverse is not None:
-                r, c = r[c >= 0], c[c >= 0]
-            flat[r * n + c] = -np.inf
-        if exclude_index is not None:
-            ei = exclude_index[a:b]
-            r = np.flatnonzero(ei >= 0)
-            flat[r * n + ei[r]] = -np.inf
-        idx, val = _select(scores, kk)
-        if inverse is not None:
-            idx = candidates[idx]
-        idx[val == -np.inf] = -1
-        out_idx[a:b, :kk] = idx
-        out_val[a:b, :kk] = val
-
     workers = _workers(num_threads, -(-m // min(m, chunk_rows(n, max_chunk_bytes))))
     rows = min(m, chunk_rows(n, max_chunk_bytes // workers))
+    _run_chunks(scorer.score, m, n, rows, workers)
+    return out_idx, out_val
+
+
+class _Scorer:
+    """One top_k call's prepared arrays; score(a, b, buf) fills output rows a..b from one chunk."""
+
+    def __init__(self, query, query_bias, targets, target_bias, k, exclude, candidates, exclude_index,
+                 out_idx: np.ndarray, out_val: np.ndarray):
+        n_all = len(targets)
+        self.inverse = self.candidates = None  # target index -> candidate position (-1 = not one)
+        if candidates is not None:
+            candidates = np.unique(np.asarray(candidates, np.int64))  # sorted: keeps tie order by target index
+            if len(candidates) and (candidates[0] < 0 or candidates[-1] >= n_all):
+                raise ValueError(f"candidates: target indices must lie in [0, {n_all})")
+            self.inverse = np.full(n_all, -1, np.int64)
+            self.inverse[candidates] = np.arange(len(candidates))
+            self.candidates = candidates
+            targets = targets[candidates]
+            target_bias = None if target_bias is None else np.asarray(target_bias)[candidates]
+        self.n, self.kk = len(targets), min(k, len(targets))
+        self.ex_ptr = self.ex_ind = None
+        if exclude is not None:
+            exclude = sp.csr_matrix(exclude)
+            self.ex_ptr, self.ex_ind = exclude.indptr.astype(np.int64), exclude.indices.astype(np.int64)
+            if self.inverse is not None:
+                self.ex_ind = self.inverse[self.ex_ind]
+        self.exclude_index = None
+        if exclude_index is not None:
+            ei = np.asarray(exclude_index, np.int64)
+            self.exclude_index = ei if self.inverse is None else np.where(ei >= 0, self.inverse[ei], -1)
+        # Targets are augmented once; query rows chunk by chunk, so no copy of all queries is made.
+        self.t_aug_t = augment_targets(targets, target_bias, query_bias is not None).T if self.n else None
+        self.query, self.target_bias = query, target_bias
+        self.qb = None if query_bias is None else np.asarray(query_bias, np.float32)
+        self.out_idx, self.out_val = out_idx, out_val
+
+    def score(self, a: int, b: int, buf: np.ndarray) -> None:
+        n, qb = self.n, self.qb
+        scores = buf[: b - a]
+        q_aug = augment_query(self.query[a:b], None if qb is None else qb[a:b], self.target_bias is not None)
+        np.matmul(q_aug, self.t_aug_t, out=scores)
+        flat = scores.reshape(-1)
+        if self.ex_ptr is not None:
+            cnt = np.diff(self.ex_ptr[a: b + 1])
+            r = np.repeat(np.arange(b - a, dtype=np.int64), cnt)
+            c = self.ex_ind[self.ex_ptr[a]: self.ex_ptr[b]]
+            if self.inverse is not None:
+                r, c = r[c >= 0], c[c >= 0]
+            flat[r * n + c] = -np.inf
+        if self.exclude_index is not None:
+            ei = self.exclude_index[a:b]
+            r = np.flatnonzero(ei >= 0)
+            flat[r * n + ei[r]] = -np.inf
+        idx, val = _select(scores, self.kk)
+        if self.candidates is not None:
+            idx = self.candidates[idx]
+        idx[val == -np.inf] = -1
+        self.out_idx[a:b, :self.kk] = idx
+        self.out_val[a:b, :self.kk] = val
+
+
+def _run_chunks(score, m: int, n: int, rows: int, workers: int) -> None:
+    """score(a, b, buf) over every chunk of `rows` query rows, on `workers` threads."""
     starts = range(0, m, rows)
     if workers == 1:
         buf = np.empty((rows, n), np.float32)
         for a in starts:
             score(a, min(a + rows, m), buf)
-        return out_idx, out_val
+        return
 
     # argpartition, sorting and BLAS release the GIL, so threads scale with cores. Each worker
     # takes the next chunk (load stays even when other processes share the cores) into its own
@@ -175,7 +191,6 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
         except BaseException:
             stop.set()
             raise
-    return out_idx, out_val
 
 
 def usable_cores() -> int:

@@ -127,15 +127,32 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
         watch = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
     else:
         watch = data.matrix(mask=_pairs_mask(len(positive), test_pairs))
-    fit_train = data.matrix(mask=fit_mask & positive)
     curve = _Curve(settings.get("stopping_metric") or "auc", settings.get("patience") if early else None)
-
     handler = handler_cls(params)
-    clock = {"seconds": 0.0, "since": time.perf_counter()}
-
     # Measuring costs about one epoch of training on MovieLens-sized data: history = false skips
     # it (early stopping cannot).
     measure = early or settings.get("history", True)
+    on_epoch = _epoch_meter(handler, curve, data.matrix(mask=fit_mask & positive), watch, k, measure)
+    try:
+        fit(handler, fit_mask, f"evaluating {name}", on_epoch)
+    except _StopTraining:
+        pass
+    factors = curve.best_factors if early and curve.best_factors is not None else _factors(handler)
+    train = data.matrix(mask=train_mask & positive)
+    test = data.matrix(mask=_pairs_mask(len(positive), test_pairs))
+    metrics = _held_out_metrics(factors, train, test, k, settings, curve, early, len(test_pairs))
+    arrays = {f"{EVAL_PREFIX}{n}": np.asarray(a, np.float32)
+              for n, a in zip(("user_vecs", "user_bias", "item_vecs", "item_bias"), factors)}
+    for part, m in (("train", train), ("test", test)):
+        arrays[f"{EVAL_PREFIX}{part}_indptr"] = m.indptr.astype(np.int64)
+        arrays[f"{EVAL_PREFIX}{part}_indices"] = m.indices.astype(np.int32)
+    return HeldOutResult(metrics, arrays, max(curve.best_epoch, 1) if early else None)
+
+
+def _epoch_meter(handler: Handler, curve: _Curve, fit_train: sp.csr_matrix, watch: sp.csr_matrix, k: int,
+                 measure: bool) -> Callable[[int], dict[str, Any]]:
+    """The per-epoch callback of a held-out fit: training time so far, and the watched metrics."""
+    clock = {"seconds": 0.0, "since": time.perf_counter()}
 
     def on_epoch(epoch: int) -> dict[str, Any]:
         clock["seconds"] += time.perf_counter() - clock["since"]
@@ -152,31 +169,24 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
             clock["since"] = time.perf_counter()
         return {curve.monitor: round(values[curve.monitor], 4)}
 
-    try:
-        fit(handler, fit_mask, f"evaluating {name}", on_epoch)
-    except _StopTraining:
-        pass
-    factors = curve.best_factors if early and curve.best_factors is not None else _factors(handler)
-    train = data.matrix(mask=train_mask & positive)
-    test = data.matrix(mask=_pairs_mask(len(positive), test_pairs))
-    values = evaluation.evaluate(*factors, train, test, k)
+    return on_epoch
+
+
+def _held_out_metrics(factors: tuple[np.ndarray, ...], train: sp.csr_matrix, test: sp.csr_matrix, k: int,
+                      settings: dict[str, Any], curve: _Curve, early: bool, n_test: int) -> dict[str, Any]:
+    """The model's metrics JSON: test metrics at k, the split, the learning curve, early stopping."""
     history = curve.columns()
     metrics: dict[str, Any] = {
-        "values": values, "k": k, "split": split, "test_size": test_size,
-        "n_test_users": int((test.getnnz(axis=1) > 0).sum()), "n_test": int(len(test_pairs)),
-        "history": history, "history_split": "validation" if early else "test",
+        "values": evaluation.evaluate(*factors, train, test, k), "k": k, "split": settings["split"],
+        "test_size": settings["test_size"], "n_test_users": int((test.getnnz(axis=1) > 0).sum()),
+        "n_test": int(n_test), "history": history, "history_split": "validation" if early else "test",
         "epoch_95_auc": epoch_reaching(history, "auc", 0.95),
     }
     if early:
         metrics["early_stopping"] = {
             "metric": curve.monitor, "patience": settings.get("patience"), "best_epoch": curve.best_epoch,
             "best_value": curve.best, "epochs_run": len(curve.rows)}
-    arrays = {f"{EVAL_PREFIX}{n}": np.asarray(a, np.float32)
-              for n, a in zip(("user_vecs", "user_bias", "item_vecs", "item_bias"), factors)}
-    for part, m in (("train", train), ("test", test)):
-        arrays[f"{EVAL_PREFIX}{part}_indptr"] = m.indptr.astype(np.int64)
-        arrays[f"{EVAL_PREFIX}{part}_indices"] = m.indices.astype(np.int32)
-    return HeldOutResult(metrics, arrays, max(curve.best_epoch, 1) if early else None)
+    return metrics
 
 
 def _pairs_mask(n: int, pairs: np.ndarray) -> np.ndarray:

@@ -126,7 +126,10 @@ class Session:
     def register(self, what: str, table: pa.Table) -> str:
         name = self.unique_name(what)
         self.finish_pending()
-        self.duck.register(name, table)
+        try:
+            self.duck.register(name, table)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, f"handing the {what} relation to DuckDB") from exc
         return name
 
     def unregister(self, name: str) -> None:
@@ -147,4 +150,4 @@ class Session:
         try:
             yield
         finally:
-            self.duck.execute(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
+            self.run(f"USE {quote_ident(catalog)}.{quote_ident(schema)}", where=f"{where}: switching back to {catalog!r}")

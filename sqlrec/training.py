@@ -48,11 +48,15 @@ class Trainer:
                 raise Cancelled(f"{desc}: cancelled after epoch {done} of {total}; nothing was saved")
 
         try:
-            handler.fit(self.data, mask, num_threads=self.num_threads, on_epoch=on_epoch)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+                handler.fit(self.data, mask, num_threads=self.num_threads, on_epoch=on_epoch)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             raise TrainingError(_fit_failure(handler, desc, exc)) from exc
         finally:
             bar.close()
+        # LightFM checks finiteness for some losses only: NaN factors would rank nothing, silently.
+        if not all(np.isfinite(a).all() for a in (*handler.user_factors(), *handler.item_factors())):
+            raise TrainingError(_fit_failure(handler, desc, FloatingPointError("not finite")))
 
 
 def _fit_failure(handler: Handler, desc: str, exc: Exception) -> str:

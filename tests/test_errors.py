@@ -55,6 +55,23 @@ CASES = [
     ("SELECT * FROM movie_rc WHERE userId = 1 USING recommender_type = 'user_item'",
      errors.QueryError, "unknown model 'movie_rc' (did you mean 'movie_rec'?)"),
     ("SELECT * FROM ratings USING n_recommendations = 3", errors.QueryError, "the query reads no model (it reads ratings)"),
+    # Values DuckDB cannot convert: a sqlrec error naming the column and option, not a raw ConversionException.
+    ("CREATE MODEL m2 FROM (SELECT *, CASE WHEN userId = 3 THEN 1e300 ELSE 1 END AS plays FROM ratings) "
+     "PREDICT movieId USING user_id = 'userId', weight = 'plays'",
+     errors.TrainingDataError, "column 'plays' (option weight) has 12 values that are not a finite 32-bit float"),
+    ("CREATE MODEL m2 FROM (SELECT userId, movieId, CASE WHEN userId = 3 THEN 'nan'::DOUBLE ELSE rating END AS rating "
+     "FROM ratings) PREDICT movieId USING user_id = 'userId', rating = 'rating', threshold = 4",
+     errors.TrainingDataError, "column 'rating' (option rating) has 12 values"),
+    ("CREATE MODEL m2 FROM (SELECT *, CASE WHEN userId = 3 THEN 1e30 ELSE ts END AS t FROM ratings) "
+     "PREDICT movieId USING user_id = 'userId', timestamp = 't'",
+     errors.TrainingDataError, "column 't' (option timestamp) has 12 values that are not a finite time"),
+    ("CREATE MODEL m2 FROM (SELECT {'a': userId} AS userId, movieId FROM ratings) PREDICT movieId "
+     "USING user_id = 'userId'", errors.ColumnError, "column 'userId' (option user_id) has type STRUCT"),
+    # A fit that diverges: the option at fault, and nothing saved.
+    ("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', "
+     "learning_rate = 1e30, epochs = 20", errors.TrainingError, "training diverged"),
+    ("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', "
+     "learning_rate = 1e30, epochs = 20, loss = 'bpr'", errors.TrainingError, "lower learning_rate (it is 1e+30)"),
 ]
 
 
@@ -90,4 +107,12 @@ def test_interrupted_training_saves_nothing(trained):
         trained.execute("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId "
                         "USING user_id = 'userId', epochs = 100000, num_threads = 1")
     timer.cancel()
+    assert state(trained) == before
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}], ids=["object", "set"])
+def test_unbindable_parameter_is_a_programming_error(trained, value):
+    before = state(trained)
+    with pytest.raises(errors.ProgrammingError, match=f"parameter 1: cannot bind a value of type {type(value).__name__}"):
+        trained.execute("SELECT * FROM movie_rec WHERE userId = ?", [value])
     assert state(trained) == before

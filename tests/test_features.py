@@ -12,6 +12,7 @@ import pytest
 
 import sqlrec
 from sqlrec import features
+from sqlrec.session import Session
 from sqlrec.errors import ColumnError, OptionError, TrainingDataError
 
 from conftest import FAST, group
@@ -72,7 +73,7 @@ def test_matrix_values_scaling_normalisation_identity(con):
                 "(4, 'a|b', NULL)) t(id, cat, x)")
     ids = pa.array([1, 2, 3], pa.int64())
     duck = con.duckdb
-    fs = features.build(duck, "f", side="item", id_col="id", id_type="BIGINT", ids=ids, identity=True,
+    fs = features.build(Session(duck), "f", side="item", id_col="id", id_type="BIGINT", ids=ids, identity=True,
                         bucket_numeric=None, where="CREATE MODEL m")
     assert fs.spec["names"] == ["cat=a", "cat=b", "x"] and fs.spec["kinds"] == ["multi", "multi", "numeric"]
     assert fs.new_ids.to_pylist() == [4]
@@ -85,16 +86,16 @@ def test_matrix_values_scaling_normalisation_identity(con):
     np.testing.assert_allclose(m[3], [0, 0, 0, 0, 0.5, 0.5, 0])  # no interactions: no identity weight
     np.testing.assert_allclose(m.sum(axis=1), 1.0, rtol=1e-6)
 
-    off = features.build(duck, "SELECT id, x FROM f", side="item", id_col="id", id_type="BIGINT", ids=ids,
+    off = features.build(Session(duck), "SELECT id, x FROM f", side="item", id_col="id", id_type="BIGINT", ids=ids,
                          identity=False, bucket_numeric=2, where="CREATE MODEL m")
     assert off.spec["names"] == ["x=[10,15)", "x=[15,20]"] and off.spec["kinds"] == ["bucket", "bucket"]
     np.testing.assert_array_equal(off.matrix.toarray(), [[1, 0], [0, 1], [0, 1], [0, 0]])
     # a later source maps through the training spec: edges, scaling and vocabulary kept
-    got_ids, rows = features.rows_for(duck, fs.spec, "SELECT 7 AS ID, 'b|zzz' AS CAT, 40 AS x", option="item_features",
+    got_ids, rows = features.rows_for(Session(duck), fs.spec, "SELECT 7 AS ID, 'b|zzz' AS CAT, 40 AS x", option="item_features",
                                       id_col="id", id_type="BIGINT", wanted=None, where="q")
     assert got_ids.to_pylist() == [7]
     np.testing.assert_allclose(rows.toarray(), [[0, 0.5, 0.5]])  # x clamped to 1, unknown zzz dropped
-    _, rows = features.rows_for(duck, off.spec, "SELECT 7 AS id, 12 AS x", option="item_features", id_col="id",
+    _, rows = features.rows_for(Session(duck), off.spec, "SELECT 7 AS id, 12 AS x", option="item_features", id_col="id",
                                 id_type="BIGINT", wanted=pa.array([8, 7]), where="q")
     np.testing.assert_array_equal(rows.toarray(), [[0, 0], [1, 0]])
 
@@ -102,13 +103,13 @@ def test_matrix_values_scaling_normalisation_identity(con):
 def test_long_format(con):
     con.execute("CREATE TABLE lf AS SELECT * FROM (VALUES (1, 'x', 2.0), (1, 'y', 1.0), (2, 'x', NULL), "
                 "(2, 'z', 3.0)) t(id, feature, value)")
-    fs = features.build(con.duckdb, "lf", side="user", id_col="id", id_type="INTEGER", ids=pa.array([1, 2], pa.int32()),
+    fs = features.build(Session(con.duckdb), "lf", side="user", id_col="id", id_type="INTEGER", ids=pa.array([1, 2], pa.int32()),
                         identity=False, bucket_numeric=None, where="w")
     assert fs.spec["layout"] == "long" and fs.spec["names"] == ["x", "y", "z"]
     assert fs.spec["kinds"] == ["weight"] * 3
     np.testing.assert_allclose(fs.matrix.toarray(), [[2 / 3, 1 / 3, 0], [0, 0, 1]], rtol=1e-6)
     con.execute("CREATE TABLE lt AS SELECT * FROM (VALUES (1, 'color', 'red'), (2, 'color', 'blue')) t(id, feature, value)")
-    fs = features.build(con.duckdb, "lt", side="user", id_col="id", id_type="INTEGER", ids=pa.array([1, 2], pa.int32()),
+    fs = features.build(Session(con.duckdb), "lt", side="user", id_col="id", id_type="INTEGER", ids=pa.array([1, 2], pa.int32()),
                         identity=False, bucket_numeric=None, where="w")
     assert fs.spec["names"] == ["color=blue", "color=red"] and fs.spec["kinds"] == ["categorical"] * 2
 

@@ -12,13 +12,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
 from ..data import TrainingData
-from ..errors import ColumnError, OptionError, TrainingDataError
+from ..errors import ColumnError, TrainingDataError
 from ..session import Session
 from ..sql.quoting import quote_ident
 from ..sql.types import check_type
@@ -33,11 +32,6 @@ class FeatureSet:
     spec: dict[str, Any]  # JSON-able: maps any later source to the same features
     matrix: sp.csr_matrix  # (n_entities, n_identity + n_features) float32, rows normalised
     new_ids: pa.Array  # ids found only in the features, appended to the model's id map
-
-
-def _session(session: Session | duckdb.DuckDBPyConnection) -> Session:
-    # A bare connection is accepted too (older callers and the tests pass one).
-    return session if isinstance(session, Session) else Session(session)
 
 
 def _id_type(id_type: str, option: str, where: str) -> str:
@@ -104,7 +98,7 @@ def build(session: Session, value: Any, *, side: str, id_col: str, id_type: str,
           identity: bool, bucket_numeric: int | None, where: str, database: str | None = None) -> FeatureSet:
     """Features of one side at training time, aligned to `ids` (the interaction id map) plus any
     ids that only the feature source has (appended, ordered by id)."""
-    session, option = _session(session), f"{side}_features"
+    option = f"{side}_features"
     sql = source_query(value, option, where)
     id_type = _id_type(id_type, option, where)
     columns = _columns(session, sql, option, where, database)
@@ -147,7 +141,6 @@ def rows_for(session: Session, spec: dict[str, Any], value: Any, *, option: str,
     wanted: restrict to these ids (same order, zero rows for ids without features);
     None: every id in the source, ordered by id.
     """
-    session = _session(session)
     sql = source_query(value, option, where)
     id_type = _id_type(id_type, option, where)
     columns = _columns(session, sql, option, where, database)
@@ -182,25 +175,18 @@ def attach(session: Session, data: TrainingData, id_columns: dict[str, str], opt
     Sources run in the current database, whatever the training query's FROM db: qualify a
     table (db.table) to read it from an attached one.
     """
-    session = _session(session)
     specs: dict[str, dict[str, Any]] = {}
     changes: dict[str, Any] = {}
     for side in ("user", "item"):
         value = options.get(f"{side}_features")
         if value is None:
-            if options.get(f"{side}_identity") is False:
-                raise OptionError(f"{where}: option {side}_identity = false needs option {side}_features "
-                                  f"(without features a {side} has nothing but its identity)")
-            continue
-        ids = data.users if side == "user" else data.items
-        fs = build(session, value, side=side, id_col=id_columns[side],
-                   id_type=data.user_type if side == "user" else data.item_type, ids=ids,
+            continue  # the cross-option rules (sqlrec.options) were checked before training
+        ids = data.ids(side)
+        fs = build(session, value, side=side, id_col=id_columns[side], id_type=data.id_type(side), ids=ids,
                    identity=options.get(f"{side}_identity", True) is not False,
                    bucket_numeric=options.get("bucket_numeric"), where=where)
         if len(fs.new_ids):
             changes[f"{side}s"] = pa.concat_arrays([ids, fs.new_ids.cast(ids.type)])
         changes[f"{side}_features"] = fs.matrix
         specs[side] = fs.spec
-    if options.get("bucket_numeric") is not None and not specs:
-        raise OptionError(f"{where}: option bucket_numeric needs option item_features or user_features")
     return (dataclasses.replace(data, **changes) if changes else data), specs

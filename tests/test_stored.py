@@ -1,0 +1,129 @@
+"""A database file may be crafted: what a stored model says is checked before it reaches SQL or
+scoring, and a bad one is a clear CorruptModelError naming the model, never SQL run from the file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import sqlrec
+from sqlrec import errors
+from conftest import FAST, make_ratings
+
+QUERY = "SELECT * FROM movie_rec WHERE userId = 1"
+
+
+@pytest.fixture
+def path(tmp_path):
+    path = tmp_path / "shop.duckdb"
+    con = sqlrec.connect(str(path))
+    con.register("df", make_ratings())
+    con.execute("CREATE TABLE ratings AS SELECT * FROM df")
+    con.execute(f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    con.close()
+    return path
+
+
+def tamper(path, sql, params=None):
+    """Change the file behind sqlrec's back, as a crafted file would be."""
+    import duckdb
+
+    duck = duckdb.connect(str(path))
+    duck.execute(sql, params)
+    duck.close()
+
+
+def set_info(path, **changes):
+    import duckdb
+
+    duck = duckdb.connect(str(path))
+    info = json.loads(duck.execute("SELECT info FROM sqlrec.models").fetchone()[0])
+    info.update(changes)
+    duck.execute("UPDATE sqlrec.models SET info = ?", [json.dumps(info)])
+    duck.close()
+
+
+def set_array(path, name, array):
+    tamper(path, "UPDATE sqlrec.arrays SET dtype = ?, shape = ?, data = ? WHERE name = ?",
+           [array.dtype.str, list(array.shape), array.tobytes(), name])
+
+
+def corrupt(path, fragment, read_only=True):
+    con = sqlrec.connect(str(path), read_only=read_only)
+    with pytest.raises(errors.CorruptModelError) as info:
+        con.execute(QUERY)
+    assert "model 'movie_rec' is corrupt" in str(info.value) and fragment in str(info.value)
+    assert con.execute("SELECT count(*) FROM ratings").fetchone() == (720,)  # nothing ran, nothing lost
+    con.close()
+
+
+INJECTION = "INTEGER) AS id FROM sqlrec.ids; DROP TABLE ratings; SELECT CAST(1 AS INTEGER"
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_type_name_from_the_file_never_reaches_sql(path, read_only):
+    set_info(path, user_type=INJECTION)
+    corrupt(path, "user id type", read_only=read_only)
+
+
+def test_model_answers_before_tampering(path):
+    con = sqlrec.connect(str(path), read_only=True)
+    assert len(con.execute(QUERY).fetchall()) == 10
+    con.close()
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (dict(engine_json=True), "unknown engine"),
+    (dict(item_col=None), "item id column name missing"),
+    (dict(n_users="many"), "n_users is not a count"),
+])
+def test_bad_metadata(path, change, fragment):
+    if change.pop("engine_json", False):
+        tamper(path, "UPDATE sqlrec.models SET engine = 'os.system'")
+    set_info(path, **change)
+    corrupt(path, fragment)
+
+
+def test_absurd_n_recommendations(path):
+    tamper(path, "UPDATE sqlrec.models SET options = json_merge_patch(options, '{\"n_recommendations\": 1000000000}')")
+    corrupt(path, "n_recommendations 1000000000 out of range")
+
+
+def test_nan_embeddings(path):
+    import duckdb
+
+    duck = duckdb.connect(str(path))
+    dtype, shape, data = duck.execute(
+        "SELECT dtype, shape, data FROM sqlrec.arrays WHERE name = 'h.user_embeddings'").fetchone()
+    duck.close()
+    emb = np.frombuffer(data, np.dtype(dtype)).reshape(shape).copy()
+    emb[0, 0] = np.nan
+    set_array(path, "h.user_embeddings", emb)
+    corrupt(path, "user factors are not all finite")
+
+
+def test_seen_indices_out_of_bounds(path):
+    import duckdb
+
+    duck = duckdb.connect(str(path))
+    n = duck.execute("SELECT shape[1] FROM sqlrec.arrays WHERE name = 'seen_indices'").fetchone()[0]
+    duck.close()
+    set_array(path, "seen_indices", np.full(n, -5, np.int32))
+    corrupt(path, "seen interactions name items the model does not have")
+
+
+def test_wrong_dtype_and_truncated_data(path):
+    tamper(path, "UPDATE sqlrec.arrays SET dtype = 'O' WHERE name = 'popularity'")
+    corrupt(path, "array 'popularity' has dtype 'O'")
+
+
+def test_truncated_array(path):
+    tamper(path, "UPDATE sqlrec.arrays SET data = data[1:8] WHERE name = 'h.item_embeddings'")
+    corrupt(path, "array 'h.item_embeddings' holds 8 bytes")
+
+
+def test_missing_handler_array(path):
+    tamper(path, "DELETE FROM sqlrec.arrays WHERE name = 'h.item_biases'")
+    corrupt(path, "its lightfm state cannot be read")
