@@ -161,3 +161,30 @@ def test_model_attributes_as_relations(trained):
     assert info["user_id"] == "userId" and info["item_id"] == "movieId" and info["n_users"] == "60"
     params = dict(rows(trained, "SELECT parameter, value FROM movie_rec.model"))
     assert params["loss"] == "warp" and params["epochs"] == "5" and params["no_components"] == "8"
+
+
+def test_pushdown_limits_what_is_scored(trained):
+    """Filters on the key column decide which rows are scored, not only which come back."""
+    model = trained.engine.model("movie_rec")
+
+    def scored(sql: str) -> int:
+        before = model.n_scored
+        trained.execute(sql).fetchall()
+        return model.n_scored - before
+
+    assert scored("SELECT * FROM movie_rec WHERE userId = 7") == 1
+    assert scored("SELECT * FROM movie_rec WHERE userId IN (1, 2, 3) AND score > 0") == 3
+    assert scored("SELECT * FROM movie_rec r WHERE r.userId = 4 AND r.movieId = 105") == 1
+    assert scored("SELECT * FROM movie_rec WHERE movieId = 105 USING recommender_type = 'item_item'") == 1
+    assert scored("SELECT b.* FROM ratings a JOIN movie_rec b WHERE a.userId IN (5, 6)") == 2
+    # without a filter on the key, every user is scored
+    assert scored("SELECT * FROM movie_rec") == 60
+    # a filter on another column is applied after scoring, by DuckDB
+    assert scored("SELECT * FROM movie_rec WHERE movieId = 105") == 60
+
+
+def test_bound_parameters_are_pushed_down(trained):
+    model = trained.engine.model("movie_rec")
+    before = model.n_scored
+    got = trained.execute("SELECT userId FROM movie_rec WHERE userId = ?", [9]).fetchall()
+    assert model.n_scored - before == 1 and {r[0] for r in got} == {9}

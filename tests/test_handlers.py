@@ -1,0 +1,125 @@
+"""The handler contract: every registered engine passes the same tests, through SQL.
+
+A new engine joins sqlrec by registering a handler; this file then checks, for it too, that it
+trains, answers every recommender type it declares (and refuses the others clearly), describes
+itself, survives a save and a reopen bit for bit, and handles users it has never seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sqlrec
+from sqlrec import errors
+from sqlrec.handlers import HANDLERS
+from sqlrec.model import KINDS
+from conftest import group, make_ratings
+
+ENGINES = sorted(HANDLERS)
+OPTIONS = {"lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
+
+
+def create_sql(engine: str, name: str = "m", extra: str = "") -> str:
+    params = ", ".join(p for p in (OPTIONS.get(engine, ""), extra) if p)
+    return (f"CREATE OR REPLACE MODEL {name} FROM ratings PREDICT movieId USING engine = '{engine}', "
+            f"user_id = 'userId', rating = 'rating', threshold = 4, random_state = 3{', ' + params if params else ''}")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    return request.param
+
+
+@pytest.fixture
+def model(con, engine):
+    con.execute(create_sql(engine))
+    return con
+
+
+def test_every_engine_has_a_complete_handler(engine):
+    cls = HANDLERS[engine]
+    assert cls.engine == engine
+    assert set(cls.recommender_types) <= set(KINDS) and "user_item" in cls.recommender_types
+    assert all(o.name not in ("item_features", "user_features") for o in cls.params_spec), \
+        "feature sources are sqlrec's options: no SQL text reaches a handler"
+
+
+def test_declared_kinds_answer_ranked_unique_rows(model, engine, ratings):
+    for kind in HANDLERS[engine].recommender_types:
+        key = "userId" if KINDS[kind].key == "user" else "movieId"
+        value = 2 if key == "userId" else 105
+        got = model.execute(f"SELECT * FROM m WHERE {key} = {value} USING recommender_type = '{kind}', "
+                            "n_recommendations = 5").fetchall()
+        assert [r[3] for r in got] == [1, 2, 3, 4, 5], kind
+        assert all(r[0] == value for r in got), kind
+        scores = [r[2] for r in got]
+        assert scores == sorted(scores, reverse=True), kind
+        assert len({r[1] for r in got}) == 5, kind
+        if KINDS[kind].similarity:
+            assert value not in {r[1] for r in got}, f"{kind}: an id is not its own neighbour"
+        if kind == "user_item":
+            seen = set(ratings.loc[ratings.userId == 2, "movieId"])
+            assert not seen & {r[1] for r in got}, "user_item excludes what the user has"
+
+
+def test_undeclared_kinds_are_refused_by_name(model, engine):
+    for kind in sorted(set(KINDS) - set(HANDLERS[engine].recommender_types)):
+        with pytest.raises(errors.QueryError, match=f"engine '{engine}' does not support recommender_type '{kind}'"):
+            model.execute(f"SELECT * FROM m WHERE movieId = 105 USING recommender_type = '{kind}'")
+
+
+def test_learning_engines_learn_the_taste_groups(model, engine):
+    if engine == "popularity":
+        pytest.skip("popularity recommends the same items to everyone by design")
+    got = model.execute("SELECT userId, movieId FROM m WHERE userId IN (1, 2, 3, 4)").fetchall()
+    own = sum(group(item) == (user - 1) % 2 for user, item in got)
+    assert own >= 0.8 * len(got)
+
+
+def test_describe_shows_engine_facts(model, engine):
+    described = dict(model.execute("DESCRIBE m.model").fetchall())
+    handler = model.engine.model("m").handler
+    for key, value in handler.describe().items():
+        assert key in described
+    assert model.execute("SELECT value FROM m.info WHERE property = 'engine'").fetchall() == [(engine,)]
+
+
+def test_save_and_reopen_round_trip(tmp_path, engine):
+    path = str(tmp_path / "contract.duckdb")
+    con = sqlrec.connect(path)
+    con.register("df", make_ratings())
+    con.execute("CREATE TABLE ratings AS SELECT * FROM df")
+    con.execute(create_sql(engine))
+    query = "SELECT * FROM m WHERE userId IN (1, 2) ORDER BY userId, rank"
+    before = con.execute(query).fetchall()
+    arrays_before = con.engine.model("m").handler.arrays()
+    con.close()
+    con = sqlrec.connect(path, read_only=True)
+    assert con.execute(query).fetchall() == before
+    arrays_after = con.engine.model("m").handler.arrays()
+    assert sorted(arrays_after) == sorted(arrays_before)
+    for name, array in arrays_before.items():
+        np.testing.assert_array_equal(arrays_after[name], array, err_msg=name)
+    con.close()
+
+
+def test_unknown_users_fall_back_or_fail_as_asked(model, engine):
+    popular = model.execute("SELECT movieId FROM m WHERE userId = 99999 ORDER BY rank").fetchall()
+    assert len(popular) == 10
+    expected = model.execute(
+        "SELECT movieId FROM ratings WHERE rating >= 4 GROUP BY movieId ORDER BY count(*) DESC, movieId LIMIT 10"
+    ).fetchall()
+    assert popular == expected
+    model.execute(create_sql(engine, extra="cold_start = 'error'"))
+    with pytest.raises(errors.UnknownIdError, match="unknown userId 99999"):
+        model.execute("SELECT * FROM m WHERE userId = 99999")
+
+
+def test_fold_in_a_new_user(model, engine):
+    liked = "SELECT 777 AS userId, movieId FROM (VALUES (100), (101), (102), (103)) v(movieId)"
+    got = model.execute(f"SELECT movieId FROM m WHERE userId = 777 USING interactions = '{liked}'").fetchall()
+    assert len(got) == 10
+    assert not {100, 101, 102, 103} & {r[0] for r in got}, "the given interactions count as seen"
+    if engine != "popularity":
+        assert sum(group(r[0]) == 0 for r in got) >= 8, "folded in near the even taste group"
