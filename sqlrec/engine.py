@@ -33,9 +33,8 @@ def _create(engine: "Engine", session: Session, catalog: Catalog, st: CreateMode
 
 
 def _not_yet(engine: "Engine", session: Session, catalog: Catalog, st: Retrain | Finetune, params: Any) -> None:
-    word = {Retrain: "RETRAIN", Finetune: "FINETUNE"}[type(st)]
-    catalog.require(st.name, word)
-    raise NotSupportedError(f"{word} is not available yet in this version of sqlrec")
+    catalog.require(st.name, st.word)
+    raise NotSupportedError(f"{st.word} is not available yet in this version of sqlrec")
 
 
 def _query(engine: "Engine", session: Session, catalog: Catalog, st: Query, params: Any) -> None:

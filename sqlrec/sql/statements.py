@@ -167,39 +167,37 @@ class Describe(Statement):
 
 
 @dataclass
-class Retrain(Statement):
+class _ModelFromUsing(Statement):
+    """WORD name [FROM source] [USING options]: the statements that work on a model with data."""
+
+    word: ClassVar[str]
+
+    name: str
+    source: Source | None = None
+    options: dict[str, OptionValue] = field(default_factory=dict)
+
+    def sql(self) -> str:
+        return f"{self.word} {quote_name(self.name)}{_from(self.source)}{_using(self.options)}"
+
+
+@dataclass
+class Retrain(_ModelFromUsing):
     kind: ClassVar[str] = "retrain"
-
-    name: str
-    source: Source | None = None
-    options: dict[str, OptionValue] = field(default_factory=dict)
-
-    def sql(self) -> str:
-        return f"RETRAIN {quote_name(self.name)}{_from(self.source)}{_using(self.options)}"
+    word: ClassVar[str] = "RETRAIN"
 
 
 @dataclass
-class Finetune(Statement):
+class Finetune(_ModelFromUsing):
+    """FINETUNE name FROM source [USING ...]: the grammar requires the source."""
+
     kind: ClassVar[str] = "finetune"
-
-    name: str
-    source: Source
-    options: dict[str, OptionValue] = field(default_factory=dict)
-
-    def sql(self) -> str:
-        return f"FINETUNE {quote_name(self.name)}{_from(self.source)}{_using(self.options)}"
+    word: ClassVar[str] = "FINETUNE"
 
 
 @dataclass
-class EvaluateModel(Statement):
+class EvaluateModel(_ModelFromUsing):
     kind: ClassVar[str] = "evaluate_model"
-
-    name: str
-    source: Source | None = None
-    options: dict[str, OptionValue] = field(default_factory=dict)
-
-    def sql(self) -> str:
-        return f"EVALUATE MODEL {quote_name(self.name)}{_from(self.source)}{_using(self.options)}"
+    word: ClassVar[str] = "EVALUATE MODEL"
 
 
 @dataclass
