@@ -257,6 +257,7 @@ def test_ctrl_c_cancels_training_and_saves_nothing(repl):
         assert repl.con.execute(f"SELECT count(*) FROM sqlrec.{table}").fetchone() == (0,), table
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal(tmp_path):
     """The real command in a pseudo-terminal: progress bar, Ctrl-C in training and in a query."""
     db = tmp_path / "shop.duckdb"
