@@ -38,13 +38,13 @@ def connect(database: str = ":memory:", read_only: bool = False, config: dict[st
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magic import load_ipython_extension as _load
+    from .frontend.magic import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magic import unload_ipython_extension as _unload
+    from .frontend.magic import unload_ipython_extension as _unload
 
     _unload(ipython)
 

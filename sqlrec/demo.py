@@ -63,7 +63,7 @@ def load_movielens(con) -> None:
 
 def run(database: str = ":memory:", out: TextIO = sys.stdout) -> None:
     import sqlrec
-    from .formatting import render
+    from .frontend.formatting import render
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelNotFoundError, ProgrammingError, SqlRecError, did_you_mean
+from .sql.quoting import quote_ident
 
 KINDS = ("history", "embeddings", "popularity")
 N_LABELS = 15
@@ -42,7 +43,7 @@ def _figure(**kwargs: Any) -> Any:
 def _model(con: Any, name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise PlotError(f"not a model name: {name!r}")
-    models = [r[0] for r in con.execute("SHOW MODELS").fetchall()]
+    models = [m.name for m in con.models()]
     if name not in models:
         lower = {m.lower(): m for m in models}
         if name.lower() in lower:
@@ -53,10 +54,6 @@ def _model(con: Any, name: str) -> str:
 
 def _info(con: Any, name: str) -> dict[str, Any]:
     return dict(con.execute(f"SELECT property, value FROM {name}.info").fetchall())
-
-
-def _quote(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
 
 
 # --- learning curve ------------------------------------------------------------------------------
@@ -138,10 +135,10 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> n
 def _consumed(con: Any, name: str) -> dict[Any, int]:
     """Item -> training interactions (positives when the model has a rating threshold)."""
     info = _info(con, name)
-    item = _quote(info["item_id"])
+    item = quote_ident(info["item_id"])
     where = ""
     if info.get("rating") and info.get("threshold") not in (None, "None"):
-        where = f" WHERE {_quote(info['rating'])} >= {float(info['threshold'])!r}"
+        where = f" WHERE {quote_ident(info['rating'])} >= {float(info['threshold'])!r}"
     sql = f"SELECT {item}, count(*) FROM ({info['training_query']}) AS t{where} GROUP BY 1"
     try:
         return dict(con.execute(sql).fetchall())
@@ -212,7 +209,7 @@ def popularity(con: Any, name: str) -> Any:
     info = _info(con, name)
     ids = [r[0] for r in con.execute(f"SELECT id FROM {name}.item_embeddings").fetchall()]
     consumed = _consumed(con, name)
-    item = _quote(info["item_id"])
+    item = quote_ident(info["item_id"])
     recommended = dict(con.execute(f"SELECT {item}, count(*) FROM {name} GROUP BY 1").fetchall())
     if not ids:
         raise PlotError(f"model {name} has no items")

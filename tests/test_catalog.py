@@ -14,6 +14,7 @@ from conftest import FAST, make_ratings
 QUERY = "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank"
 
 
+@pytest.mark.slow
 def test_model_survives_reopen_in_new_process(tmp_path):
     path = tmp_path / "shop.duckdb"
     con = sqlrec.connect(str(path))

@@ -9,7 +9,7 @@ import json
 import pytest
 
 import sqlrec
-from sqlrec.formatting import error_message, format_float, render
+from sqlrec.frontend.formatting import error_message, format_float, render
 
 COLUMNS = ["name", "score", "n", "rated_at", "ok"]
 ROWS = [

@@ -14,7 +14,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import sqlrec
-from sqlrec.magic import SqlrecMagicError, SqlrecMagics, bind_parameters
+from sqlrec.frontend.magic import SqlrecMagicError, SqlrecMagics, bind_parameters
 
 from conftest import FAST, make_ratings
 

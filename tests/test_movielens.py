@@ -8,6 +8,9 @@ import pytest
 import sqlrec
 from sqlrec.demo import load_movielens
 
+# Training on the 100k-rating sample takes seconds: the module is part of the full run only.
+pytestmark = pytest.mark.slow
+
 SETUP = "user_id = 'userId', rating = 'rating', threshold = 4, evaluation = true, random_state = 3, verbose = false"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbclient
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "movielens.ipynb"
@@ -29,6 +30,7 @@ print("checks passed")
 """
 
 
+@pytest.mark.slow
 def test_example_notebook_runs_top_to_bottom(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert any("load_movielens" in c.source for c in nb.cells)

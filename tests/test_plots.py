@@ -135,6 +135,7 @@ def plot_cmd(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_writes_pngs(database, tmp_path):
     for kind, extra in (("history", []), ("popularity", []),
                         ("embeddings", ["--label", "SELECT movieId, title FROM movies"])):
@@ -145,6 +146,7 @@ def test_cli_writes_pngs(database, tmp_path):
         assert data[:8] == PNG and len(data) > 10_000
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(database, tmp_path):
     out = tmp_path / "x.png"
     proc = plot_cmd(database, "plain", "--kind", "history", "-o", str(out))
@@ -159,6 +161,7 @@ def test_cli_errors_are_one_line(database, tmp_path):
     assert proc.returncode == 2 and "'pie' is not one of" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_help():
     proc = subprocess.run([sys.executable, "-m", "sqlrec", "plot", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -20,6 +22,7 @@ def test_readme_starts_with_the_two_setup_commands():
     assert commands == ['pip install -e . && sqlrec demo', 'pip install -e ".[test]" && python -m pytest -q']
 
 
+@pytest.mark.slow
 def test_walkthrough_blocks_run_and_show_what_the_readme_says():
     found = readme.blocks(readme.README.read_text())
     assert len(found) >= 20

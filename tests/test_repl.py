@@ -25,7 +25,11 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 import sqlrec
-from sqlrec.repl import Repl, history_path, is_complete, make_lexer
+from sqlrec.frontend.dotcommands import COMMANDS
+from sqlrec.frontend.history import history_path
+from sqlrec.frontend.lexer import make_lexer
+from sqlrec.frontend.shell import Repl
+from sqlrec.frontend.statements import is_complete
 
 from conftest import FAST, make_ratings
 
@@ -253,6 +257,7 @@ def test_ctrl_c_cancels_training_and_saves_nothing(repl):
         assert repl.con.execute(f"SELECT count(*) FROM sqlrec.{table}").fetchone() == (0,), table
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal(tmp_path):
     """The real command in a pseudo-terminal: progress bar, Ctrl-C in training and in a query."""
     db = tmp_path / "shop.duckdb"
@@ -401,6 +406,29 @@ def test_complete_dot_commands(with_model, tmp_path):
     assert complete(with_model, ".timer o") == ["on", "off"]
     (tmp_path / "train.sql").write_text("SELECT 1;")
     assert complete(with_model, f".read {tmp_path}/tr") == ["ain.sql"]
+
+
+def test_dot_command_table_drives_dispatch_help_and_completion(repl):
+    out, err = drive(repl, ".help\r")
+    assert err == ""
+    assert complete(repl, ".") == list(COMMANDS)
+    for name, command in COMMANDS.items():
+        assert re.search(rf"^  {re.escape(name)}\s+{re.escape(command.help)}$", out, re.M), name
+        if command.values:
+            assert complete(repl, f"{name} ") == list(command.values), name
+
+
+def test_schema_shows_tables_and_model_result_columns(with_model):
+    out, err = drive(with_model, ".mode csv\r", ".schema\r", ".mode table\r")
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == "name,columns"
+    assert 'ratings,"userId, movieId, rating, ts"' in lines
+    assert 'movie_rec,"userId, movieId, score, rank, similar_movieId, similar_userId  (model)"' in lines
+    out, err = drive(with_model, ".schema movie_rec\r")
+    assert err == "" and ["user_id", "userId"] in table_cells(out) and ["item_id", "movieId"] in table_cells(out)
+    _, err = drive(with_model, ".schema movie_re\r")
+    assert err == "Error: .schema: no table, view or model named 'movie_re' (did you mean 'movie_rec'?)\n"
 
 
 def test_completion_follows_the_database(repl):

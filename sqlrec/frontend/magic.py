@@ -239,7 +239,7 @@ class SqlrecMagics(Magics):
         """`--plot KIND MODEL [--label SQL]`: the matplotlib Figure (Jupyter displays it)."""
         import shlex
 
-        from . import plots
+        from .. import plots
 
         try:
             words = shlex.split(args)[1:]
@@ -258,9 +258,9 @@ class SqlrecMagics(Magics):
 
     def execute(self, sql: str) -> Any:
         """Run a script statement by statement; the last statement's result as a DataFrame."""
-        from .errors import Cancelled
-        from .repl import run_cancellable
-        from .sql import split_script
+        from ..errors import Cancelled
+        from ..sql import split_script
+        from .execution import run_cancellable
 
         con = self._con()
         ns = self.shell.user_ns if self.shell is not None else {}
@@ -342,7 +342,7 @@ def _names(sql: str, skip: set[int] = frozenset(), depth: int = 0) -> list[str]:
 
 
 def _usage(message: str) -> Exception:
-    from .errors import ProgrammingError
+    from ..errors import ProgrammingError
 
     return ProgrammingError(message)
 

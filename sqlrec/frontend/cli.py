@@ -17,11 +17,13 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from .execution import fetch, run_cancellable
 from .formatting import FORMATS, error_message, render
+from .statements import is_row_count
 
 
 class MainGroup(click.Group):
@@ -74,7 +76,7 @@ class MainGroup(click.Group):
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -82,51 +84,48 @@ def _version() -> str:
 def _stdin_is_tty() -> bool:
     try:
         return sys.stdin.isatty()
-    except (AttributeError, ValueError):
+    except (AttributeError, ValueError):  # replaced by a stream without isatty, or closed
         return False
 
 
 def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int | None, debug: bool,
                timer: bool = False) -> bool:
     """Run every statement of `text`, printing each result; stop at the first error (False)."""
-    from . import errors
-    from .repl import fetch, is_row_count, run_cancellable
-    from .sql import split_script
-
-    def fail(exc: BaseException, line: int | None) -> bool:
-        message = error_message(exc)
-        where = ", ".join(p for p in (source, f"line {line}" if line and (source or line > 1) else None) if p)
-        if where:
-            message = f"Error: {where}: {message[len('Error: '):]}"
-        click.echo(message, err=True)
-        if debug:
-            click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
-        return False
+    from .. import errors
+    from ..sql import split_script
 
     try:
         statements = split_script(text)
     except errors.Error as exc:
-        return fail(exc, getattr(exc, "line", None))
-    keep = max_rows if fmt in ("table", "markdown") else None
+        return _fail(exc, source, getattr(exc, "line", None), debug)
+    keep = max_rows if fmt in ("table", "markdown") else None  # csv and json always get every row
     for sql, line, _col in statements:
         started = time.perf_counter()
-
-        def work() -> Any:
-            return fetch(con.execute(sql), keep)
-
         try:
-            result, interrupted = run_cancellable(work, con.interrupt)
-        except BaseException as exc:  # noqa: BLE001
-            if isinstance(exc, SystemExit):
-                raise
-            return fail(exc, line if len(statements) > 1 or source else None)
+            result, interrupted = run_cancellable(lambda: fetch(con.execute(sql), keep), con.interrupt)
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - reported as one line, the script stops
+            return _fail(exc, source, line if len(statements) > 1 or source else None, debug)
         if result.columns is not None and not is_row_count(sql, result.columns):
             click.echo(render(result.columns, result.rows, fmt, keep, result.total))
         if timer:
             click.echo(f"Run Time (s): real {time.perf_counter() - started:.3f}")
         if interrupted:
-            return fail(errors.Cancelled("cancelled; later statements were not run"), None)
+            return _fail(errors.Cancelled("cancelled; later statements were not run"), None, None, debug)
     return True
+
+
+def _fail(exc: BaseException, source: str | None, line: int | None, debug: bool) -> bool:
+    """Print `exc` as one line on stderr, prefixed with where it happened; always False."""
+    message = error_message(exc)
+    where = ", ".join(p for p in (source, f"line {line}" if line and (source or line > 1) else None) if p)
+    if where:
+        message = f"Error: {where}: {message[len('Error: '):]}"
+    click.echo(message, err=True)
+    if debug:
+        click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+    return False
 
 
 FORMAT_CHOICE = click.Choice(FORMATS, case_sensitive=False)
@@ -181,50 +180,58 @@ def cli(ctx: click.Context, database: str | None, commands: tuple[str, ...], fil
     interactive = not commands and not files and _stdin_is_tty()
     if max_rows is None:
         max_rows = 40 if sys.stdout.isatty() or interactive else 0
-    try:
-        import sqlrec
-
-        con = sqlrec.connect(database, read_only=read_only)
-    except Exception as exc:  # noqa: BLE001
-        _die(exc, debug)
+    con = _connect(database, read_only, debug)
     if interactive:
-        from .repl import Repl
-
-        repl = Repl(database, connection=con, read_only=read_only, fmt=fmt, max_rows=max_rows,
-                    timer=timer, debug=debug)
-        try:
-            code = repl.run()
-        finally:
-            repl.close()
-        ctx.exit(code)
-    ok = True
+        ctx.exit(_run_shell(con, database, read_only=read_only, fmt=fmt, max_rows=max_rows,
+                            timer=timer, debug=debug))
     try:
-        scripts: list[tuple[str, str | None]] = []
-        for path in files:
-            if path == "-":
-                scripts.append((sys.stdin.read(), "<stdin>"))
-            else:
-                try:
-                    with open(path, encoding="utf-8") as fh:
-                        scripts.append((fh.read(), path))
-                except OSError as exc:
-                    click.echo(f"Error: cannot read {path!r}: {exc.strerror or exc}", err=True)
-                    ctx.exit(1)
-        scripts.extend((sql, None) for sql in commands)
-        if not files and not commands:
-            scripts.append((sys.stdin.read(), None))
-        for text, source in scripts:
-            if not text.strip():
-                continue
-            if not run_script(con, text, source, fmt, max_rows or None, debug, timer):
-                ok = False
-                break
+        scripts = _read_scripts(files, commands)
+        # all() stops at the first script that fails, as a failing statement stops its script
+        ok = all(run_script(con, text, source, fmt, max_rows or None, debug, timer)
+                 for text, source in scripts if text.strip())
     finally:
         con.close()
     ctx.exit(0 if ok else 1)
 
 
-def _die(exc: BaseException, debug: bool) -> None:
+def _connect(database: str, read_only: bool, debug: bool) -> Any:
+    import sqlrec
+
+    try:
+        return sqlrec.connect(database, read_only=read_only)
+    except Exception as exc:  # noqa: BLE001 - a bad path or a locked file: one line, exit 1
+        _die(exc, debug)
+
+
+def _run_shell(con: Any, database: str, **settings: Any) -> int:
+    from .shell import Repl
+
+    repl = Repl(database, connection=con, **settings)
+    try:
+        return repl.run()
+    finally:
+        repl.close()
+
+
+def _read_scripts(files: tuple[str, ...], commands: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """(text, source) of every script to run, in order: the files, then -c, else stdin."""
+    scripts: list[tuple[str, str | None]] = []
+    for path in files:
+        if path == "-":
+            scripts.append((sys.stdin.read(), "<stdin>"))
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                scripts.append((fh.read(), path))
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {path!r}: {exc.strerror or exc}") from exc
+    scripts.extend((sql, None) for sql in commands)
+    if not files and not commands:
+        scripts.append((sys.stdin.read(), None))
+    return scripts
+
+
+def _die(exc: BaseException, debug: bool) -> NoReturn:
     click.echo(error_message(exc), err=True)
     if debug:
         click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
@@ -242,7 +249,7 @@ def demo(ctx: click.Context, database: str) -> None:
     prints its metrics, recommendations for one user and similar movies, printing each
     statement before its result.
     """
-    from . import demo as demo_module
+    from .. import demo as demo_module
 
     try:
         demo_module.run(database=database)
@@ -279,7 +286,7 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
         import os
 
         import sqlrec
-        from . import plots
+        from .. import plots
 
         if database != ":memory:" and not os.path.exists(database):
             raise plots.PlotError(f"no database file {database!r}")

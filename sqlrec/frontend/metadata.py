@@ -1,0 +1,141 @@
+"""What the shell's completion knows: the database (tables, their columns, models, functions),
+refreshed after every statement, and sqlrec's fixed vocabulary (USING options, engines,
+model attributes), each read from its public home in the core and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..attributes import ATTRIBUTE_HELP
+from ..handlers import HANDLERS, create_option_specs
+from ..model import KINDS
+from ..options import QUERY_OPTIONS
+
+# Catalog tables and sqlrec's scratch relations are not the user's tables.
+_TABLE_COLUMNS = (
+    "SELECT database_name, schema_name, table_name, column_name FROM duckdb_columns() "
+    "WHERE NOT internal AND schema_name NOT IN ('sqlrec', 'information_schema', 'pg_catalog') "
+    "AND table_name NOT LIKE '\\_\\_sqlrec%' ESCAPE '\\' "
+    "ORDER BY database_name, schema_name, table_name, column_index")
+_FUNCTIONS = (
+    "SELECT DISTINCT function_name, function_type = 'table' FROM duckdb_functions() "
+    "WHERE function_type IN ('scalar', 'aggregate', 'table') "
+    "AND function_name NOT LIKE '%\\_\\_%' ESCAPE '\\' AND function_name ~ '^[a-z_][a-z0-9_]*$'")
+
+
+# --- the fixed vocabulary ----------------------------------------------------------------------
+
+
+def create_options() -> dict[str, Any]:
+    """Option name or alias -> Option for CREATE MODEL ... USING (common, features, every engine's)."""
+    out: dict[str, Any] = {}
+    for spec in create_option_specs():
+        for name in (spec.name, *spec.aliases):
+            out.setdefault(name, spec)  # a common option wins over an engine's of the same name
+    return out
+
+
+def query_options() -> dict[str, Any]:
+    """Option name or alias -> Option for SELECT ... FROM model USING."""
+    return {name: spec for spec in QUERY_OPTIONS for name in (spec.name, *spec.aliases)}
+
+
+def engine_names() -> list[str]:
+    return list(HANDLERS)
+
+
+def model_attributes() -> dict[str, str]:
+    """Attribute name -> help, for `m.<attribute>` (DESCRIBE m.metrics, SELECT * FROM m.history)."""
+    return ATTRIBUTE_HELP
+
+
+def recommendation_kinds() -> tuple[str, ...]:
+    return tuple(KINDS)
+
+
+def model_columns(summary: Any) -> list[str]:
+    """Every column a query of the model may return, whatever its recommender_type."""
+    columns: list[str] = []
+    for kind in recommendation_kinds():
+        columns.extend(c for c in summary.columns(kind) if c not in columns)
+    return columns
+
+
+# --- the database ------------------------------------------------------------------------------
+
+
+class Relation(NamedTuple):
+    name: str  # as it is written in SQL from the current database and schema
+    columns: list[str]
+
+
+class Metadata:
+    """What completion knows about the database: tables, their columns, models, functions."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Relation] = {}  # lower name -> relation
+        self.models: dict[str, Relation] = {}  # lower name -> (name, result columns)
+        self.functions: list[str] = []
+        self.table_functions: list[str] = []  # the ones that may stand after FROM / JOIN
+
+    def refresh(self, con: Any) -> None:
+        """Re-read tables and models; a failure (e.g. an aborted transaction) keeps what we had."""
+        tables = _read_tables(con.duckdb)
+        if tables is not None:
+            self.tables = tables
+        models = _read_models(con)
+        if models is not None:
+            self.models = models
+        if not self.functions:  # DuckDB's functions change only with an extension: read once
+            self._read_functions(con.duckdb)
+
+    def forget_functions(self) -> None:
+        """Another database may have other extensions loaded: read its functions again."""
+        self.functions, self.table_functions = [], []
+
+    def columns_of(self, name: str) -> list[str]:
+        key = name.strip('"').lower()
+        if key in self.tables:
+            return self.tables[key].columns
+        if key in self.models:
+            return self.models[key].columns
+        return []
+
+    def _read_functions(self, duck: Any) -> None:
+        try:
+            rows = duck.execute(_FUNCTIONS).fetchall()
+        except Exception:
+            return
+        self.functions = sorted({name for name, _ in rows})
+        self.table_functions = sorted({name for name, table in rows if table})
+
+
+def _read_tables(duck: Any) -> dict[str, Relation] | None:
+    try:
+        rows = duck.execute(_TABLE_COLUMNS).fetchall()
+        current = tuple(duck.execute("SELECT current_database(), current_schema()").fetchone())
+    except Exception:
+        return None
+    tables: dict[str, Relation] = {}
+    for db, schema, table, column in rows:
+        name = _table_name(db, schema, table, current)
+        tables.setdefault(name.lower(), Relation(name, []))[1].append(column)
+    return tables
+
+
+def _table_name(db: str, schema: str, table: str, current: tuple[str, str]) -> str:
+    """The shortest name that reaches the table from the current database and schema."""
+    if (db, schema) == current or schema == "temp" or db == "temp":
+        return table
+    if db == current[0]:
+        return f"{schema}.{table}"
+    return f"{db}.{table}" if schema == "main" else f"{db}.{schema}.{table}"
+
+
+def _read_models(con: Any) -> dict[str, Relation] | None:
+    try:
+        summaries = con.models()
+    except Exception:
+        return None
+    return {s.name.lower(): Relation(s.name, model_columns(s)) for s in summaries}
