@@ -54,7 +54,7 @@ def main() -> None:
         con.execute("SELECT * FROM m WHERE user_id = ?", [u]).fetchall()
         sql_times.append(time.perf_counter() - t0)
 
-    model = con.engine.catalog(con.duckdb).load("m", "bench")
+    model = con.engine.model("m")
     uv, ub = model.handler.user_factors()
     iv, ib = model.handler.item_factors()
     seen = model.seen

@@ -19,7 +19,7 @@ Lanes:
   (d) as (c) with the naive ``np.argpartition(-scores, k)``.
   (e) ``sqlrec.scoring.top_k`` on the arrays directly, on one thread (BLAS multi-threaded, as
       in the numpy lanes) and with its default of a worker per core (BLAS one thread per call).
-  (f) relation build alone: ``relations.recommend`` (top_k plus the Arrow table with ids).
+  (f) relation build alone: ``Model.recommend`` (top_k plus the Arrow table with ids).
   (g) SQL end to end: ``SELECT * FROM m`` through ``sqlrec.connect``, fetched as Arrow.
 Lanes (b)-(d) use sqlrec's chunk height (``scoring.chunk_rows``) so the comparison is per
 same-sized chunk; like plain numpy they select on one core, so the one-thread top_k lane is
@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import best_of, implicit_interactions, machine  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec import relations, scoring  # noqa: E402
+from sqlrec import scoring  # noqa: E402
 
 
 def chunks(m: int, rows: int):
@@ -113,7 +113,7 @@ def main() -> None:
     con.execute("CREATE TABLE inter AS SELECT * FROM inter_src")
     con.execute(f"CREATE MODEL m FROM inter PREDICT item_id USING user_id = 'user_id', epochs = {a.epochs}, "
                 f"no_components = {a.components}, num_threads = {a.threads}, random_state = 0, verbose = false")
-    model = con.engine.catalog(con.duckdb).load("m", "bench")
+    model = con.engine.model("m")
     uv, ub = (np.ascontiguousarray(x, np.float32) for x in model.handler.user_factors())
     iv, ib = (np.ascontiguousarray(x, np.float32) for x in model.handler.item_factors())
     seen, lfm, k = model.seen, model.handler.model, a.k
@@ -135,8 +135,8 @@ def main() -> None:
             lambda: scoring.top_k(uv, ub, iv, ib, k, exclude=seen, num_threads=1),
         f"(e) sqlrec.scoring.top_k, default ({scoring.usable_cores()} threads)":
             lambda: scoring.top_k(uv, ub, iv, ib, k, exclude=seen),
-        "(f) sqlrec relation build (relations.recommend -> Arrow)":
-            lambda: relations.recommend(model, "user_item", None, k, exclude_seen=True),
+        "(f) sqlrec relation build (Model.recommend -> Arrow)":
+            lambda: model.recommend("user_item", None, k, exclude_seen=True),
         "(g) sqlrec SQL: SELECT * FROM m (.arrow())": lambda: con.execute("SELECT * FROM m").arrow(),
     }
     # Round robin, best of each: a burst of load from other processes then hits one run of

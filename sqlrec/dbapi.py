@@ -19,6 +19,7 @@ import duckdb
 from . import errors
 from .catalog import ModelSummary
 from .engine import Engine
+from .session import Session
 
 
 class Cursor:
@@ -190,7 +191,20 @@ class Connection:
 
     def register(self, name: str, obj: Any) -> None:
         """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""
-        self._duck.register(name, obj)
+        self._check_open()
+        try:
+            self._duck.register(name, obj)
+        except duckdb.Error as exc:
+            raise errors.wrap_duckdb(exc, f"register {name!r}") from exc
+
+    def unregister(self, name: str) -> None:
+        """Remove a view made by register (nothing happens when there is none)."""
+        self._check_open()
+        Session(self._duck).unregister(name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         if not self._closed:

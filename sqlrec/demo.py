@@ -58,7 +58,7 @@ def load_movielens(con) -> None:
         "any_value(CAST(year AS INTEGER)) AS year, any_value(genres) AS genres "
         "FROM movielens_sample GROUP BY movieId;"
     )
-    con.duckdb.unregister("movielens_sample")
+    con.unregister("movielens_sample")
 
 
 def run(database: str = ":memory:", out: TextIO = sys.stdout) -> None:

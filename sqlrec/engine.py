@@ -38,7 +38,7 @@ def _not_yet(engine: "Engine", session: Session, catalog: Catalog, st: Retrain |
 
 
 def _query(engine: "Engine", session: Session, catalog: Catalog, st: Query, params: Any) -> None:
-    queries.run(session, catalog, st, params, lambda table: engine.register(session, table))
+    queries.run(session, catalog, st, params, engine.registered(session))
 
 
 def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
@@ -64,7 +64,8 @@ class Engine:
         self.read_only = read_only
         self._cache: dict = {}
         self._cancel = False
-        self._registered: dict[int, list[tuple[Session, str]]] = {}
+        # Relations registered for the last statement on each handle, released before the next.
+        self._registered: dict[int, tuple[Session, list[str]]] = {}
 
     def catalog(self, duck: duckdb.DuckDBPyConnection) -> Catalog:
         return Catalog(Session(duck), self._cache)
@@ -109,16 +110,16 @@ class Engine:
             raise ProgrammingError(f"{st.text.split()[0].upper()}: the database is open read-only")
         table = command(self, session, catalog, st, params)
         if table is not None:
-            name = self.register(session, table)
-            session.run(f'SELECT * FROM "{name}"')
+            names = self.registered(session)
+            names.append(session.register("rel", table))
+            session.run(f'SELECT * FROM "{names[-1]}"')
 
-    def register(self, session: Session, table: pa.Table) -> str:
-        """Register a relation for the current statement; released before the next one."""
-        name = session.register("rel", table)
-        self._registered.setdefault(id(session.duck), []).append((session, name))
-        return name
+    def registered(self, session: Session) -> list[str]:
+        """The list of relations registered for the current statement on this handle."""
+        return self._registered.setdefault(id(session.duck), (session, []))[1]
 
     def release(self, session: Session) -> None:
         """Drop the relations registered for the previous statement on this handle."""
-        for owner, name in self._registered.pop(id(session.duck), []):
+        owner, names = self._registered.pop(id(session.duck), (session, []))
+        for name in names:
             owner.unregister(name)

@@ -8,7 +8,6 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -21,11 +20,9 @@ from .model import KINDS, Model
 from .session import Session
 from .sql import OPTIONS_ARG, Query
 
-Register = Callable[[pa.Table], str]
-
-
-def run(session: Session, catalog: Catalog, st: Query, params: Any, register: Register) -> None:
-    """Run the query; its result is left pending on the session's handle."""
+def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: list[str]) -> None:
+    """Run the query; its result is left pending on the session's handle. The names of the
+    relations registered for it are appended to `registered` (to be released after it)."""
     refs = rewrite.find_model_refs(st.tree, catalog.exists)
     if not refs:
         _no_model_check(catalog, st)
@@ -35,12 +32,12 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, register: Re
         model = catalog.load(ref.model, "SELECT")
         alias = ref.table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.alias))
         if ref.attribute is not None:
-            name = register(attributes.ATTRIBUTES[ref.attribute](model))
-            ref.table.replace(exp.Table(this=exp.to_identifier(name), alias=alias))
+            registered.append(session.register("rel", attributes.ATTRIBUTES[ref.attribute](model)))
+            ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
             continue
         rel = recommendations(session, model, ref)
-        name = register(rel)
-        ref.table.replace(exp.Subquery(this=_typed_select(name, model, rel.column_names), alias=alias))
+        registered.append(session.register("rel", rel))
+        ref.table.replace(exp.Subquery(this=_typed_select(registered[-1], model, rel.column_names), alias=alias))
     session.run(tree.sql(dialect="duckdb"))
 
 

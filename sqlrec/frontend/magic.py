@@ -28,6 +28,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool
 
+from ..session import Session
 from .formatting import error_message
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -144,7 +145,7 @@ class SqlrecMagics(Magics):
         self.connection, self._owned = None, False
 
     def _con(self) -> Any:
-        if self.connection is None or getattr(self.connection, "_closed", False):
+        if self.connection is None or self.connection.closed:
             import sqlrec
 
             self.connection, self._owned = sqlrec.connect(":memory:"), True
@@ -287,10 +288,7 @@ class SqlrecMagics(Magics):
                 frame, interrupted = run_cancellable(work, con.interrupt)
             finally:
                 for name in registered:
-                    try:
-                        con.duckdb.unregister(name)
-                    except Exception:
-                        pass
+                    con.unregister(name)
             if interrupted and index < len(statements) - 1:
                 raise Cancelled("cancelled; the later statements were not run")
         self._where = None
@@ -304,9 +302,10 @@ class SqlrecMagics(Magics):
                 wanted.append(name)
         if not wanted:
             return []
-        existing = {r[0].lower() for r in con.duckdb.execute(
+        existing = {r[0].lower() for r in Session(con.duckdb).rows(
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-            "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary").fetchall()}
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary",
+            where="%sqlrec: looking up the notebook's DataFrames")}
         registered = []
         for name in wanted:
             if name.lower() in existing:

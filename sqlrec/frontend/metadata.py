@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..attributes import ATTRIBUTE_HELP
+from ..errors import Error
 from ..handlers import HANDLERS, create_option_specs
 from ..model import KINDS
 from ..options import QUERY_OPTIONS
+from ..session import Session
 
 # Catalog tables and sqlrec's scratch relations are not the user's tables.
 _TABLE_COLUMNS = (
@@ -104,18 +106,19 @@ class Metadata:
 
     def _read_functions(self, duck: Any) -> None:
         try:
-            rows = duck.execute(_FUNCTIONS).fetchall()
-        except Exception:
+            rows = Session(duck).rows(_FUNCTIONS, where="listing functions for completion")
+        except Error:
             return
         self.functions = sorted({name for name, _ in rows})
         self.table_functions = sorted({name for name, table in rows if table})
 
 
 def _read_tables(duck: Any) -> dict[str, Relation] | None:
+    session, where = Session(duck), "listing tables for completion"
     try:
-        rows = duck.execute(_TABLE_COLUMNS).fetchall()
-        current = tuple(duck.execute("SELECT current_database(), current_schema()").fetchone())
-    except Exception:
+        rows = session.rows(_TABLE_COLUMNS, where=where)
+        current = tuple(session.one("SELECT current_database(), current_schema()", where=where))
+    except Error:  # e.g. an aborted transaction: the caller keeps what it had
         return None
     tables: dict[str, Relation] = {}
     for db, schema, table, column in rows:
