@@ -30,6 +30,17 @@ def make_ratings(n_users: int = 60, n_items: int = 40, per_user: int = 12, seed:
     return pd.DataFrame(rows, columns=["userId", "movieId", "rating", "ts"])
 
 
+def file_database(path, create: str | None = None) -> sqlrec.Connection:
+    """An open file database holding the ratings table (and the model `create` makes, if given)."""
+    con = sqlrec.connect(str(path))
+    con.register("ratings_df", make_ratings())
+    con.execute("CREATE TABLE ratings AS SELECT * FROM ratings_df")
+    con.unregister("ratings_df")
+    if create is not None:
+        con.execute(create)
+    return con
+
+
 @pytest.fixture
 def ratings() -> pd.DataFrame:
     return make_ratings()

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import sqlrec
-from conftest import FAST, make_ratings
+from conftest import FAST, file_database
 
 QUERY = "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank"
 
@@ -17,10 +17,7 @@ QUERY = "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank"
 @pytest.mark.slow
 def test_model_survives_reopen_in_new_process(tmp_path):
     path = tmp_path / "shop.duckdb"
-    con = sqlrec.connect(str(path))
-    con.register("df", make_ratings())
-    con.execute("CREATE TABLE ratings AS SELECT * FROM df")
-    con.execute(f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    con = file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
     expected = con.execute(QUERY).fetchall()
     con.close()
     script = (

@@ -14,7 +14,7 @@ import sqlrec
 from sqlrec import errors
 from sqlrec.handlers import HANDLERS
 from sqlrec.model import KINDS
-from conftest import group, make_ratings
+from conftest import file_database, group
 
 ENGINES = sorted(HANDLERS)
 OPTIONS = {"lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
@@ -87,10 +87,7 @@ def test_describe_shows_engine_facts(model, engine):
 
 def test_save_and_reopen_round_trip(tmp_path, engine):
     path = str(tmp_path / "contract.duckdb")
-    con = sqlrec.connect(path)
-    con.register("df", make_ratings())
-    con.execute("CREATE TABLE ratings AS SELECT * FROM df")
-    con.execute(create_sql(engine))
+    con = file_database(path, create_sql(engine))
     query = "SELECT * FROM m WHERE userId IN (1, 2) ORDER BY userId, rank"
     before = con.execute(query).fetchall()
     arrays_before = con.engine.model("m").handler.arrays()

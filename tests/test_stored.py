@@ -10,7 +10,7 @@ import pytest
 
 import sqlrec
 from sqlrec import errors
-from conftest import FAST, make_ratings
+from conftest import FAST, file_database
 
 QUERY = "SELECT * FROM movie_rec WHERE userId = 1"
 
@@ -18,11 +18,7 @@ QUERY = "SELECT * FROM movie_rec WHERE userId = 1"
 @pytest.fixture
 def path(tmp_path):
     path = tmp_path / "shop.duckdb"
-    con = sqlrec.connect(str(path))
-    con.register("df", make_ratings())
-    con.execute("CREATE TABLE ratings AS SELECT * FROM df")
-    con.execute(f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
-    con.close()
+    file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}").close()
     return path
 
 
