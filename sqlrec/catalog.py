@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import stored
-from .errors import ModelNotFoundError, did_you_mean, wrap_duckdb
+from .errors import ModelNotFoundError, ParseError, did_you_mean, wrap_duckdb
 from .evaluation import METRIC_NAMES
 from .model import Model, result_columns
 from .session import Session
@@ -78,9 +78,22 @@ class ModelSummary:
         return result_columns(self.user_col, self.item_col, kind)
 
 
+def check_name(name: str, where: str) -> None:
+    """A model name sqlrec can store and find again: not empty, not sqlrec's own schema or scratch
+    prefix (a model named sqlrec would shadow sqlrec.metrics), no control characters."""
+    if not name.strip():
+        raise ParseError(f"{where}: a model needs a name (got {name!r})")
+    if name.lower() == SCHEMA or name.lower().startswith("__sqlrec"):
+        raise ParseError(f"{where}: the name {name!r} is reserved for sqlrec's own tables; choose another")
+    if len(name) > 255 or any(ord(c) < 32 for c in name):
+        raise ParseError(f"{where}: model name {name[:40]!r} is too long or holds control characters")
+
+
 class Catalog:
-    def __init__(self, session: Session, cache: dict | None = None):
+    def __init__(self, session: Session, cache: dict | None = None, trust_stored_sql: bool = False):
         self.session = session
+        # Whether models read from the file may re-run the SQL stored in them (see Model.trusted).
+        self.trust_stored_sql = trust_stored_sql
         # Shared by every cursor of a connection; mutated in place, never rebound.
         self._cache: dict[tuple[str, int], Model] = {} if cache is None else cache
 
@@ -133,6 +146,7 @@ class Catalog:
             return self._cache[key]
         with self._transaction(where):
             model = self._read(name.lower(), version, where)
+        model.trusted = self.trust_stored_sql
         self._forget(key[0])
         self._cache[key] = model
         return model
@@ -206,6 +220,7 @@ class Catalog:
                     run(f"INSERT INTO {SCHEMA}.ids SELECT ?, ?, ?, idx, CAST(id AS VARCHAR) FROM {view}",
                         [key, version, side], where=label)
         model.version, model.created_at = version, created
+        model.trusted = True  # this connection wrote it: its stored SQL is the user's own
         self._forget(key)
         self._cache[(key, version)] = model
         return version

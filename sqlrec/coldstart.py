@@ -94,6 +94,12 @@ def _feature_vectors(session: Session, model: Model, side: Side, unknown: pa.Arr
     for value, label in sources:
         if value is None or has_prior.all():
             continue
+        if value is not given_features and not model.trusted:
+            raise QueryError(
+                f"{where}: {len(unknown)} unknown {side.column} need the model's stored {side.name}_features "
+                f"query, and model {model.name!r} was read from the database file: sqlrec never runs SQL a "
+                f"file carries unless asked. Open it with sqlrec.connect(..., trust_stored_sql=True) (sqlrec "
+                f"--trust-stored-sql), or give their features: USING {side.name}_features = 'SELECT ...'")
         want = unknown.filter(pa.array(~has_prior))
         _, rows = features.rows_for(session, spec, value, option=f"{side.name}_features", id_col=side.column,
                                     id_type=side.type, wanted=want, where=f"{where} ({label})")

@@ -10,8 +10,10 @@ and .arrow() behave the same for all statements.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -30,6 +32,27 @@ class Cursor:
         self._duck = duck
         self._has_result = False
         self._closed = False
+        # threadsafety 1: a cursor serves one thread at a time, and a result is read by the
+        # thread whose statement made it (another thread would silently get someone else's rows).
+        self._busy = threading.Lock()
+        self._owner: int | None = None
+
+    @contextmanager
+    def _use(self, fetching: bool) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise errors.ProgrammingError(
+                "this cursor is in use by another thread: sqlrec connections are not shared between threads "
+                "(threadsafety 1); give each thread its own cursor: con.cursor()")
+        try:
+            if fetching and self._owner != threading.get_ident():
+                raise errors.ProgrammingError(
+                    "the result on this cursor belongs to a statement another thread ran; give each thread "
+                    "its own cursor: con.cursor()")
+            yield
+        except duckdb.Error as exc:
+            raise errors.wrap_duckdb(exc, "reading the result") from exc
+        finally:
+            self._busy.release()
 
     # --- PEP 249 -------------------------------------------------------------------------
 
@@ -43,9 +66,11 @@ class Cursor:
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> "Cursor":
         self._check_open()
-        self._has_result = False
-        self.connection._engine.execute(self._duck, operation, parameters)
-        self._has_result = self._duck.description is not None
+        with self._use(fetching=False):
+            self._has_result = False
+            self._owner = threading.get_ident()
+            self.connection._engine.execute(self._duck, operation, parameters)
+            self._has_result = self._duck.description is not None
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
@@ -54,16 +79,16 @@ class Cursor:
         return self
 
     def fetchone(self) -> tuple | None:
-        self._check_result()
-        return self._duck.fetchone()
+        with self._result():
+            return self._duck.fetchone()
 
     def fetchmany(self, size: int | None = None) -> list[tuple]:
-        self._check_result()
-        return self._duck.fetchmany(self.arraysize if size is None else size)
+        with self._result():
+            return self._duck.fetchmany(self.arraysize if size is None else size)
 
     def fetchall(self) -> list[tuple]:
-        self._check_result()
-        return self._duck.fetchall()
+        with self._result():
+            return self._duck.fetchall()
 
     def close(self) -> None:
         if not self._closed and self._duck is not self.connection._duck:
@@ -90,15 +115,14 @@ class Cursor:
 
     def df(self):
         """The remaining rows as a pandas DataFrame."""
-        self._check_result()
-        return self._duck.fetchdf()
+        with self._result():
+            return self._duck.fetchdf()
 
     fetchdf = df
 
     def arrow(self):
         """The remaining rows as a pyarrow Table."""
-        self._check_result()
-        with warnings.catch_warnings():
+        with self._result(), warnings.catch_warnings():
             # duckdb warns that a DB-API result copies once into Arrow; that copy is the point here
             warnings.simplefilter("ignore", UserWarning)
             return self._duck.to_arrow_table()
@@ -106,8 +130,8 @@ class Cursor:
     fetch_arrow_table = arrow
 
     def fetchnumpy(self) -> dict:
-        self._check_result()
-        return self._duck.fetchnumpy()
+        with self._result():
+            return self._duck.fetchnumpy()
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -115,10 +139,13 @@ class Cursor:
         if self._closed or self.connection._closed:
             raise errors.InterfaceError("cursor is closed")
 
-    def _check_result(self) -> None:
+    @contextmanager
+    def _result(self) -> Iterator[None]:
         self._check_open()
-        if not self._has_result:
-            raise errors.ProgrammingError("no result to fetch: the last statement returned no rows")
+        with self._use(fetching=True):
+            if not self._has_result:
+                raise errors.ProgrammingError("no result to fetch: the last statement returned no rows")
+            yield
 
 
 class Connection:
@@ -135,15 +162,21 @@ class Connection:
     ProgrammingError = errors.ProgrammingError
     NotSupportedError = errors.NotSupportedError
 
-    def __init__(self, database: str = ":memory:", read_only: bool = False, config: dict | None = None):
+    def __init__(self, database: str = ":memory:", read_only: bool = False, config: dict | None = None,
+                 safe: bool = False, trust_stored_sql: bool = False):
+        config = dict(config or {})
+        if safe:  # DuckDB refuses to turn it back on while the database is open
+            config["enable_external_access"] = False
         try:
-            self._duck = duckdb.connect(str(database), read_only=read_only, config=config or {})
+            self._duck = duckdb.connect(str(database), read_only=read_only, config=config)
         except duckdb.Error as exc:
             raise errors.wrap_duckdb(exc, f"cannot open database {database!r}") from exc
         self.database = str(database)
         self.read_only = read_only
+        self.safe = safe
+        self.trust_stored_sql = trust_stored_sql
         self._closed = False
-        self._engine = Engine(self._duck, read_only=read_only)
+        self._engine = Engine(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql)
         self._cursor = Cursor(self, self._duck)
 
     @property
@@ -192,6 +225,7 @@ class Connection:
     def register(self, name: str, obj: Any) -> None:
         """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""
         self._check_open()
+        Session(self._duck).finish_pending()  # DuckDB refuses to register while a result is pending
         try:
             self._duck.register(name, obj)
         except duckdb.Error as exc:

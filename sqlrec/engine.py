@@ -5,11 +5,17 @@ go to the command of their class in ``COMMANDS``; a command returns its result a
 table, which the engine hands to DuckDB once, so that every result, model statements
 included, is read from the DuckDB connection handle the same way. Queries over models
 (sqlrec.queries) leave DuckDB's own result there.
+
+Each running statement has its own cancel flag: ``interrupt()`` sets the flags of the
+statements running at that moment (training stops at the next epoch, scoring at the next
+chunk) and a statement started later is not affected.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -24,25 +30,40 @@ from .sql import (
     CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels, Statement, parse_script,
 )
 
-Command = Callable[["Engine", Session, Catalog, Any, Any], "pa.Table | None"]
+
+@dataclass
+class Context:
+    """What a command works with: the handle's session, the catalog, the statement's cancel flag,
+    and the relations registered for the statement (released before the next one)."""
+
+    session: Session
+    catalog: Catalog
+    cancel: threading.Event
+    registered: list[str] = field(default_factory=list)
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
 
 
-def _create(engine: "Engine", session: Session, catalog: Catalog, st: CreateModel, params: Any) -> pa.Table:
-    model, status = training.create(session, catalog, st, engine.cancelled)
+Command = Callable[[Context, Any, Any], "pa.Table | None"]
+
+
+def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
+    model, status = training.create(ctx.session, ctx.catalog, st, ctx.cancelled)
     return commands.status_table(model, status)
 
 
-def _not_yet(engine: "Engine", session: Session, catalog: Catalog, st: Retrain | Finetune, params: Any) -> None:
-    catalog.require(st.name, st.word)
+def _not_yet(ctx: Context, st: Retrain | Finetune, params: Any) -> None:
+    ctx.catalog.require(st.name, st.word)
     raise NotSupportedError(f"{st.word} is not available yet in this version of sqlrec")
 
 
-def _query(engine: "Engine", session: Session, catalog: Catalog, st: Query, params: Any) -> None:
-    queries.run(session, catalog, st, params, engine.registered(session))
+def _query(ctx: Context, st: Query, params: Any) -> None:
+    queries.run(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
 
 
 def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
-    return lambda engine, session, catalog, st, params: command(session, catalog, st)
+    return lambda ctx, st, params: command(ctx.session, ctx.catalog, st)
 
 
 # Statement class -> (command, writes to the database).
@@ -59,34 +80,37 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
 
 
 class Engine:
-    def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False):
+    def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False, trust_stored_sql: bool = False):
         self.duck = duck
         self.read_only = read_only
+        self.trust_stored_sql = trust_stored_sql
         self._cache: dict = {}
-        self._cancel = False
-        # Relations registered for the last statement on each handle, released before the next.
+        self._lock = threading.Lock()
+        # Per DuckDB handle: the running statement's cancel flag, and the relations registered
+        # for its last statement (released when the next one starts).
+        self._running: dict[int, tuple[duckdb.DuckDBPyConnection, threading.Event]] = {}
         self._registered: dict[int, tuple[Session, list[str]]] = {}
 
     def catalog(self, duck: duckdb.DuckDBPyConnection) -> Catalog:
-        return Catalog(Session(duck), self._cache)
+        return Catalog(Session(duck), self._cache, self.trust_stored_sql)
 
     def model(self, name: str, duck: duckdb.DuckDBPyConnection | None = None) -> Model:
         """The active version of a model, loaded (and cached) for scoring."""
         return self.catalog(duck or self.duck).load(name, "loading a model")
 
-    def cancelled(self) -> bool:
-        return self._cancel
-
     def interrupt(self) -> None:
-        self._cancel = True
-        try:
-            self.duck.interrupt()
-        except duckdb.Error:
-            pass
+        """Cancel the statements running now, on every cursor of the connection."""
+        with self._lock:
+            running = list(self._running.values())
+        for duck, cancel in running:
+            cancel.set()
+            try:
+                duck.interrupt()
+            except duckdb.Error:
+                pass
 
     def execute(self, duck: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> None:
         """Run a statement or a script on `duck`; the last statement's result stays on it."""
-        self._cancel = False
         session = Session(duck)
         self.release(session)
         statements = parse_script(sql)
@@ -94,29 +118,31 @@ class Engine:
             raise ProgrammingError("empty statement: nothing to run")
         if params is not None and len(statements) > 1 and (not isinstance(params, (list, tuple, dict)) or params):
             raise ProgrammingError("parameters can only be bound to a single statement, not a script")
-        for st in statements:
-            self.release(session)
-            self.run(session, st, params)
+        cancel = threading.Event()
+        with self._lock:
+            self._running[id(duck)] = (duck, cancel)
+        try:
+            for st in statements:
+                self.release(session)
+                self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
+        finally:
+            with self._lock:
+                self._running.pop(id(duck), None)
 
-    def run(self, session: Session, st: Statement, params: Any = None) -> None:
-        catalog = Catalog(session, self._cache)
+    def run(self, ctx: Context, st: Statement, params: Any = None) -> None:
         entry = COMMANDS.get(type(st))
-        if isinstance(st, Describe) and not (st.explicit or catalog.exists(st.name)):
+        if isinstance(st, Describe) and not (st.explicit or ctx.catalog.exists(st.name)):
             entry = None  # DESCRIBE t of a table is DuckDB's
+        self._registered[id(ctx.session.duck)] = (ctx.session, ctx.registered)
         if entry is None:
-            return session.run(st.text, params)
+            return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
         command, writes = entry
         if writes and self.read_only:
             raise ProgrammingError(f"{st.text.split()[0].upper()}: the database is open read-only")
-        table = command(self, session, catalog, st, params)
+        table = command(ctx, st, params)
         if table is not None:
-            names = self.registered(session)
-            names.append(session.register("rel", table))
-            session.run(f'SELECT * FROM "{names[-1]}"')
-
-    def registered(self, session: Session) -> list[str]:
-        """The list of relations registered for the current statement on this handle."""
-        return self._registered.setdefault(id(session.duck), (session, []))[1]
+            ctx.registered.append(ctx.session.register("rel", table))
+            ctx.session.run(f'SELECT * FROM "{ctx.registered[-1]}"')
 
     def release(self, session: Session) -> None:
         """Drop the relations registered for the previous statement on this handle."""

@@ -11,7 +11,7 @@ keys, covered unknown keys and the popularity fallback alike. No DuckDB here.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -148,16 +148,34 @@ class Side:
         score = float(dots.mean()) if len(dots) else 1.0
         return score, FOLD_IN_L2 * float(np.mean(np.sum(targets ** 2, axis=1)))
 
+    def representable(self, values: Sequence[Any], where: str) -> list[Any]:
+        """The values that an id of this side can equal. A number with a fraction or out of range
+        for integer ids equals no id (as in DuckDB, `userId = 1.5` is simply false): dropped."""
+        values = list(values)
+        if _cast(values, self.ids.type) is not None or not pa.types.is_integer(self.ids.type):
+            return values
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) < len(values):
+            self.lookup([v for v in values if v not in numbers], where)  # the error names them
+        return [v for v in numbers if _cast([v], self.ids.type) is not None]
+
     def lookup(self, values: Sequence[Any], where: str) -> tuple[pa.Array, np.ndarray]:
         """Requested ids cast to the id column's type, and their positions (-1 = unknown)."""
         ids = self.ids
         try:
             keys = pa.array(list(values)).cast(ids.type) if len(values) else pa.array([], ids.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError) as exc:
             raise QueryError(f"{where}: {list(values)[:5]} cannot be compared with column {self.column} "
                              f"({ids.type})") from exc
         positions = self.index.get_indexer(keys.to_pandas()) if len(keys) else np.zeros(0, np.int64)
         return keys, np.asarray(positions, np.int64)
+
+
+def _cast(values: list[Any], type_: pa.DataType) -> pa.Array | None:
+    try:
+        return pa.array(values).cast(type_) if values else pa.array([], type_)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
+        return None
 
 
 @dataclass(eq=False)
@@ -179,6 +197,9 @@ class Model:
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     # Query rows scored since the model was loaded: what pushdown saves is visible (tests, bench).
     n_scored: int = field(default=0, compare=False)
+    # Whether SQL stored in the model (its feature sources) may run: true when this connection
+    # trained it or was opened with trust_stored_sql; a file from elsewhere never runs its SQL.
+    trusted: bool = field(default=False, compare=False)
 
     @functools.cached_property
     def _sides(self) -> dict[str, Side]:
@@ -203,15 +224,17 @@ class Model:
 
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
-                  where: str = "SELECT") -> pa.Table:
+                  where: str = "SELECT", cancelled: Callable[[], bool] | None = None) -> pa.Table:
         """Top-k rows for the requested keys (None = every known id of the key side), ordered by
-        request order then rank, with the model's own column names."""
+        request order then rank, with the model's own column names. `cancelled` is asked between
+        scoring chunks (sqlrec.errors.Cancelled when it says so)."""
         if kind not in self.handler.recommender_types:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
                 f"(supported: {', '.join(self.handler.recommender_types)})")
         spec = KINDS[kind]
         key, target = self.side(spec.key), self.side(spec.target)
+        k = min(k, len(target.ids))  # more slots than targets would only allocate padding
         if keys is None:
             key_ids, pos = key.ids, np.arange(len(key.ids), dtype=np.int64)
         else:
@@ -239,10 +262,11 @@ class Model:
             q, qb = key.factors[0][rows], key.factors[1][rows]
             exclude = key.seen[rows] if exclude_seen else None
         parts = [self._top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
-                           rows if spec.similarity else None)]
+                           rows if spec.similarity else None, cancelled)]
         covered = np.flatnonzero(cold_rows >= 0)
         if len(covered):
-            parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen))
+            parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
+                                        cancelled))
         if unknown.any():
             parts.append(_fallback(target, np.flatnonzero(unknown), k, cand_idx))
         key_rows = np.concatenate([p[0] for p in parts])
@@ -256,17 +280,18 @@ class Model:
         return table.rename_columns(self.columns(kind))
 
     def _top(self, spec: Kind, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
-             cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None) -> tuple:
+             cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,
+             cancelled: Callable[[], bool] | None) -> tuple:
         target = self.side(spec.target)
         t, tb = (target.unit, None) if spec.similarity else target.factors
         self.n_scored += len(q)
         idx, scores = top_k(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
-                            candidates=cand_idx, exclude_index=self_idx)
+                            candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled)
         qrows, tcols, tscores, ranks = flatten_top_k(idx, scores)
         return key_positions[qrows], target.ids.take(pa.array(tcols)), tscores, ranks
 
     def _cold_top(self, spec: Kind, cold: ColdVectors, rows: np.ndarray, key_positions: np.ndarray, k: int,
-                  cand_idx: np.ndarray | None, exclude_seen: bool) -> tuple:
+                  cand_idx: np.ndarray | None, exclude_seen: bool, cancelled: Callable[[], bool] | None) -> tuple:
         """Covered unknown keys, scored like known ones from the vectors cold start built."""
         q, qb = cold.vectors[rows], cold.biases[rows]
         exclude = None
@@ -278,7 +303,7 @@ class Model:
             idx = np.concatenate(given) if given else np.zeros(0, np.int64)
             exclude = sp.csr_matrix((np.ones(len(idx), np.float32), idx, indptr),
                                     shape=(len(rows), len(self.side(spec.target).ids)))
-        return self._top(spec, q, qb, exclude, k, cand_idx, key_positions, None)
+        return self._top(spec, q, qb, exclude, k, cand_idx, key_positions, None, cancelled)
 
 
 def _fallback(target: Side, key_positions: np.ndarray, k: int, cand_idx: np.ndarray | None) -> tuple:

@@ -6,6 +6,7 @@ so validation, error messages, DESCRIBE and REPL completion all read the same ta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,14 @@ from .scoring import usable_cores
 CATALOGUE_METRICS = ("coverage_at_k", "popularity_bias_at_k")
 
 
+# Integer options end up in C ints (LightFM, numpy): a bound no option may exceed.
+INT_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Option:
+    """One option. NULL (None) stands for the option's default, as if it were not given."""
+
     name: str
     kind: type  # int, float, str, bool
     default: Any = None
@@ -44,12 +51,13 @@ class Option:
                 return bool(value)
             raise OptionError(f"{label} must be true or false, got {value!r}")
         if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or int(value) != value):
                 raise OptionError(f"{label} must be an integer, got {value!r}")
             value = int(value)
         elif self.kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise OptionError(f"{label} must be a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise OptionError(f"{label} must be a finite number, got {value!r}")
             value = float(value)
         elif self.kind is str:
             if not isinstance(value, str):
@@ -64,8 +72,9 @@ class Option:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             bound = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
             raise OptionError(f"{label} must be {bound}, got {value!r}")
-        if self.high is not None and value > self.high:
-            raise OptionError(f"{label} must be <= {self.high:g}, got {value!r}")
+        high = INT_MAX if self.high is None and self.kind is int else self.high
+        if high is not None and value > high:
+            raise OptionError(f"{label} must be <= {high:g}, got {value!r}")
         return value
 
 
@@ -88,7 +97,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("split", str, "random", "held-out split kind", choices=("random", "user", "time")),
     Option("cold_start", str, None, "unknown users/items at query time (default: features when the model has "
            "item_features or user_features, else popularity)", choices=("popularity", "error", "features")),
-    Option("random_state", int, None, "seed; with it training is reproducible (see num_threads)", low=0),
+    Option("random_state", int, None, "seed; with it training is reproducible (see num_threads)", low=0,
+           high=2**32 - 1),
     Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
     Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
     # Model selection (issue 4). Not `k`: that is LightFM's own warp-kos parameter.
@@ -200,6 +210,8 @@ def resolve(given: Mapping[str, Any], specs: Iterable[Option], where: str, *, fi
             )
         if spec.name in out:
             raise OptionError(f"{where}: option {spec.name} given twice (once as {key!r})")
+        if value is None:  # NULL: the default, as if not given
+            continue
         out[spec.name] = spec.coerce(value, where)
     if fill_defaults:
         for spec in specs:

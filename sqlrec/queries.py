@@ -8,6 +8,8 @@ written.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -18,15 +20,21 @@ from .catalog import Catalog
 from .errors import QueryError, did_you_mean
 from .model import KINDS, Model
 from .session import Session
-from .sql import OPTIONS_ARG, Query
+from .sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
 
-def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: list[str]) -> None:
-    """Run the query; its result is left pending on the session's handle. The names of the
-    relations registered for it are appended to `registered` (to be released after it)."""
+Cancelled = Callable[[], bool]
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.I)
+
+
+def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: list[str],
+        cancelled: Cancelled = lambda: False, prefix: str = "") -> None:
+    """Run the query (behind `prefix`, e.g. EXPLAIN); its result is left pending on the session's
+    handle. The relations registered for it are appended to `registered` (released after it)."""
     refs = rewrite.find_model_refs(st.tree, catalog.exists)
     if not refs:
         _no_model_check(catalog, st)
-        return session.run(st.text, params)
+        return session.run(prefix + st.text, params)
+    _check_reads_only(st, refs)
     tree = rewrite.inline_parameters(st.tree.copy(), params)
     for ref in rewrite.find_model_refs(tree, catalog.exists):
         model = catalog.load(ref.model, "SELECT")
@@ -35,10 +43,45 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
             registered.append(session.register("rel", attributes.ATTRIBUTES[ref.attribute](model)))
             ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
             continue
-        rel = recommendations(session, model, ref)
+        rel = recommendations(session, model, ref, cancelled)
         registered.append(session.register("rel", rel))
         ref.table.replace(exp.Subquery(this=_typed_select(registered[-1], model, rel.column_names), alias=alias))
-    session.run(tree.sql(dialect="duckdb"))
+    session.run(prefix + tree.sql(dialect="duckdb"))
+
+
+def passthrough(session: Session, catalog: Catalog, st: Statement, params: Any, registered: list[str],
+                cancelled: Cancelled) -> None:
+    """A statement sqlglot does not know runs in DuckDB as written; EXPLAIN of a query over a
+    model explains the query DuckDB really runs (over the computed relation)."""
+    explain = _EXPLAIN.match(st.text)
+    if explain:
+        inner = parse_statement(st.text[explain.end():])
+        if isinstance(inner, Query) and rewrite.find_model_refs(inner.tree, catalog.exists):
+            return run(session, catalog, inner, params, registered, cancelled, prefix=st.text[:explain.end()])
+    session.run(st.text, params)
+
+
+def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
+    """A model is read in a query's FROM / JOIN; a statement that would write to it, alter it or
+    store the reference (a view: its relation exists for one statement only) is refused."""
+    word = " ".join(st.text.split()[:2]).upper()
+    for ref in refs:
+        if ref.select is None or not _in_from(ref.table):
+            raise QueryError(f"{word}: {ref.model!r} is a model, not a table; models are read with SELECT and "
+                             "changed with CREATE OR REPLACE MODEL or DROP MODEL")
+    create = st.tree if isinstance(st.tree, exp.Create) else None
+    if create is not None and str(create.args.get("kind") or "").upper() == "VIEW":
+        raise QueryError(f"CREATE VIEW: a view cannot read model {refs[0].model!r} (a model's rows are computed "
+                         "per query); store them with CREATE TABLE ... AS SELECT ... FROM the model instead")
+
+
+def _in_from(table: exp.Table) -> bool:
+    node = table
+    while node.parent is not None and not isinstance(node, exp.Select):
+        if isinstance(node.parent, (exp.From, exp.Join)):
+            return True
+        node = node.parent
+    return False
 
 
 def _typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:
@@ -84,9 +127,12 @@ def _query_options(ref: rewrite.ModelRef, where: str) -> dict[str, Any]:
     return opts.resolve(given, opts.QUERY_OPTIONS, f"{where} USING")
 
 
-def _keys(session: Session, ref: rewrite.ModelRef, key: str, where: str) -> list[Any] | None:
+def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:
     """The keys the query asks for: pushed-down filters, and the MindsDB batch join's table."""
+    key = model.key_column(kind)
     keys = rewrite.pushed_keys(ref, key)
+    if keys is not None:
+        keys = model.side(KINDS[kind].key).representable(keys, where)
     batch = rewrite.batch_join(ref, key, where)
     if batch is not None:
         got = session.rows(batch.sql(dialect="duckdb"), where=f"{where}: the joined table's {key} values")
@@ -95,17 +141,20 @@ def _keys(session: Session, ref: rewrite.ModelRef, key: str, where: str) -> list
     return keys
 
 
-def recommendations(session: Session, model: Model, ref: rewrite.ModelRef) -> pa.Table:
+def recommendations(session: Session, model: Model, ref: rewrite.ModelRef,
+                    cancelled: Cancelled = lambda: False) -> pa.Table:
     where = f"SELECT FROM {model.name}"
     q = _query_options(ref, where)
     kind = q["recommender_type"]
-    keys = _keys(session, ref, model.key_column(kind), where)
+    keys = _keys(session, model, kind, ref, where)
     k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
     exclude = q["exclude_seen"]
     if exclude is None:
         exclude = KINDS[kind].exclude_seen
     candidates = None
     if q["candidates"] is not None:
-        candidates = [r[0] for r in session.rows(q["candidates"], where=f"{where}: USING candidates query failed")]
+        sql = parse_select(q["candidates"], f"{where} USING: option candidates")
+        candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
     keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
-    return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where)
+    return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
+                           cancelled=cancelled)

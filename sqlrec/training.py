@@ -18,7 +18,7 @@ import numpy as np
 
 from . import data as data_mod
 from . import features, options as opts, selection, tuning
-from .catalog import Catalog
+from .catalog import Catalog, check_name
 from .errors import Cancelled, ModelExistsError, OptionError, TrainingError
 from .handlers import Handler, create_option_specs, get_handler
 from .handlers.popularity import popularity_scores
@@ -93,6 +93,7 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
     """Train the statement's model and save it; (model, status): 'trained', or 'exists' for
     CREATE MODEL IF NOT EXISTS of a model that exists."""
     where = f"CREATE MODEL {st.name}"
+    check_name(st.name, "CREATE MODEL")
     given = dict(st.options)
     handler_cls = get_handler(st.engine or given.pop("engine", None) or "lightfm", where)
     specs = create_option_specs(handler_cls)

@@ -10,6 +10,7 @@ from typing import Any
 from ..data import find_column
 from ..errors import ColumnError, OptionError
 from ..session import Session
+from ..sql import parse_select
 from ..sql.quoting import quote_ident, quote_literal
 from ..sql.types import element_type, is_numeric, type_class
 
@@ -29,7 +30,7 @@ def source_query(value: Any, option: str, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise OptionError(f"{where}: option {option} must be a table name or a quoted SELECT, got {value!r}")
     if _QUERY_START.match(value):
-        return value.strip().rstrip(";")
+        return parse_select(value, f"{where}: option {option}")
     if not _TABLE_NAME.match(value):
         raise OptionError(
             f"{where}: option {option} = {value!r} is neither a table name nor a query "

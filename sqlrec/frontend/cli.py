@@ -98,6 +98,9 @@ def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int 
         statements = split_script(text)
     except errors.Error as exc:
         return _fail(exc, source, getattr(exc, "line", None), debug)
+    if not statements:  # as the API says for the same text
+        return _fail(errors.ProgrammingError("empty statement: nothing but whitespace, comments or ';'"),
+                     source, None, debug)
     keep = max_rows if fmt in ("table", "markdown") else None  # csv and json always get every row
     for sql, line, _col in statements:
         started = time.perf_counter()
@@ -118,7 +121,7 @@ def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int 
 
 def _fail(exc: BaseException, source: str | None, line: int | None, debug: bool) -> bool:
     """Print `exc` as one line on stderr, prefixed with where it happened; always False."""
-    message = error_message(exc)
+    message = error_message(exc, hint="run again with --debug for details")
     where = ", ".join(p for p in (source, f"line {line}" if line and (source or line > 1) else None) if p)
     if where:
         message = f"Error: {where}: {message[len('Error: '):]}"
@@ -156,12 +159,16 @@ FORMAT_CHOICE = click.Choice(FORMATS, case_sensitive=False)
 @click.option("--max-rows", type=click.IntRange(min=0), default=None, metavar="N",
               help="Rows shown in table/markdown output (0: all). Default: 40 on a terminal, all otherwise.")
 @click.option("--read-only", is_flag=True, help="Open the database read-only.")
+@click.option("--safe", is_flag=True, help="No file or network access from SQL (read_csv, COPY ... TO, ATTACH).")
+@click.option("--trust-stored-sql", is_flag=True,
+              help="Let models from the file re-run their stored feature queries (cold start).")
 @click.option("--timer", is_flag=True, help="Print how long each statement took.")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.version_option(_version(), "-V", "--version", prog_name="sqlrec", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, database: str | None, commands: tuple[str, ...], files: tuple[str, ...],
-        fmt: str, max_rows: int | None, read_only: bool, timer: bool, debug: bool) -> None:
+        fmt: str, max_rows: int | None, read_only: bool, safe: bool, trust_stored_sql: bool, timer: bool,
+        debug: bool) -> None:
     """Recommendations in plain SQL: DuckDB data and LightFM models.
 
     Opens DATABASE (a DuckDB file, created if missing; in-memory without it) and runs SQL given
@@ -180,7 +187,7 @@ def cli(ctx: click.Context, database: str | None, commands: tuple[str, ...], fil
     interactive = not commands and not files and _stdin_is_tty()
     if max_rows is None:
         max_rows = 40 if sys.stdout.isatty() or interactive else 0
-    con = _connect(database, read_only, debug)
+    con = _connect(database, debug, read_only=read_only, safe=safe, trust_stored_sql=trust_stored_sql)
     if interactive:
         ctx.exit(_run_shell(con, database, read_only=read_only, fmt=fmt, max_rows=max_rows,
                             timer=timer, debug=debug))
@@ -194,11 +201,11 @@ def cli(ctx: click.Context, database: str | None, commands: tuple[str, ...], fil
     ctx.exit(0 if ok else 1)
 
 
-def _connect(database: str, read_only: bool, debug: bool) -> Any:
+def _connect(database: str, debug: bool, **options: bool) -> Any:
     import sqlrec
 
     try:
-        return sqlrec.connect(database, read_only=read_only)
+        return sqlrec.connect(database, **options)
     except Exception as exc:  # noqa: BLE001 - a bad path or a locked file: one line, exit 1
         _die(exc, debug)
 

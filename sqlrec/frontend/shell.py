@@ -169,7 +169,9 @@ class Repl:
     def open(self, database: str) -> None:
         """Switch to another database (.open); the current one stays open if that one fails."""
         try:
-            con = sqlrec.connect(database, read_only=self.read_only)
+            # the new database is opened as the current one was (read-only, safe, trusted)
+            con = sqlrec.connect(database, read_only=self.read_only, safe=self.con.safe,
+                                 trust_stored_sql=self.con.trust_stored_sql)
         except errors.Error as exc:
             self.error(exc)
             return

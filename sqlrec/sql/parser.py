@@ -6,7 +6,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from sqlrec.errors import ParseError
+from sqlrec.errors import OptionError, ParseError
 
 from .dialect import SqlRec
 from .grammar import StatementError
@@ -122,3 +122,27 @@ def parse_statement(text: str, line: int = 1, col: int = 1) -> Statement:
 
 def parse_script(text: str) -> list[Statement]:
     return [parse_statement(piece, line, col) for piece, line, col in split_script(text)]
+
+
+# Trees that only read: a SELECT (WITH, UNION, FROM t, TABLE t), VALUES and PIVOT.
+_READ_ONLY = (exp.Query, exp.Values, exp.Pivot)
+
+
+def parse_select(text: str, label: str) -> str:
+    """`text` (without a trailing ';') when it is exactly one query that only reads; otherwise a
+    OptionError naming `label` (an option such as "... option candidates"), before anything runs.
+
+    Options documented as "a quoted SELECT" hold text that sqlrec hands to DuckDB: a second
+    statement, or a DROP / COPY / INSERT, must never run from there.
+    """
+    try:
+        statements = parse_script(text)
+    except ParseError as exc:
+        raise OptionError(f"{label}: {exc}") from None
+    if len(statements) != 1:
+        raise OptionError(f"{label} must be exactly one SELECT, got {len(statements)} statements")
+    st = statements[0]
+    if not (isinstance(st, Query) and isinstance(st.tree, _READ_ONLY)):
+        word = st.text.split(None, 1)[0].upper() if st.text.split() else "nothing"
+        raise OptionError(f"{label} must be a SELECT, got a {word} statement")
+    return st.text
