@@ -70,12 +70,17 @@ class Option:
                     )
                 value = value.lower()
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            bound = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
+            bound = f"> {_number(self.low)}" if self.low_open else f">= {_number(self.low)}"
             raise OptionError(f"{label} must be {bound}, got {value!r}")
         high = INT_MAX if self.high is None and self.kind is int else self.high
         if high is not None and value > high:
-            raise OptionError(f"{label} must be <= {high:g}, got {value!r}")
+            raise OptionError(f"{label} must be <= {_number(high)}, got {value!r}")
         return value
+
+
+def _number(x: float) -> str:
+    """A bound as a user would write it: 100000, not 1e+05."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user")

@@ -189,3 +189,14 @@ def test_several_rows_per_id_add_up(con):
     con.execute(CREATE + ", item_features = tags")
     got = feature_rows(con)
     assert got["tag=space"] == ("categorical", 2) and got["tag=robots"] == ("categorical", 1)
+
+
+def test_feature_sources_are_sqlrecs_options_not_model_parameters(con):
+    """No SQL text reaches a handler: the feature source is in m.info, not among m.model's parameters."""
+    con.execute("CREATE TABLE movies AS SELECT DISTINCT movieId, 'g' || (movieId % 4) AS genre FROM ratings")
+    con.execute(f"CREATE MODEL h FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}, "
+                "item_features = 'SELECT movieId, genre FROM movies', bucket_numeric = NULL")
+    parameters = dict(con.execute("SELECT * FROM h.model").fetchall())
+    assert not {"item_features", "user_features", "item_identity", "user_identity", "bucket_numeric"} & set(parameters)
+    assert not any("SELECT" in str(v) for v in parameters.values())
+    assert dict(con.execute("SELECT * FROM h.info").fetchall())["item_features"] == "SELECT movieId, genre FROM movies"

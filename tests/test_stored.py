@@ -123,3 +123,57 @@ def test_truncated_array(path):
 def test_missing_handler_array(path):
     tamper(path, "DELETE FROM sqlrec.arrays WHERE name = 'h.item_biases'")
     corrupt(path, "its lightfm state cannot be read")
+
+
+# --- stored SQL runs only from a file this connection wrote, or when asked ---------------------
+
+
+@pytest.fixture
+def hybrid_path(tmp_path):
+    path = tmp_path / "hybrid.duckdb"
+    con = file_database(path)
+    con.execute("CREATE TABLE movies AS SELECT i AS movieId, CASE WHEN i < 120 THEN 'A' ELSE 'B' END AS genre "
+                "FROM range(100, 140) t(i)")
+    con.execute(f"CREATE MODEL m FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}, "
+                "item_features = 'SELECT movieId, genre FROM movies'")
+    con.execute("INSERT INTO movies VALUES (500, 'A')")  # a new item, known to the source only
+    # The connection that trained the model runs its stored source for unknown ids.
+    assert len(con.execute(SIMILAR).fetchall()) == 5
+    con.close()
+    return path
+
+
+SIMILAR = "SELECT * FROM m WHERE movieId = 500 USING recommender_type = 'item_item', n_recommendations = 5"
+
+
+def test_stored_feature_sql_does_not_run_from_a_file_unasked(hybrid_path):
+    con = sqlrec.connect(str(hybrid_path), read_only=True)
+    with pytest.raises(errors.QueryError, match="never runs SQL a file carries unless asked.*trust_stored_sql=True"):
+        con.execute(SIMILAR)
+    # The user's own SQL in the query is always used.
+    got = con.execute("SELECT * FROM m WHERE movieId = 500 USING recommender_type = 'item_item', "
+                      "n_recommendations = 5, item_features = 'SELECT 500 AS movieId, ''A'' AS genre'").fetchall()
+    assert len(got) == 5
+    con.close()
+    trusted = sqlrec.connect(str(hybrid_path), read_only=True, trust_stored_sql=True)
+    assert [r[1] for r in trusted.execute(SIMILAR).fetchall()] == [r[1] for r in got]
+    trusted.close()
+
+
+def test_what_would_run_is_what_the_file_says(hybrid_path):
+    """A crafted source: refused unasked (never run); run only when trusted (here it fails, in DuckDB)."""
+    import duckdb
+
+    duck = duckdb.connect(str(hybrid_path))
+    info = json.loads(duck.execute("SELECT info FROM sqlrec.models").fetchone()[0])
+    info["features"]["item"]["source"] = "SELECT movieId, genre FROM planted_table"
+    duck.execute("UPDATE sqlrec.models SET info = ?", [json.dumps(info)])
+    duck.close()
+    con = sqlrec.connect(str(hybrid_path))
+    with pytest.raises(errors.QueryError, match="trust_stored_sql"):
+        con.execute(SIMILAR)
+    con.close()
+    con = sqlrec.connect(str(hybrid_path), trust_stored_sql=True)
+    with pytest.raises(sqlrec.ProgrammingError, match="planted_table"):
+        con.execute(SIMILAR)
+    con.close()
