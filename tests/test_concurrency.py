@@ -188,3 +188,39 @@ def test_kill_9_during_saves_leaves_one_intact_version(tmp_path):
         rows = con.execute(query).fetchall()
         con.close()
         assert active == 1 and n_arrays == 1 and len(rows) == 20, (delay, version)
+
+
+FULL_DISK_SCRIPT = """
+import resource, signal, sys
+import sqlrec
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing us
+con = sqlrec.connect(sys.argv[1])
+size = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+try:
+    con.execute("CREATE OR REPLACE MODEL movie_rec FROM (SELECT userId, movieId FROM ratings, range(40)) "
+                "PREDICT movieId USING user_id = 'userId', epochs = 1, no_components = 512, verbose = false")
+    print("saved")
+except sqlrec.Error as exc:
+    print("sqlrec error:", type(exc).__name__, str(exc).splitlines()[0])
+except BaseException as exc:
+    print("raw error:", type(exc).__module__, type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_version(tmp_path):
+    path = tmp_path / "full.duckdb"
+    con = file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    query = "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank"
+    before = con.execute(query).fetchall()
+    con.execute("CHECKPOINT")
+    con.close()
+    size = 64 << 10  # the largest file offset a write may reach: the WAL fills up before the save ends
+    out = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(path), str(size)], capture_output=True,
+                         text=True, env={**os.environ, "TQDM_DISABLE": "1"}, timeout=120)
+    assert out.stdout.startswith("sqlrec error:"), out.stdout + out.stderr
+    con = sqlrec.connect(str(path))
+    assert con.execute("SELECT count(*), max(version) FROM sqlrec.models WHERE active").fetchone() == (1, 1)
+    assert con.execute(query).fetchall() == before
+    con.close()
