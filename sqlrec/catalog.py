@@ -96,6 +96,9 @@ class Catalog:
         self.trust_stored_sql = trust_stored_sql
         # Shared by every cursor of a connection; mutated in place, never rebound.
         self._cache: dict[tuple[str, int], Model] = {} if cache is None else cache
+        # The active versions, read once per Catalog (a Catalog lives for one statement) and
+        # forgotten when this catalog writes: a statement naming a model three times asks once.
+        self._active: dict[str, tuple[str, int]] | None = None
 
     # --- reading -----------------------------------------------------------------------
 
@@ -104,19 +107,19 @@ class Catalog:
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
             "AND database_name = current_database()", [SCHEMA], where="reading the model catalog")[0])
 
+    def _actives(self) -> dict[str, tuple[str, int]]:
+        if self._active is None:
+            self._active = {} if not self._has_schema() else {
+                key: (name, version) for key, name, version in self.session.rows(
+                    f"SELECT key, name, version FROM {SCHEMA}.models WHERE active", where="reading the model catalog")}
+        return self._active
+
     def names(self) -> list[str]:
-        if not self._has_schema():
-            return []
-        return [r[0] for r in self.session.rows(
-            f"SELECT name FROM {SCHEMA}.models WHERE active ORDER BY name", where="reading the model catalog")]
+        return sorted(name for name, _ in self._actives().values())
 
     def active_version(self, name: str) -> tuple[str, int] | None:
         """(stored name, version) of the active version, or None."""
-        if not self._has_schema():
-            return None
-        row = self.session.one(f"SELECT name, version FROM {SCHEMA}.models WHERE key = ? AND active",
-                               [name.lower()], where="reading the model catalog")
-        return (row[0], row[1]) if row else None
+        return self._actives().get(name.lower())
 
     def exists(self, name: str) -> bool:
         return self.active_version(name) is not None
@@ -145,7 +148,14 @@ class Catalog:
         if key in self._cache:
             return self._cache[key]
         with self._transaction(where):
-            model = self._read(name.lower(), version, where)
+            # Looked up again inside the read transaction: a save on another cursor between the
+            # first look-up and this read would otherwise leave half a version to read.
+            row = self.session.one(f"SELECT version FROM {SCHEMA}.models WHERE key = ? AND active", [key[0]],
+                                   where="reading the model catalog")
+            if row is None:
+                raise ModelNotFoundError(f"{where}: model {name!r} was dropped while it was being read")
+            key = (key[0], row[0])
+            model = self._read(key[0], row[0], where)
         model.trusted = self.trust_stored_sql
         self._forget(key[0])
         self._cache[key] = model
@@ -221,6 +231,7 @@ class Catalog:
                         [key, version, side], where=label)
         model.version, model.created_at = version, created
         model.trusted = True  # this connection wrote it: its stored SQL is the user's own
+        self._active = None
         self._forget(key)
         self._cache[(key, version)] = model
         return version
@@ -230,6 +241,7 @@ class Catalog:
         with self._transaction(where):
             for table in ("models", "arrays", "ids"):
                 self.session.run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ?", [key], where=where)
+        self._active = None
         self._forget(key)
 
     def _forget(self, key: str) -> None:
