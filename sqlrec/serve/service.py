@@ -126,6 +126,7 @@ class Service:
         self.con = sqlrec.connect(database, read_only=not self.settings.write and database != ":memory:",
                                   config=config)
         self._lock = threading.Lock()  # the connection's own handle (models(), cursor()) is shared
+        self._types: dict[tuple[str, int], dict[str, str]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -219,8 +220,7 @@ class Service:
         if exclude_seen is not None:
             options.append(f"exclude_seen = {'true' if exclude_seen else 'false'}")
         with self.cursor() as cur:
-            types = dict(self.run(cur, f"SELECT property, value FROM {quote_ident(s.name)}.info "
-                                       "WHERE property IN ('user_id_type', 'item_id_type')").rows)
+            types = self._id_types(cur, s)
             side = KINDS[kind]
             col = s.user_col if side == "user" else s.item_col
             params: list[Any] = []
@@ -243,6 +243,14 @@ class Service:
         if liked is not None:
             out["user"] = jsonable(new_id)
         return out
+
+    def _id_types(self, cur: sqlrec.Cursor, s: Any) -> dict[str, str]:
+        """The model's user_id_type and item_id_type (kept per model and version: they never change)."""
+        key = (s.name, s.version)
+        if key not in self._types:
+            self._types[key] = dict(self.run(cur, f"SELECT property, value FROM {quote_ident(s.name)}.info "
+                                                  "WHERE property IN ('user_id_type', 'item_id_type')").rows)
+        return self._types[key]
 
     def _liked_table(self, cur: sqlrec.Cursor, s: Any, types: dict[str, str], liked: list[Any],
                      new_id: Any) -> tuple[str, Any]:
