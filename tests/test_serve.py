@@ -212,6 +212,8 @@ def test_a_huge_body_without_length_is_cut_off(client):
     "ATTACH ':memory:' AS other",
     "SET threads = 1",
     "COPY ratings TO 'out.csv'",
+    "/* a comment */ -- and another\nCREATE TABLE t2 AS SELECT 1",
+    "SELECT 1; DROP TABLE ratings",
 ])
 def test_read_only_unless_write(client, sql):
     r = client.post("/sql", json={"sql": sql})

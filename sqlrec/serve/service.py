@@ -62,8 +62,9 @@ def status_for(exc: BaseException) -> int:
     text = str(exc)
     if "read-only" in text or "Permission Error" in text:
         return 403
-    if isinstance(exc, errors.OperationalError) or "conflict" in text.lower() or "lock" in text.lower():
-        return 409 if isinstance(exc, errors.Error) else 500
+    if isinstance(exc, errors.Error) and (isinstance(exc, errors.OperationalError) or "conflict" in text.lower()
+                                          or "could not set lock" in text.lower()):
+        return 409
     if isinstance(exc, errors.InternalError):
         return 500
     if isinstance(exc, errors.Error):
