@@ -92,8 +92,15 @@ class Cursor:
 
     def close(self) -> None:
         if not self._closed and self._duck is not self.connection._duck:
+            # the relations registered for its last statement go with it (the engine would keep them)
+            self.connection._engine.release(Session(self._duck))
             self._duck.close()
         self._closed = True
+
+    def interrupt(self) -> None:
+        """Cancel the statement running on this cursor (call it from another thread): DuckDB's
+        part at once, training at the next epoch, scoring at the next chunk."""
+        self.connection._engine.interrupt(self._duck)
 
     def setinputsizes(self, sizes: Any) -> None:
         pass

@@ -98,10 +98,10 @@ class Engine:
         """The active version of a model, loaded (and cached) for scoring."""
         return self.catalog(duck or self.duck).load(name, "loading a model")
 
-    def interrupt(self) -> None:
-        """Cancel the statements running now, on every cursor of the connection."""
+    def interrupt(self, duck: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Cancel the statements running now: on `duck` only, or on every cursor of the connection."""
         with self._lock:
-            running = list(self._running.values())
+            running = [r for r in self._running.values() if duck is None or r[0] is duck]
         for duck, cancel in running:
             cancel.set()
             try:

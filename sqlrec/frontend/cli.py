@@ -6,6 +6,7 @@
     echo "SQL" | sqlrec [DATABASE]          run SQL from stdin
     sqlrec demo [--database PATH]           the MovieLens walkthrough
     sqlrec plot DATABASE MODEL --kind K -o FILE.png   a PNG of a model (history|embeddings|popularity)
+    sqlrec serve DATABASE [--host H] [--port P] [--token T] [--write]   the HTTP API
 
 The optional DATABASE argument sits in front of the subcommands, as in `sqlite3 FILE` or
 `duckdb FILE`: `MainGroup` takes the first positional word as the database unless it names a
@@ -315,6 +316,51 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
     except Exception as exc:  # noqa: BLE001
         _die(exc, debug)
     click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
+@click.argument("database")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; any other than a loopback address needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="HTTP port (0: any free one).")
+@click.option("--token", envvar="SQLREC_TOKEN", default=None, metavar="T",
+              help="Bearer token every request must carry (env SQLREC_TOKEN).")
+@click.option("--write", is_flag=True, help="Allow statements that change the database (default: read-only).")
+@click.option("--allow-external-access", is_flag=True,
+              help="Let served queries read and write files and URLs (off by default).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Most rows one request returns.")
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+              help="Seconds one request may run before its statement is cancelled.")
+@click.pass_context
+def serve(ctx: click.Context, database: str, host: str, port: int, token: str | None, write: bool,
+          allow_external_access: bool, max_rows: int, timeout: float) -> None:
+    """Serve DATABASE over HTTP: a JSON API (/models, /models/NAME/recommend, /sql; /docs).
+
+    \b
+    Examples:
+      sqlrec serve shop.duckdb
+      curl 'http://127.0.0.1:8000/models/movie_rec/recommend?user=100&k=5'
+      sqlrec serve shop.duckdb --host 0.0.0.0 --token s3cret --write
+    """
+    debug = bool(ctx.parent and ctx.parent.params.get("debug"))
+    try:
+        from ..serve import Settings, require
+
+        require()
+        from ..serve.server import Server
+
+        settings = Settings(write=write, external_access=allow_external_access, max_rows=max_rows, timeout=timeout)
+        server = Server(database, host=host, port=port, token=token, settings=settings, log_level="info")
+    except Exception as exc:  # noqa: BLE001 - missing extra, bad host/port, locked file: one line
+        _die(exc, debug)
+    mode = "read-write" if write else "read-only"
+    click.echo(f"sqlrec serving {database} ({mode}) on {server.url} (API docs: {server.url}/docs)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C / SIGTERM, then re-raises the signal
+        pass
+    click.echo("sqlrec serve: stopped", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
