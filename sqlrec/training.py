@@ -99,6 +99,7 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
     resolved = opts.resolve(given, specs, where)
     resolved["engine"] = handler_cls.engine
     opts.check_rules(resolved, where)
+    handler_cls.check_available(where)
     if catalog.exists(st.name):
         if st.if_not_exists:
             return catalog.load(st.name, where), "exists"
