@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from .evaluation import METRIC_NAMES
 from .model import Model
-from .tuning import SEARCHED
+from .tuning import SPACES
 
 ATTRIBUTE_HELP = {
     "info": "name, version, columns, id types, data sizes, training query",
@@ -127,13 +127,14 @@ def trials_table(model: Model) -> pa.Table:
     t = model.info.get("tuning") or {}
     cols = t.get("columns") or {}
     n = len(cols.get("trial", []))
-    types = {"no_components": pa.int32(), "epochs": pa.int32(), "learning_schedule": pa.string(),
-             "loss": pa.string()}
-    searched = [p for p in SEARCHED if p in (t.get("searched") or [])]
+    kinds = {name: p.kind for space in SPACES.values() for name, p in space.items()}
+    arrow = {"int": pa.int32(), "choice": pa.string()}
+    searched = [p for p in t.get("searched") or [] if p in kinds]
     return pa.table({
         "trial": pa.array(cols.get("trial", []), pa.int32()),
         "sampler": pa.array([t.get("sampler")] * n, pa.string()),
-        **{p: pa.array(cols[p], types.get(p, pa.float64())) for p in searched},
+        **({"engine": pa.array(cols["engine"], pa.string())} if "engine" in cols else {}),
+        **{p: pa.array(cols[p], arrow.get(kinds[p], pa.float64())) for p in searched},
         "split": pa.array([t.get("split")] * n, pa.string()),
         "k": pa.array([t.get("k")] * n, pa.int32()),
         **{m: pa.array(cols.get(m, [None] * n), pa.float64()) for m in METRIC_NAMES},

@@ -29,7 +29,7 @@ class Option:
     """One option. NULL (None) stands for the option's default, as if it were not given."""
 
     name: str
-    kind: type  # int, float, str, bool
+    kind: type  # int, float, str, bool, or list (of strings)
     default: Any = None
     help: str = ""
     choices: tuple[str, ...] | None = None
@@ -42,6 +42,12 @@ class Option:
         label = f"{where}: option {self.name}"
         if value is None:
             return None
+        if self.kind is list:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+                raise OptionError(f"{label} must be a quoted string or a list of them, e.g. ['lightfm', 'als'], "
+                                  f"got {value!r}")
+            return list(dict.fromkeys(v.lower() for v in items))
         if self.kind is bool:
             if isinstance(value, bool):
                 return value
@@ -114,9 +120,11 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1),
     Option("stopping_metric", str, "auc", "metric early_stopping watches",
            choices=tuple(m for m in METRIC_NAMES if m not in CATALOGUE_METRICS)),
-    # Hyperparameter search (sqlrec.tuning), lightfm engine only.
-    Option("tune", bool, False, "lightfm: search the parameters not set in USING on a validation split, "
+    # Hyperparameter search (sqlrec.tuning), over the engines that have a search space.
+    Option("tune", bool, False, "search the parameters not set in USING on a validation split, "
            "then train the best (m.trials)"),
+    Option("tune_engines", list, None, "tune: engines the search may choose from, e.g. ['lightfm', 'als', 'svd'] "
+           "(default: the engine option's only)"),
     Option("tune_trials", int, 20, "tune: number of trials", low=1),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
     Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
@@ -147,6 +155,10 @@ class Rule:
             raise OptionError(f"{where}: {self.message.format(**resolved)}")
 
 
+# The engines sqlrec.tuning has a search space for (tests/test_tune.py checks the two agree).
+TUNABLE_ENGINES = ("lightfm", "als", "svd")
+
+
 def _features(o: dict[str, Any]) -> bool:
     return o.get("item_features") is not None or o.get("user_features") is not None
 
@@ -156,8 +168,11 @@ CREATE_RULES: tuple[Rule, ...] = (
          "option threshold needs option rating (the column it applies to)"),
     Rule(lambda o: o["early_stopping"], lambda o: o["evaluation"],
          "option early_stopping needs evaluation = true (it watches held-out metrics)"),
-    Rule(lambda o: o["tune"], lambda o: o["engine"] == "lightfm",
-         "option tune needs engine = 'lightfm' (got {engine!r})"),
+    Rule(lambda o: o["tune"] and not o["tune_engines"], lambda o: o["engine"] in TUNABLE_ENGINES,
+         "option tune needs an engine with parameters to search: " + ", ".join(map(repr, TUNABLE_ENGINES))
+         + " (got {engine!r}); or tune_engines naming several"),
+    Rule(lambda o: o["tune_engines"] is not None, lambda o: o["tune"],
+         "option tune_engines needs tune = true"),
     Rule(lambda o: o["split"] == "time" and (o["evaluation"] or o["tune"]), lambda o: o["timestamp"] is not None,
          "split = 'time' needs option timestamp"),
     *(Rule(lambda o, s=side: o.get(f"{s}_identity") is False, lambda o, s=side: o.get(f"{s}_features") is not None,

@@ -89,17 +89,55 @@ def _columns(session: Session, st: CreateModel, resolved: dict[str, Any], sql: s
     return cols
 
 
+def _tune_engines(given: dict[str, Any], handler_cls: type[Handler], where: str) -> list[type[Handler]]:
+    """The engines a search may choose (option tune_engines; default: the engine option's only)."""
+    spec = next(o for o in opts.COMMON_OPTIONS if o.name == "tune_engines")
+    value = spec.coerce(next((v for k, v in given.items() if k.lower() == spec.name), None), where)
+    return [get_handler(e, f"{where}: option tune_engines") for e in value] if value else [handler_cls]
+
+
+def _engine_params(cls: type[Handler], given: dict[str, Any], resolved: dict[str, Any],
+                   where: str) -> tuning.Candidate:
+    """An engine's parameters from USING (its own options only; defaults for the rest) and the
+    set of those the user gave (which tuning keeps fixed)."""
+    names = set(opts.all_option_names(cls.params_spec))
+    own = {k: v for k, v in given.items() if k.lower() in names}
+    params = opts.resolve(own, cls.params_spec, where)
+    params["random_state"] = resolved["random_state"]
+    return tuning.Candidate(cls, params, set(opts.resolve(own, cls.params_spec, where, fill_defaults=False)))
+
+
+def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tuning.Candidate]]:
+    """(resolved CREATE options, the engines to train: the engine option's, or tune_engines')."""
+    given = dict(st.options)
+    handler_cls = get_handler(st.engine or given.pop("engine", None) or "lightfm", where)
+    engines = _tune_engines(given, handler_cls, where)
+    specs = create_option_specs(handler_cls)
+    for cls in engines:  # every searched engine's own options are accepted too
+        specs += [o for o in cls.params_spec if o.name not in {s.name for s in specs}]
+    if any(cls.supports_features for cls in engines) and opts.FEATURE_OPTIONS[0] not in specs:
+        specs += opts.FEATURE_OPTIONS
+    resolved = opts.resolve(given, specs, where)
+    resolved["engine"] = handler_cls.engine
+    opts.check_rules(resolved, where)
+    for cls in engines:
+        cls.check_available(where)
+        if features_given(resolved) and not cls.supports_features:
+            raise OptionError(f"{where}: option tune_engines: engine {cls.engine!r} does not learn from "
+                              f"item_features / user_features; leave it out or drop the features")
+    return resolved, {cls.engine: _engine_params(cls, given, resolved, where) for cls in engines}
+
+
+def features_given(resolved: dict[str, Any]) -> bool:
+    return resolved.get("item_features") is not None or resolved.get("user_features") is not None
+
+
 def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Callable[[], bool]) -> tuple[Model, str]:
     """Train the statement's model and save it; (model, status): 'trained', or 'exists' for
     CREATE MODEL IF NOT EXISTS of a model that exists."""
     where = f"CREATE MODEL {st.name}"
     check_name(st.name, "CREATE MODEL")
-    given = dict(st.options)
-    handler_cls = get_handler(st.engine or given.pop("engine", None) or "lightfm", where)
-    specs = create_option_specs(handler_cls)
-    resolved = opts.resolve(given, specs, where)
-    resolved["engine"] = handler_cls.engine
-    opts.check_rules(resolved, where)
+    resolved, candidates = _resolve(st, where)
     if catalog.exists(st.name):
         if st.if_not_exists:
             return catalog.load(st.name, where), "exists"
@@ -117,10 +155,8 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         resolved["cold_start"] = "features" if feature_specs else "popularity"
     num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())
     trainer = Trainer(data, num_threads, resolved["verbose"], cancelled)
-    params = {o.name: resolved[o.name] for o in handler_cls.params_spec}
-    params["random_state"] = resolved["random_state"]
-    explicit = set(opts.resolve(given, specs, where, fill_defaults=False))
-    handler, metrics, info_extra, arrays = fit_all(trainer, handler_cls, params, resolved, explicit, st.name)
+    handler, params, metrics, info_extra, arrays = fit_all(trainer, candidates, resolved, st.name)
+    resolved["engine"] = handler.engine  # tuning across engines may have chosen another
     info = {
         "user_col": cols.user, "item_col": cols.item, "rating_col": cols.rating,
         "weight_col": cols.weight, "timestamp_col": cols.timestamp,
@@ -131,7 +167,7 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         "features": feature_specs, **info_extra,
     }
     model = Model(
-        name=st.name, engine=handler_cls.engine, info=info, metrics=metrics,
+        name=st.name, engine=handler.engine, info=info, metrics=metrics,
         options={o.name: resolved[o.name] for o in opts.COMMON_OPTIONS if o.name in resolved},
         params=dict(params, epochs_trained=handler.epochs), users=data.users, items=data.items,
         seen=data.seen(), popularity=popularity_scores(data, np.ones(len(data.rows), bool))[0],
@@ -140,20 +176,23 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
     return model, "trained"
 
 
-def fit_all(trainer: Trainer, handler_cls: type[Handler], params: dict[str, Any], resolved: dict[str, Any],
-            explicit: set[str], name: str) -> tuple[Handler, dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+def fit_all(trainer: Trainer, candidates: dict[str, tuning.Candidate], resolved: dict[str, Any], name: str
+            ) -> tuple[Handler, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
     """Tuning (tune = true), the held-out run (evaluation = true), then the fit on all data:
-    (handler, metrics, info additions, arrays stored for EVALUATE MODEL)."""
+    (handler, its params, metrics, info additions, arrays stored for EVALUATE MODEL)."""
     held = tuned = None
     info: dict[str, Any] = {}
+    cand = next(iter(candidates.values()))
     if resolved["tune"]:  # options set in USING stay fixed; the best trial's values fill the rest
-        tuned = tuning.tune(trainer.data, handler_cls, params, resolved, explicit, trainer.fit, name)
-        params.update(tuned.best_params)
+        tuned = tuning.tune(trainer.data, candidates, resolved, trainer.fit, name)
+        cand = candidates[tuned.engine]
+        cand.params.update(tuned.best_params)
         info["tuning"] = tuned.trials
+    handler_cls, params = cand.cls, cand.params
     if resolved["evaluation"]:
         held = selection.held_out_run(trainer.data, handler_cls, params, resolved, trainer.fit, name,
                                       tuned.test_pairs if tuned else None)
     # Early stopping found the epoch count; the final fit on all data uses it.
     handler = handler_cls(dict(params, epochs=held.best_epochs) if held and held.best_epochs else params)
     trainer.fit(handler, np.ones(len(trainer.data.rows), bool), f"training {name}")
-    return handler, held.metrics if held else {}, info, held.arrays if held else {}
+    return handler, params, held.metrics if held else {}, info, held.arrays if held else {}

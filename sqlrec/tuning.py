@@ -1,13 +1,20 @@
-"""Hyperparameter search behind `USING tune = true` (LightFM engine).
+"""Hyperparameter search behind `USING tune = true`, over one engine or several (`tune_engines`).
 
 Each trial trains on the training part minus a validation split and is scored on the validation
 split only: with evaluation = true the training part is everything but the test split (the same
 pairs selection.held_out_run then holds out), so the test split never steers the choice. The
-best configuration then goes through the normal path (held-out evaluation, final fit on all
-data). Trials are returned as JSON-ready columns for the model's info (`m.trials`).
+best configuration (engine and parameters) then goes through the normal path (held-out
+evaluation, final fit on all data). Trials are returned as JSON-ready columns for the model's
+info (`m.trials`).
 
-The sampler is optuna's TPE when optuna is importable (optional extra `sqlrec[tune]`), else a
-plain random search seeded by random_state; the trials say which.
+Across engines, the first trials are each engine's defaults (with the user's fixed options);
+after that every trial goes to the engine that has used the least time so far, so each engine
+gets an equal share of the time and a cheap engine (ALS, PureSVD) gets more trials than an
+expensive one (LightFM). With tune_seconds, no trial starts after the budget, nor one of an
+engine whose mean trial so far would not fit in what is left.
+
+The sampler is optuna's TPE (one study per engine) when optuna is importable (optional extra
+`sqlrec[tune]`), else a plain random search seeded by random_state; the trials say which.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,12 +30,23 @@ import numpy as np
 from . import evaluation, scoring
 from .data import TrainingData
 from .errors import OptionError
-from .handlers import lightfm
+from .handlers import als, lightfm
 from .handlers.base import Handler
 from .selection import FitFn, _factors, _pairs_mask, _split, validation_split
 
-# Searched parameters, in the order of the m.trials columns.
-SEARCHED = ("no_components", "learning_rate", "learning_schedule", "loss", "item_alpha", "user_alpha", "epochs")
+
+@dataclass(frozen=True)
+class Param:
+    """One searched parameter: an int or float range (log scale or not), a choice, or a float
+    that is 0 on half the draws (an optional penalty)."""
+
+    kind: str  # "int", "float", "choice", "float_or_zero"
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[str, ...] = ()
+
+
 SCHEDULES = ("adagrad", "adadelta")
 # Ranking losses only: logistic fits the sign of a rating, not the order of a top-N list.
 LOSSES = tuple(loss for loss in lightfm.LOSSES if loss != "logistic")
@@ -36,11 +54,48 @@ COMPONENTS = (16, 256)  # log scale: 16 vs 32 matters as much as 128 vs 256
 LEARNING_RATE = (0.005, 0.1)
 ALPHA = (1e-7, 1e-3)  # or 0 (half the draws)
 EPOCHS = (10, 120)
+# Searched parameters per engine, in the order of the m.trials columns. ALS: regularization and
+# alpha around the measured plateau (regularization / alpha ~ 10 on MovieLens, see handlers.als).
+SPACES: dict[str, dict[str, Param]] = {
+    "lightfm": {
+        "no_components": Param("int", *COMPONENTS, log=True),
+        "learning_rate": Param("float", *LEARNING_RATE, log=True),
+        "learning_schedule": Param("choice", choices=SCHEDULES),
+        "loss": Param("choice", choices=LOSSES),
+        "item_alpha": Param("float_or_zero", *ALPHA, log=True),
+        "user_alpha": Param("float_or_zero", *ALPHA, log=True),
+        "epochs": Param("int", *EPOCHS),
+    },
+    "als": {
+        "no_components": Param("int", *COMPONENTS, log=True),
+        "regularization": Param("float", 0.01, 100.0, log=True),
+        "alpha": Param("float", 0.1, 50.0, log=True),
+        "weighting": Param("choice", choices=als.WEIGHTINGS),
+        "epochs": Param("int", 5, 40),
+    },
+    "svd": {"no_components": Param("int", 4, 512, log=True)},
+    "popularity": {},  # nothing to search: one trial, as a yardstick among engines
+}
+SEARCHED = tuple(SPACES["lightfm"])  # the lightfm engine's, as before tuning went across engines
 LOWER_IS_BETTER = ("popularity_bias_at_k",)
 
 
 @dataclass
+class Candidate:
+    """An engine the search may choose: its handler, its parameters, the ones the user fixed."""
+
+    cls: type[Handler]
+    params: dict[str, Any]
+    explicit: set[str] = field(default_factory=set)
+
+    @property
+    def searched(self) -> list[str]:
+        return [p for p in SPACES[self.cls.engine] if p not in self.explicit]
+
+
+@dataclass
 class TuneResult:
+    engine: str  # the best trial's engine
     best_params: dict[str, Any]  # searched params of the best trial
     trials: dict[str, Any]  # JSON for the model's info["tuning"]
     test_pairs: np.ndarray | None  # the test split the trials never saw (evaluation = true)
@@ -54,11 +109,24 @@ def _optuna() -> Any:
     return optuna
 
 
+def _draw(rng: np.random.Generator, p: Param) -> Any:
+    """One random value of a parameter (float_or_zero draws both its coin and its value)."""
+    if p.kind == "choice":
+        return p.choices[int(rng.integers(len(p.choices)))]
+    if p.kind == "float_or_zero":
+        on, value = rng.random() < 0.5, math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+        return float(value) if on else 0.0
+    if p.log:
+        value = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+        return int(round(value)) if p.kind == "int" else float(value)
+    return int(rng.integers(int(p.low), int(p.high) + 1)) if p.kind == "int" else float(rng.uniform(p.low, p.high))
+
+
 class _RandomSampler:
     name = "random"
 
-    def __init__(self, seed: int | None):
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, rng: np.random.Generator, space: dict[str, Param]):
+        self.rng, self.space = rng, space
         self.queued: dict[str, Any] | None = None
 
     def enqueue(self, values: dict[str, Any]) -> None:
@@ -68,23 +136,9 @@ class _RandomSampler:
         if self.queued is not None:
             out, self.queued = {n: self.queued[n] for n in names}, None
             return out
-        rng, out = self.rng, {}
         # Every parameter is drawn on every trial so a fixed one does not shift the others' draws.
-        draws = {
-            "no_components": int(round(math.exp(rng.uniform(*map(math.log, COMPONENTS))))),
-            "learning_rate": float(math.exp(rng.uniform(*map(math.log, LEARNING_RATE)))),
-            "learning_schedule": SCHEDULES[int(rng.integers(len(SCHEDULES)))],
-            "loss": LOSSES[int(rng.integers(len(LOSSES)))],
-            "item_alpha": self._alpha(), "user_alpha": self._alpha(),
-            "epochs": int(rng.integers(EPOCHS[0], EPOCHS[1] + 1)),
-        }
-        for name in names:
-            out[name] = draws[name]
-        return out
-
-    def _alpha(self) -> float:
-        on, value = self.rng.random() < 0.5, math.exp(self.rng.uniform(*map(math.log, ALPHA)))
-        return float(value) if on else 0.0
+        draws = {name: _draw(self.rng, p) for name, p in self.space.items()}
+        return {name: draws[name] for name in names}
 
     def tell(self, value: float) -> None:
         pass
@@ -93,17 +147,17 @@ class _RandomSampler:
 class _OptunaSampler:
     name = "optuna-tpe"
 
-    def __init__(self, optuna: Any, seed: int | None, maximize: bool):
+    def __init__(self, optuna: Any, seed: int | None, maximize: bool, space: dict[str, Param]):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.optuna = optuna
+        self.optuna, self.space = optuna, space
         self.study = optuna.create_study(direction="maximize" if maximize else "minimize",
                                          sampler=optuna.samplers.TPESampler(seed=seed))
         self.trial = None
 
     def enqueue(self, values: dict[str, Any]) -> None:
         fixed = dict(values)
-        for name in ("item_alpha", "user_alpha"):
-            if name in fixed and not fixed[name]:
+        for name, p in self.space.items():
+            if p.kind == "float_or_zero" and name in fixed and not fixed[name]:
                 fixed.pop(name)
                 fixed[f"{name}_on"] = False
         self.study.enqueue_trial(fixed, skip_if_exists=True)
@@ -112,19 +166,16 @@ class _OptunaSampler:
         t = self.trial = self.study.ask()
         out: dict[str, Any] = {}
         for name in names:
-            if name == "no_components":
-                out[name] = t.suggest_int(name, *COMPONENTS, log=True)
-            elif name == "learning_rate":
-                out[name] = t.suggest_float(name, *LEARNING_RATE, log=True)
-            elif name == "learning_schedule":
-                out[name] = t.suggest_categorical(name, list(SCHEDULES))
-            elif name == "loss":
-                out[name] = t.suggest_categorical(name, list(LOSSES))
-            elif name in ("item_alpha", "user_alpha"):
+            p = self.space[name]
+            if p.kind == "choice":
+                out[name] = t.suggest_categorical(name, list(p.choices))
+            elif p.kind == "float_or_zero":
                 on = t.suggest_categorical(f"{name}_on", [False, True])
-                out[name] = t.suggest_float(name, *ALPHA, log=True) if on else 0.0
-            elif name == "epochs":
-                out[name] = t.suggest_int(name, *EPOCHS)
+                out[name] = t.suggest_float(name, p.low, p.high, log=p.log) if on else 0.0
+            elif p.kind == "int":
+                out[name] = t.suggest_int(name, int(p.low), int(p.high), log=p.log)
+            else:
+                out[name] = t.suggest_float(name, p.low, p.high, log=p.log)
         return out
 
     def tell(self, value: float) -> None:
@@ -134,10 +185,36 @@ class _OptunaSampler:
             self.study.tell(self.trial, state=self.optuna.trial.TrialState.FAIL)
 
 
-def tune(data: TrainingData, handler_cls: type[Handler], params: dict[str, Any], settings: dict[str, Any],
-         explicit: set[str], fit: FitFn, name: str,
+def _samplers(candidates: dict[str, Candidate], seed: int | None, maximize: bool) -> dict[str, Any]:
+    """One sampler per engine, its first ask being the engine's defaults (with the fixed options):
+    the search can only improve on them as the validation split sees it."""
+    optuna = _optuna()
+    rng = np.random.default_rng(seed)
+    out = {}
+    for engine, cand in candidates.items():
+        space = SPACES[engine]
+        out[engine] = (_OptunaSampler(optuna, seed, maximize, space) if optuna is not None
+                       else _RandomSampler(rng, space))
+        out[engine].enqueue({p: cand.params[p] for p in cand.searched})
+    return out
+
+
+def _next_engine(engines: list[str], done: list[dict[str, Any]], remaining: float | None) -> str | None:
+    """Each engine's defaults first, then the engine with the least time spent whose mean trial
+    fits in the time left (None: none does)."""
+    tried = {r["engine"] for r in done}
+    for engine in engines:
+        if engine not in tried:
+            return engine
+    spent = {e: [r["seconds"] for r in done if r["engine"] == e] for e in engines}
+    fitting = [e for e in engines if remaining is None or float(np.mean(spent[e])) <= remaining]
+    return min(fitting, key=lambda e: (sum(spent[e]), engines.index(e))) if fitting else None
+
+
+def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[str, Any], fit: FitFn, name: str,
          clock: Callable[[], float] = time.perf_counter) -> TuneResult:
-    """Search the parameters not in `explicit` (the options the user set) on a validation split."""
+    """Search the engines of `candidates` (in order: the first is tried first) and the parameters
+    of each that the user did not set, on a validation split."""
     where = f"CREATE MODEL {name}"
     split, test_size, seed = settings["split"], settings["test_size"], settings["random_state"]
     k = settings.get("eval_k") or settings["n_recommendations"]
@@ -155,41 +232,53 @@ def tune(data: TrainingData, handler_cls: type[Handler], params: dict[str, Any],
     fit_train = data.matrix(mask=fit_mask & positive)
     valid = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
 
-    searched = [p for p in SEARCHED if p not in explicit]
-    optuna = _optuna()
-    sampler = _OptunaSampler(optuna, seed, maximize) if optuna is not None else _RandomSampler(seed)
-    # Trial 1 is the defaults (with the user's fixed options), so the search can only improve on
-    # them as the validation split sees it; random draws alone often missed that region.
-    sampler.enqueue({p: params[p] for p in searched})
+    engines = list(candidates)
+    samplers = _samplers(candidates, seed, maximize)
     n_trials, budget = settings["tune_trials"], settings.get("tune_seconds")
     rows: list[dict[str, Any]] = []
     started = clock()
     for trial in range(1, n_trials + 1):
-        if trial > 1 and budget is not None and clock() - started >= budget:
+        remaining = None if budget is None else budget - (clock() - started)
+        engine = _next_engine(engines, rows, remaining) if trial == 1 or remaining is None or remaining > 0 else None
+        if engine is None:
             break
-        chosen = sampler.ask(searched)
+        cand, sampler = candidates[engine], samplers[engine]
+        chosen = sampler.ask(cand.searched)
         t0 = time.perf_counter()
-        handler = handler_cls(dict(params, **chosen))
-        fit(handler, fit_mask, f"tuning {name} (trial {trial}/{n_trials})", lambda epoch: {})
+        handler = cand.cls(dict(cand.params, **chosen))
+        fit(handler, fit_mask, f"tuning {name} (trial {trial}/{n_trials}, {engine})", lambda epoch: {})
         with scoring.single_threaded_blas():
             values = evaluation.evaluate(*_factors(handler), fit_train, valid, k)
-        value = float(values[metric])
-        sampler.tell(value)
-        rows.append({"trial": trial, **chosen, **values, "seconds": round(time.perf_counter() - t0, 6)})
+        sampler.tell(float(values[metric]))
+        rows.append({"trial": trial, "engine": engine, **chosen, **values,
+                     "seconds": round(time.perf_counter() - t0, 6)})
+    best = _best(rows, metric, maximize)
+    trials = _trials_json(rows, best, candidates, samplers, metric, k, len(valid_pairs), clock() - started)
+    chosen = rows[best]
+    return TuneResult(chosen["engine"], {p: chosen[p] for p in candidates[chosen["engine"]].searched},
+                      trials, test_pairs)
 
+
+def _best(rows: list[dict[str, Any]], metric: str, maximize: bool) -> int:
     scores = np.array([r[metric] for r in rows], np.float64)
     finite = np.isfinite(scores)
-    if finite.any():
-        pick = np.where(finite, scores if maximize else -scores, -np.inf)
-        best = int(np.argmax(pick))
-    else:
-        best = 0
+    if not finite.any():
+        return 0
+    return int(np.argmax(np.where(finite, scores if maximize else -scores, -np.inf)))
+
+
+def _trials_json(rows: list[dict[str, Any]], best: int, candidates: dict[str, Candidate], samplers: dict[str, Any],
+                 metric: str, k: int, n_validation: int, seconds: float) -> dict[str, Any]:
+    """m.trials as columns: a parameter an engine does not have is None in that engine's rows;
+    the engine column only when the search went across engines."""
     for i, r in enumerate(rows):
         r["best"] = i == best
-    columns = {c: [r[c] for r in rows] for c in ("trial", *searched, *evaluation.METRIC_NAMES, "seconds", "best")}
-    trials = {
-        "sampler": sampler.name, "metric": metric, "k": k, "split": "validation", "searched": searched,
-        "n_validation": int(len(valid_pairs)), "best_trial": rows[best]["trial"],
-        "seconds": round(clock() - started, 6), "columns": columns,
+    searched = list(dict.fromkeys(p for c in candidates.values() for p in c.searched))
+    across = len(candidates) > 1
+    names = ("trial", *(("engine",) if across else ()), *searched, *evaluation.METRIC_NAMES, "seconds", "best")
+    return {
+        "sampler": next(iter(samplers.values())).name, "metric": metric, "k": k, "split": "validation",
+        "searched": searched, "engines": list(candidates), "n_validation": int(n_validation),
+        "best_trial": rows[best]["trial"], "seconds": round(seconds, 6),
+        "columns": {c: [r.get(c) for r in rows] for c in names},
     }
-    return TuneResult({p: rows[best][p] for p in searched}, trials, test_pairs)

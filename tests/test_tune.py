@@ -117,8 +117,14 @@ def test_untuned_model_has_no_trials(trained):
 
 
 @pytest.mark.parametrize("using, message", [
-    ("engine = 'svd', tune = true", "option tune needs engine = 'lightfm'"),
-    ("engine = 'popularity', tune = true", "option tune needs engine = 'lightfm'"),
+    ("engine = 'popularity', tune = true", "option tune needs an engine with parameters to search: "
+     "'lightfm', 'als', 'svd' \\(got 'popularity'\\); or tune_engines naming several"),
+    ("tune_engines = ['als', 'svd']", "option tune_engines needs tune = true"),
+    ("tune = true, tune_engines = ['lightfm', 'alss']", "option tune_engines: unknown engine 'alss'.*did you mean 'als'"),
+    ("tune = true, tune_engines = 5", r"option tune_engines must be a quoted string or a list of them"),
+    ("tune = true, tune_engines = ['lightfm', 'als'], item_features = 'SELECT 1'",
+     "option tune_engines: engine 'als' does not learn from item_features"),
+    ("tune = true, regularization = 3", "unknown option 'regularization'"),
     ("tune = true, tune_trials = 0", "option tune_trials must be >= 1"),
     ("tune = true, tune_metric = 'precision'", "option tune_metric must be one of"),
     ("tune = true, tune_seconds = 0", "option tune_seconds must be > 0"),
@@ -137,3 +143,81 @@ def test_first_trial_is_the_defaults(con):
     for name in ("learning_rate", "learning_schedule", "loss", "item_alpha", "user_alpha"):
         assert first[name] == pytest.approx(defaults[name]) if isinstance(defaults[name], float) else first[name] == defaults[name]
     assert "no_components" not in first  # given in USING: fixed, not searched
+
+
+def test_tunable_engines_are_those_with_a_search_space():
+    from sqlrec.handlers import HANDLERS
+    from sqlrec.options import TUNABLE_ENGINES
+
+    assert set(tuning.SPACES) == set(HANDLERS)
+    assert set(TUNABLE_ENGINES) == {e for e, space in tuning.SPACES.items() if space}
+    for engine, space in tuning.SPACES.items():  # every searched name is one of the engine's options
+        assert set(space) <= {o.name for o in HANDLERS[engine].params_spec}
+
+
+@pytest.mark.parametrize("engine, searched", [
+    ("als", ["no_components", "regularization", "alpha", "weighting"]),
+    ("svd", ["no_components"]),
+])
+def test_other_engines_tune_alone(con, engine, searched):
+    extra = "epochs = 3, " if engine == "als" else ""
+    con.execute(BASE.format(name="t1") + f"engine = '{engine}', tune = true, tune_trials = 3, {extra}"
+                "evaluation = true")
+    trials = rows(con, "SELECT * FROM t1.trials ORDER BY trial")
+    assert list(trials[0])[:2 + len(searched)] == ["trial", "sampler", *searched]  # no engine column
+    best = next(t for t in trials if t["best"])
+    assert best["precision_at_k"] == max(t["precision_at_k"] for t in trials)
+    stored = params(con, "t1")
+    assert int(stored["no_components"]) == best["no_components"]
+    if engine == "als":
+        assert float(stored["regularization"]) == pytest.approx(best["regularization"])
+        assert stored["weighting"] == best["weighting"] and stored["epochs"] == "3"
+        defaults = {o.name: o.default for o in training.get_handler("als", "").params_spec}
+        assert trials[0]["regularization"] == defaults["regularization"]  # trial 1: the defaults
+        for t in trials:
+            assert 0.01 <= t["regularization"] <= 100 and 0.1 <= t["alpha"] <= 50
+            assert t["weighting"] in ("raw", "log1p", "bm25", "tfidf")
+
+
+def test_tune_across_engines(con):
+    con.execute(BASE.format(name="ta") + "tune = true, tune_engines = ['lightfm', 'als', 'svd', 'popularity'], "
+                "tune_trials = 7, epochs = 3, regularization = 2, evaluation = true")
+    trials = rows(con, "SELECT * FROM ta.trials ORDER BY trial")
+    assert [t["engine"] for t in trials[:4]] == ["lightfm", "als", "svd", "popularity"]  # each one's defaults
+    assert len(trials) == 7 and list(trials[0])[:3] == ["trial", "sampler", "engine"]
+    by_engine = {t["engine"]: t for t in trials}
+    assert by_engine["svd"]["learning_rate"] is None and by_engine["lightfm"]["weighting"] is None
+    assert "regularization" not in trials[0] and "epochs" not in trials[0]  # fixed in USING: not searched
+    assert by_engine["popularity"]["no_components"] is None
+    best = next(t for t in trials if t["best"])
+    assert best["precision_at_k"] == max(t["precision_at_k"] for t in trials)
+    # The best trial's engine and parameters were retrained on all data.
+    assert con.execute("SELECT value FROM ta.info WHERE property = 'engine'").fetchone() == (best["engine"],)
+    assert con.engine.model("ta").handler.engine == best["engine"]
+    stored = params(con, "ta")
+    if best["no_components"] is not None:
+        assert int(stored["no_components"]) == best["no_components"]
+    if best["engine"] == "als":
+        assert float(stored["regularization"]) == 2.0
+    assert con.execute("SELECT count(*) > 0 FROM ta.metrics").fetchone() == (True,)
+
+
+def test_time_shares_give_cheap_engines_more_trials():
+    done = [{"engine": "lightfm", "seconds": 3.0}, {"engine": "als", "seconds": 0.1}]
+    assert tuning._next_engine(["lightfm", "als", "svd"], done, None) == "svd"  # defaults first
+    done.append({"engine": "svd", "seconds": 0.2})
+    picks = []
+    for _ in range(10):
+        e = tuning._next_engine(["lightfm", "als", "svd"], done, None)
+        picks.append(e)
+        done.append({"engine": e, "seconds": {"lightfm": 3.0, "als": 0.1, "svd": 0.2}[e]})
+    assert picks.count("als") > picks.count("svd") > picks.count("lightfm") == 0
+    # With a budget, an engine whose mean trial would not fit in the time left is not started.
+    assert tuning._next_engine(["lightfm"], done, 1.0) is None
+    assert tuning._next_engine(["lightfm", "als"], done, 1.0) == "als"
+
+
+def test_tune_seconds_across_engines(con):
+    con.execute(BASE.format(name="tq") + "tune = true, tune_engines = ['svd', 'als'], tune_trials = 50, "
+                "tune_seconds = 0.000001")
+    assert rows(con, "SELECT engine, best FROM tq.trials") == [{"engine": "svd", "best": True}]

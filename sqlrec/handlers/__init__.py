@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from .. import options as opts
 from ..errors import OptionError, did_you_mean
+from .als import ALSHandler
 from .base import Handler
 from .lightfm import LightFMHandler
 from .popularity import PopularityHandler
 from .svd import SVDHandler
 
 HANDLERS: dict[str, type[Handler]] = {
+    ALSHandler.engine: ALSHandler,
     LightFMHandler.engine: LightFMHandler,
     PopularityHandler.engine: PopularityHandler,
     SVDHandler.engine: SVDHandler,
@@ -39,4 +41,4 @@ def create_option_specs(handler_cls: type[Handler] | None = None) -> list[opts.O
     return specs
 
 
-__all__ = ["Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SVDHandler"]
+__all__ = ["ALSHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SVDHandler"]

@@ -33,6 +33,10 @@ class Handler(ABC):
     def __init__(self, params: dict[str, Any]):
         self.params = params
 
+    @classmethod
+    def check_available(cls, where: str) -> None:
+        """Raise an OptionError naming the engine when a library it trains with is missing."""
+
     @abstractmethod
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
         """Learn from the pairs of `data` selected by `mask` (bool per pair)."""
