@@ -100,7 +100,7 @@ class ALSHandler(Handler):
         self.user_vecs = self.item_vecs = np.zeros((0, int(params["no_components"])), np.float32)
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
-        self.check_available(f"training engine 'als'")
+        self.check_available("training engine 'als'")
         from threadpoolctl import threadpool_limits
 
         p, total = self.params, int(self.params["epochs"])
