@@ -15,16 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
 from . import stored
-from .errors import ModelNotFoundError, ParseError, did_you_mean, wrap_duckdb
+from .errors import ModelNotFoundError, ParseError, did_you_mean
 from .evaluation import METRIC_NAMES
 from .model import Model, result_columns
 from .session import Session
@@ -89,16 +88,47 @@ def check_name(name: str, where: str) -> None:
         raise ParseError(f"{where}: model name {name[:40]!r} is too long or holds control characters")
 
 
+# Saves and drops per database file, by every connection of this process: a connection's cached
+# list of active versions is good while this count has not moved.
+_WRITES: dict[str, int] = {}
+
+
+@dataclass
+class CatalogCache:
+    """What a connection keeps between statements: loaded models (shared by its cursors), and,
+    per cursor, which versions are active.
+
+    A cursor's active versions are read from the file once and kept while no save, drop or
+    other write has happened on any connection of this process to the same file (`_WRITES`);
+    the engine counts every statement that is not a read as a write. So a warm model query asks
+    DuckDB nothing about models, and a cursor never sees versions another cursor's open
+    transaction wrote: each cursor reads them in its own transaction.
+    """
+
+    database: str  # the file, or a key unique to one in-memory database
+    models: dict[tuple[str, int], Model] = field(default_factory=dict)
+    actives: dict[int, tuple[int, dict[str, tuple[str, int]]]] = field(default_factory=dict)
+
+    def current(self, handle: int) -> dict[str, tuple[str, int]] | None:
+        seen, actives = self.actives.get(handle, (-1, None))
+        return actives if seen == _WRITES.get(self.database, 0) else None
+
+    def remember(self, handle: int, actives: dict[str, tuple[str, int]]) -> None:
+        self.actives[handle] = (_WRITES.get(self.database, 0), actives)
+
+    def wrote(self) -> None:
+        _WRITES[self.database] = _WRITES.get(self.database, 0) + 1
+        self.actives.clear()
+
+
 class Catalog:
-    def __init__(self, session: Session, cache: dict | None = None, trust_stored_sql: bool = False):
+    def __init__(self, session: Session, cache: CatalogCache | None = None, trust_stored_sql: bool = False):
         self.session = session
         # Whether models read from the file may re-run the SQL stored in them (see Model.trusted).
         self.trust_stored_sql = trust_stored_sql
         # Shared by every cursor of a connection; mutated in place, never rebound.
-        self._cache: dict[tuple[str, int], Model] = {} if cache is None else cache
-        # The active versions, read once per Catalog (a Catalog lives for one statement) and
-        # forgotten when this catalog writes: a statement naming a model three times asks once.
-        self._active: dict[str, tuple[str, int]] | None = None
+        self.cache = cache if cache is not None else CatalogCache(f"catalog:{id(self)}")
+        self._cache = self.cache.models
 
     # --- reading -----------------------------------------------------------------------
 
@@ -108,11 +138,14 @@ class Catalog:
             "AND database_name = current_database()", [SCHEMA], where="reading the model catalog")[0])
 
     def _actives(self) -> dict[str, tuple[str, int]]:
-        if self._active is None:
-            self._active = {} if not self._has_schema() else {
+        handle = id(self.session.duck)
+        actives = self.cache.current(handle)
+        if actives is None:
+            actives = {} if not self._has_schema() else {
                 key: (name, version) for key, name, version in self.session.rows(
                     f"SELECT key, name, version FROM {SCHEMA}.models WHERE active", where="reading the model catalog")}
-        return self._active
+            self.cache.remember(handle, actives)
+        return actives
 
     def names(self) -> list[str]:
         return sorted(name for name, _ in self._actives().values())
@@ -153,7 +186,10 @@ class Catalog:
             row = self.session.one(f"SELECT version FROM {SCHEMA}.models WHERE key = ? AND active", [key[0]],
                                    where="reading the model catalog")
             if row is None:
+                self.cache.wrote()
                 raise ModelNotFoundError(f"{where}: model {name!r} was dropped while it was being read")
+            if row[0] != version:  # changed since the versions were cached: read them again next time
+                self.cache.wrote()
             key = (key[0], row[0])
             model = self._read(key[0], row[0], where)
         model.trusted = self.trust_stored_sql
@@ -231,7 +267,7 @@ class Catalog:
                         [key, version, side], where=label)
         model.version, model.created_at = version, created
         model.trusted = True  # this connection wrote it: its stored SQL is the user's own
-        self._active = None
+        self.cache.wrote()
         self._forget(key)
         self._cache[(key, version)] = model
         return version
@@ -241,7 +277,7 @@ class Catalog:
         with self._transaction(where):
             for table in ("models", "arrays", "ids"):
                 self.session.run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ?", [key], where=where)
-        self._active = None
+        self.cache.wrote()
         self._forget(key)
 
     def _forget(self, key: str) -> None:
@@ -250,23 +286,18 @@ class Catalog:
 
     @contextmanager
     def _transaction(self, where: str) -> Iterator[None]:
-        """One transaction around catalog work, unless the user has one open (theirs covers us)."""
-        duck = self.session.duck
-        try:
-            duck.execute("BEGIN TRANSACTION")
-            own = True
-        except duckdb.TransactionException:
-            own = False
-        except duckdb.Error as exc:
-            raise wrap_duckdb(exc, where) from exc
+        """One transaction around catalog work, unless the user has one open: then the work is
+        part of theirs (committed or rolled back with it), and theirs is never aborted."""
+        if self.session.in_transaction():
+            yield
+            return
+        self.session.run("BEGIN TRANSACTION", where=where)
         try:
             yield
         except BaseException:
-            if own:
-                duck.execute("ROLLBACK")
+            self.session.duck.execute("ROLLBACK")
             raise
-        if own:
-            self.session.run("COMMIT", where=where)
+        self.session.run("COMMIT", where=where)
 
 
 def _json(value: Any) -> str:

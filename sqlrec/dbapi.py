@@ -183,7 +183,7 @@ class Connection:
         self.safe = safe
         self.trust_stored_sql = trust_stored_sql
         self._closed = False
-        self._engine = Engine(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql)
+        self._engine = Engine(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql, database=str(database))
         self._cursor = Cursor(self, self._duck)
 
     @property
@@ -211,10 +211,12 @@ class Connection:
 
     def commit(self) -> None:
         self._check_open()
+        self._engine.forget_catalog()
         self._duck.commit()
 
     def rollback(self) -> None:
         self._check_open()
+        self._engine.forget_catalog()  # a model saved in the transaction may be gone
         try:
             self._duck.rollback()
         except duckdb.TransactionException:

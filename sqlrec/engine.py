@@ -13,6 +13,7 @@ chunk) and a statement started later is not affected.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,13 @@ import duckdb
 import pyarrow as pa
 
 from . import commands, queries, training
-from .catalog import Catalog
+from .catalog import Catalog, CatalogCache
 from .errors import NotSupportedError, ProgrammingError
 from .model import Model
 from .session import Session
 from .sql import (
-    CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels, Statement, parse_script,
+    READ_ONLY, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels, Statement,
+    parse_script,
 )
 
 
@@ -80,11 +82,13 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
 
 
 class Engine:
-    def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False, trust_stored_sql: bool = False):
+    def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False, trust_stored_sql: bool = False,
+                 database: str | None = None):
         self.duck = duck
         self.read_only = read_only
         self.trust_stored_sql = trust_stored_sql
-        self._cache: dict = {}
+        in_memory = database is None or database == ":memory:" or database.startswith(":memory:")
+        self._cache = CatalogCache(f"memory:{id(duck)}" if in_memory else os.path.realpath(database))
         self._lock = threading.Lock()
         # Per DuckDB handle: the running statement's cancel flag, and the relations registered
         # for its last statement (released when the next one starts).
@@ -129,8 +133,16 @@ class Engine:
             with self._lock:
                 self._running.pop(id(duck), None)
 
+    def forget_catalog(self) -> None:
+        """Read the active model versions from the file again (after a commit or rollback)."""
+        self._cache.wrote()
+
     def run(self, ctx: Context, st: Statement, params: Any = None) -> None:
         entry = COMMANDS.get(type(st))
+        if entry is None or (isinstance(st, Query) and not isinstance(st.tree, READ_ONLY)):
+            # DuckDB's own statements (DROP SCHEMA, COMMIT, ROLLBACK, INSERT ...) may change the
+            # catalog or which versions a transaction sees
+            self._cache.wrote()
         if isinstance(st, Describe) and not (st.explicit or ctx.catalog.exists(st.name)):
             entry = None  # DESCRIBE t of a table is DuckDB's
         self._registered[id(ctx.session.duck)] = (ctx.session, ctx.registered)

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
-from .scoring import flatten_top_k, normalize_rows, top_k
+from .scoring import flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
 OTHER = {"user": "item", "item": "user"}
@@ -85,6 +85,7 @@ class Side:
 
     def __init__(self, model: "Model", name: str):
         self.model, self.name = model, name
+        self._prepared: dict[tuple[bool, bool], np.ndarray] = {}
 
     @property
     def other(self) -> "Side":
@@ -116,6 +117,14 @@ class Side:
     @functools.cached_property
     def index(self) -> pd.Index:
         return pd.Index(self.ids.to_pandas())
+
+    def prepared(self, similarity: bool, query_bias: bool) -> np.ndarray:
+        """This side as scoring's GEMM reads it (scoring.prepare_targets), made once per shape."""
+        key = (similarity, query_bias)
+        if key not in self._prepared:
+            vecs, bias = (self.unit, None) if similarity else self.factors
+            self._prepared[key] = prepare_targets(vecs, bias, query_bias)
+        return self._prepared[key]
 
     @functools.cached_property
     def unit(self) -> np.ndarray:
@@ -286,7 +295,8 @@ class Model:
         t, tb = (target.unit, None) if spec.similarity else target.factors
         self.n_scored += len(q)
         idx, scores = top_k(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
-                            candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled)
+                            candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled,
+                            prepared=target.prepared(spec.similarity, qb is not None))
         qrows, tcols, tscores, ranks = flatten_top_k(idx, scores)
         return key_positions[qrows], target.ids.take(pa.array(tcols)), tscores, ranks
 

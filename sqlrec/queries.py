@@ -35,8 +35,10 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         _no_model_check(catalog, st)
         return session.run(prefix + st.text, params)
     _check_reads_only(st, refs)
-    tree = rewrite.inline_parameters(st.tree.copy(), params)
-    for ref in rewrite.find_model_refs(tree, catalog.exists):
+    # The tree was parsed for this execution alone: rewritten in place, its model references
+    # stay the ones found above (binding replaces placeholders, never tables).
+    tree = rewrite.inline_parameters(st.tree, params)
+    for ref in refs:
         model = catalog.load(ref.model, "SELECT")
         alias = ref.table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.alias))
         if ref.attribute is not None:

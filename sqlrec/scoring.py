@@ -34,6 +34,8 @@ from .errors import Cancelled
 # 20k-wide rows); max_chunk_bytes stays the hard ceiling.
 _FAST_CHUNK_BYTES = 4 << 20
 _MIN_CHUNKS_PER_WORKER = 2
+# Up to this many scores (query rows x targets) in all, BLAS runs on one thread.
+_SMALL_SCORES = 1 << 18
 
 
 def chunk_rows(n_targets: int, max_chunk_bytes: int = 64 << 20) -> int:
@@ -62,6 +64,11 @@ def augment_targets(targets: np.ndarray, target_bias: np.ndarray | None, query_b
     return np.ascontiguousarray(np.hstack(cols))
 
 
+def prepare_targets(targets: np.ndarray, target_bias: np.ndarray | None, query_bias: bool) -> np.ndarray:
+    """The targets as the GEMM reads them: [T | 1 | tb] transposed (a view of a fresh copy)."""
+    return augment_targets(targets, target_bias, query_bias).T
+
+
 def top_k(query: np.ndarray, query_bias: np.ndarray | None,
           targets: np.ndarray, target_bias: np.ndarray | None, k: int, *,
           exclude: sp.spmatrix | None = None,
@@ -69,7 +76,8 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
           exclude_index: np.ndarray | None = None,
           max_chunk_bytes: int = 64 << 20,
           num_threads: int | None = None,
-          cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+          cancelled: Callable[[], bool] | None = None,
+          prepared: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k best targets for every query row.
 
     exclude: sparse (n_query, n_targets); every stored entry (explicit zeros too) is dropped.
@@ -79,6 +87,9 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
     num_threads: worker threads scoring chunks side by side (None = every usable core); it
     changes nothing but float32 rounding of the GEMM (BLAS splits its work differently).
     cancelled: asked before each chunk; when it answers True, sqlrec.errors.Cancelled is raised.
+    prepared: ``prepare_targets(targets, target_bias, query_bias is not None)``, kept by a caller
+    that scores the same targets again (the augmented copy is then made once, not per call);
+    ignored with candidates, which score a subset.
 
     Returns (indices (m, k) int64, scores (m, k) float32), rows sorted by score descending with
     ties broken by the lower target index; missing slots are index -1, score -inf.
@@ -90,7 +101,7 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
     out_idx = np.full((m, k), -1, np.int64)
     out_val = np.full((m, k), -np.inf, np.float32)
     scorer = _Scorer(query, query_bias, targets, target_bias, k, exclude, candidates, exclude_index,
-                     out_idx, out_val)
+                     out_idx, out_val, prepared)
     n = scorer.n
     if m == 0 or k == 0 or n == 0:
         return out_idx, out_val
@@ -104,7 +115,7 @@ class _Scorer:
     """One top_k call's prepared arrays; score(a, b, buf) fills output rows a..b from one chunk."""
 
     def __init__(self, query, query_bias, targets, target_bias, k, exclude, candidates, exclude_index,
-                 out_idx: np.ndarray, out_val: np.ndarray):
+                 out_idx: np.ndarray, out_val: np.ndarray, prepared: np.ndarray | None):
         n_all = len(targets)
         self.inverse = self.candidates = None  # target index -> candidate position (-1 = not one)
         if candidates is not None:
@@ -128,7 +139,10 @@ class _Scorer:
             ei = np.asarray(exclude_index, np.int64)
             self.exclude_index = ei if self.inverse is None else np.where(ei >= 0, self.inverse[ei], -1)
         # Targets are augmented once; query rows chunk by chunk, so no copy of all queries is made.
-        self.t_aug_t = augment_targets(targets, target_bias, query_bias is not None).T if self.n else None
+        if prepared is not None and candidates is None:
+            self.t_aug_t = prepared
+        else:
+            self.t_aug_t = prepare_targets(targets, target_bias, query_bias is not None) if self.n else None
         self.query, self.target_bias = query, target_bias
         self.qb = None if query_bias is None else np.asarray(query_bias, np.float32)
         self.out_idx, self.out_val = out_idx, out_val
@@ -168,10 +182,13 @@ def _run_chunks(score: Callable[[int, int, np.ndarray], None], m: int, n: int, r
             raise Cancelled(f"statement cancelled while scoring ({a:,} of {m:,} rows done); nothing was returned")
 
     if workers == 1:
-        buf = np.empty((rows, n), np.float32)
-        for a in starts:
-            check(a)
-            score(a, min(a + rows, m), buf)
+        # A few rows (one user's query) are a GEMV: BLAS threads cost more than they give, and
+        # spin on cores other processes need (6 ms instead of 0.7 ms on busy cores).
+        with single_threaded_blas() if m * n <= _SMALL_SCORES else contextlib.nullcontext():
+            buf = np.empty((rows, n), np.float32)
+            for a in starts:
+                check(a)
+                score(a, min(a + rows, m), buf)
         return
 
     # argpartition, sorting and BLAS release the GIL, so threads scale with cores. Each worker

@@ -84,6 +84,16 @@ class Session:
         with self.in_database(database, where):
             return {row[0]: row[1] for row in self.rows(f"DESCRIBE {sql}", where=where)}
 
+    def in_transaction(self) -> bool:
+        """Whether an explicit transaction (BEGIN ...) is open on this handle.
+
+        Asked, not tried: a failed BEGIN inside a transaction would abort the user's transaction
+        (DuckDB aborts it on any error). In autocommit every statement has its own transaction
+        id; inside BEGIN ... COMMIT two statements share one.
+        """
+        first = self.one("SELECT txid_current()", where="checking for an open transaction")[0]
+        return first == self.one("SELECT txid_current()", where="checking for an open transaction")[0]
+
     def finish_pending(self) -> None:
         """Drop an unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while
         one is pending."""

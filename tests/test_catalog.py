@@ -63,3 +63,81 @@ def test_in_memory_models_live_in_memory(trained):
     other = sqlrec.connect()
     assert other.execute("SHOW MODELS").fetchall() == []
     other.close()
+
+
+# --- which versions are active, cached between statements --------------------------------------
+
+
+def catalog_queries(monkeypatch) -> list[str]:
+    """Every query sqlrec's session sends about models, from now on."""
+    from sqlrec.session import Session
+
+    sent: list[str] = []
+    for name in ("one", "rows", "arrow"):
+        real = getattr(Session, name)
+
+        def spy(self, sql, *args, _real=real, **kwargs):
+            if "sqlrec.models" in sql or "duckdb_tables()" in sql:
+                sent.append(sql)
+            return _real(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(Session, name, spy)
+    return sent
+
+
+def test_a_warm_model_query_asks_duckdb_nothing_about_models(trained, monkeypatch):
+    trained.execute(QUERY).fetchall()
+    sent = catalog_queries(monkeypatch)
+    for _ in range(3):
+        assert len(trained.execute(QUERY).fetchall()) == 20
+    assert sent == []
+    trained.execute("INSERT INTO ratings SELECT * FROM ratings LIMIT 1")  # a write: asked again once
+    trained.execute(QUERY).fetchall()
+    trained.execute(QUERY).fetchall()
+    assert len(sent) == 2  # schema check + active versions
+
+
+def test_another_connection_replacing_the_model_is_seen(tmp_path):
+    path = tmp_path / "two.duckdb"
+    a = file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    b = sqlrec.connect(str(path))
+    assert b.execute("SELECT max(version) FROM sqlrec.models").fetchone() == (1,)
+    b.execute(QUERY).fetchall()
+    a.execute("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', "
+              "engine = 'popularity'")
+    assert b.execute("SELECT value FROM movie_rec.info WHERE property = 'engine'").fetchall() == [("popularity",)]
+    a.close()
+    b.close()
+
+
+def test_other_cursors_never_see_a_version_an_open_transaction_wrote(trained):
+    before = trained.execute(QUERY).fetchall()
+    writer, reader = trained.cursor(), trained.cursor()
+    writer.execute("BEGIN TRANSACTION")
+    writer.execute("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', "
+                   "engine = 'popularity'")
+    assert writer.execute("SELECT value FROM movie_rec.info WHERE property = 'engine'").fetchall() == [("popularity",)]
+    assert reader.execute(QUERY).fetchall() == before  # its own snapshot: version 1
+    writer.execute("ROLLBACK")
+    assert writer.execute(QUERY).fetchall() == before
+    assert trained.execute("SELECT count(*) FROM sqlrec.models").fetchone() == (1,)
+
+
+def test_model_statements_take_part_in_the_users_transaction(trained):
+    """Nothing sqlrec does inside BEGIN ... COMMIT aborts the user's transaction or loses their work."""
+    trained.execute("BEGIN TRANSACTION")
+    trained.execute("INSERT INTO ratings VALUES (9001, 100, 5.0, 0)")
+    trained.engine.forget_catalog()
+    assert len(trained.execute(QUERY).fetchall()) == 20  # a cold model load inside the transaction
+    trained.execute(f"CREATE OR REPLACE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    trained.execute("COMMIT")
+    assert trained.execute("SELECT count(*) FROM ratings WHERE userId = 9001").fetchone() == (1,)
+    assert trained.execute("SELECT value FROM m2.info WHERE property = 'n_users'").fetchone() == ("61",)
+
+    trained.execute("BEGIN TRANSACTION")
+    trained.execute("INSERT INTO ratings VALUES (9002, 100, 5.0, 0)")
+    trained.execute(f"CREATE OR REPLACE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    trained.execute("ROLLBACK")  # the model goes with the user's rows
+    assert trained.execute("SELECT count(*) FROM ratings WHERE userId = 9002").fetchone() == (0,)
+    assert trained.execute("SELECT max(version) FROM sqlrec.models WHERE name = 'm2'").fetchone() == (1,)
+    assert trained.execute("SELECT value FROM m2.info WHERE property = 'n_users'").fetchone() == ("61",)

@@ -9,7 +9,7 @@ Options of ``SELECT ... USING k = v`` sit on the query node they follow: ``query
 from .dialect import SqlRec
 from .grammar import StatementError
 from .nodes import OPTIONS_ARG, SqlRecOptions, option_value, query_options, set_query_options
-from .parser import parse_script, parse_select, parse_statement, split_script
+from .parser import READ_ONLY, parse_script, parse_select, parse_statement, split_script
 from .quoting import quote_ident, quote_literal, quote_name
 from .statements import (
     CreateModel,
@@ -27,7 +27,7 @@ from .statements import (
 )
 
 __all__ = [
-    "split_script", "parse_statement", "parse_script", "parse_select", "query_options", "option_value",
+    "READ_ONLY", "split_script", "parse_statement", "parse_script", "parse_select", "query_options", "option_value",
     "set_query_options", "OPTIONS_ARG", "SqlRec", "SqlRecOptions", "StatementError",
     "OptionValue", "Source", "Statement", "CreateModel", "DropModel", "ShowModels", "Describe",
     "Retrain", "Finetune", "EvaluateModel", "Query", "Passthrough", "quote_ident", "quote_literal",

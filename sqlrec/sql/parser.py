@@ -125,7 +125,7 @@ def parse_script(text: str) -> list[Statement]:
 
 
 # Trees that only read: a SELECT (WITH, UNION, FROM t, TABLE t), VALUES and PIVOT.
-_READ_ONLY = (exp.Query, exp.Values, exp.Pivot)
+READ_ONLY = (exp.Query, exp.Values, exp.Pivot)
 
 
 def parse_select(text: str, label: str) -> str:
@@ -142,7 +142,7 @@ def parse_select(text: str, label: str) -> str:
     if len(statements) != 1:
         raise OptionError(f"{label} must be exactly one SELECT, got {len(statements)} statements")
     st = statements[0]
-    if not (isinstance(st, Query) and isinstance(st.tree, _READ_ONLY)):
+    if not (isinstance(st, Query) and isinstance(st.tree, READ_ONLY)):
         word = st.text.split(None, 1)[0].upper() if st.text.split() else "nothing"
         raise OptionError(f"{label} must be a SELECT, got a {word} statement")
     return st.text
