@@ -181,7 +181,9 @@ def _feature_info(model: Model) -> list[tuple[str, Any]]:
         if spec is not None:
             rows += [(f"{side}_features", spec["source"]), (f"n_{side}_features", len(spec["names"])),
                      (f"n_{side}s_only_in_features", spec["n_feature_only"]),
-                     (f"n_{side}s_without_features", spec["n_without_features"])]
+                     (f"n_{side}s_without_features", spec["n_without_features"]),
+                     (f"{side}_feature_weight", spec.get("feature_weight")),
+                     (f"{side}_feature_values", spec.get("feature_values", "raw"))]
     return rows
 
 

@@ -200,3 +200,39 @@ def test_feature_sources_are_sqlrecs_options_not_model_parameters(con):
     assert not {"item_features", "user_features", "item_identity", "user_identity", "bucket_numeric"} & set(parameters)
     assert not any("SELECT" in str(v) for v in parameters.values())
     assert dict(con.execute("SELECT * FROM h.info").fetchall())["item_features"] == "SELECT movieId, genre FROM movies"
+
+
+def test_feature_weight_keeps_the_identity_share_fixed():
+    import scipy.sparse as sp
+
+    from sqlrec.features import weighting
+
+    meta = sp.csr_matrix(np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0]], np.float32))
+    identity = np.array([1.0, 1.0, 0.0], np.float32)  # the third id is known from its features only
+    m = weighting.combine(identity, meta, 0.2).toarray()
+    assert m[0, :3].tolist() == pytest.approx([0.8, 0.0, 0.0]) and m[0, 3:].tolist() == pytest.approx([0.15, 0.05, 0.0])
+    assert m[1].tolist() == pytest.approx([0, 1, 0, 0, 0, 0])  # no features: all identity
+    assert m[2].tolist() == pytest.approx([0, 0, 0, 0.25, 0.25, 0.5])  # no identity: all features
+    legacy = weighting.combine(identity, meta, None).toarray()  # LightFM: every feature alike
+    assert legacy[0].tolist() == pytest.approx([0.2, 0, 0, 0.6, 0.2, 0])
+    assert weighting.transform(meta, "binary").toarray()[2].tolist() == [1, 1, 1]
+    assert weighting.transform(meta, "log").toarray()[0, 0] == pytest.approx(np.log1p(3.0))
+
+
+def test_feature_weight_and_values_through_sql(con):
+    con.execute("CREATE TABLE tags AS SELECT DISTINCT movieId, 'tag' || (movieId % 5) AS feature, "
+                "(movieId % 7 + 1)::DOUBLE AS value FROM ratings")
+    con.execute(f"CREATE MODEL w FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}, item_features = tags, "
+                "feature_weight = 0.25, feature_values = 'log'")
+    info = dict(con.execute("SELECT * FROM w.info").fetchall())
+    assert (info["item_feature_weight"], info["item_feature_values"]) == ("0.25", "log")
+    con.execute(f"CREATE MODEL lf FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}, item_features = tags, "
+                "feature_weight = 'lightfm'")  # LightFM's own scaling, on request
+    assert dict(con.execute("SELECT * FROM lf.info").fetchall())["item_feature_weight"] == "lightfm"
+    assert dict(con.execute("SELECT * FROM w.info").fetchall())["item_feature_weight"] == "0.25"
+    for bad, fragment in (("feature_weight = 0.25", "option feature_weight needs option item_features"),
+                          ("feature_values = 'log'", "option feature_values needs option item_features"),
+                          ("item_features = tags, feature_weight = 0", "option feature_weight must be > 0"),
+                          ("item_features = tags, feature_values = 'sqrt'", "must be one of 'raw', 'log', 'binary'")):
+        with pytest.raises(OptionError, match=fragment):
+            con.execute(f"CREATE MODEL bad FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}, {bad}")

@@ -21,8 +21,8 @@ text value makes the feature ``feature=value`` with weight 1.
 
 Several rows for one id add their features up (a repeated feature keeps its largest weight).
 Identity features come first (one per user/item, as in LightFM's hybrid examples) unless
-``user_identity`` / ``item_identity`` = false. Each row is scaled to sum to 1, as LightFM's own
-Dataset does. A user/item with no interactions gets no identity weight: its identity
+``user_identity`` / ``item_identity`` = false. Each row sums to 1, the identity keeping a fixed
+share (sqlrec.features.weighting: feature_weight, feature_values). A user/item with no interactions gets no identity weight: its identity
 embedding would never be trained, so it is represented by its metadata alone, exactly like an
 id that is only added to the source after training.
 

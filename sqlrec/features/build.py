@@ -21,6 +21,7 @@ from ..errors import ColumnError, TrainingDataError
 from ..session import Session
 from ..sql.quoting import quote_ident
 from ..sql.types import check_type
+from . import weighting
 from .spec import column_specs, id_column, layout, query_specs, rows_sql, source_query
 
 
@@ -58,13 +59,6 @@ def _load_source(session: Session, stack: ExitStack, sql: str, id_col: str, id_t
             where=f"{where}: the {option} query failed"))
 
 
-def _normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    """Rows scaled to sum to 1 (by absolute weight), as LightFM's Dataset does."""
-    sums = np.asarray(abs(matrix).sum(axis=1)).ravel()
-    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
-    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix, dtype=np.float32)
-
-
 def _sparse(entries: dict[str, np.ndarray], row: str, shape: tuple[int, int]) -> sp.csr_matrix:
     return sp.csr_matrix((np.asarray(entries["value"], np.float32),
                           (np.asarray(entries[row], np.int64), np.asarray(entries["j"], np.int64))), shape=shape)
@@ -95,9 +89,11 @@ def _training_rows(session: Session, stack: ExitStack, src: str, specs: list[dic
 
 
 def build(session: Session, value: Any, *, side: str, id_col: str, id_type: str, ids: pa.Array,
-          identity: bool, bucket_numeric: int | None, where: str, database: str | None = None) -> FeatureSet:
+          identity: bool, bucket_numeric: int | None, where: str, database: str | None = None,
+          feature_weight: float | str | None = None, feature_values: str = "raw") -> FeatureSet:
     """Features of one side at training time, aligned to `ids` (the interaction id map) plus any
-    ids that only the feature source has (appended, ordered by id)."""
+    ids that only the feature source has (appended, ordered by id); weighting: see
+    sqlrec.features.weighting."""
     option = f"{side}_features"
     sql = source_query(value, option, where)
     id_type = _id_type(id_type, option, where)
@@ -113,24 +109,23 @@ def build(session: Session, value: Any, *, side: str, id_col: str, id_type: str,
         names, new_ids, entries = _training_rows(session, stack, src, specs, source_layout, id_type, ids,
                                                  option, where)
     n_entities = len(ids) + len(new_ids)
-    meta = _sparse(entries, "idx", (n_entities, len(names)))
+    meta = weighting.transform(_sparse(entries, "idx", (n_entities, len(names))), feature_values)
+    diag = None
     if identity:
         # Only ids with interactions keep an identity weight (see the package docstring).
         diag = np.zeros(n_entities, np.float32)
         diag[: len(ids)] = 1.0
-        matrix = sp.hstack([sp.diags(diag), meta], format="csr")
-    else:
-        matrix = meta.tocsr()
     spec = {
         "source": value, "sql": sql, "database": database, "id_column": id_name, "layout": source_layout,
         "identity": bool(identity), "n_identity": n_entities if identity else 0,
         "bucket_numeric": bucket_numeric, "columns": specs,
+        "feature_weight": feature_weight, "feature_values": feature_values,
         "names": [n for n, _ in names], "kinds": [specs[c]["kind"] for _, c in names],
         "n_entities": np.diff(meta.tocsc().indptr).astype(int).tolist(),
         "n_source_rows": int(n_rows), "n_feature_only": len(new_ids),
         "n_without_features": int((meta.getnnz(axis=1) == 0).sum()),
     }
-    return FeatureSet(side=side, spec=spec, matrix=_normalise(matrix), new_ids=new_ids)
+    return FeatureSet(side=side, spec=spec, matrix=weighting.combine(diag, meta, feature_weight), new_ids=new_ids)
 
 
 def rows_for(session: Session, spec: dict[str, Any], value: Any, *, option: str, id_col: str, id_type: str,
@@ -164,7 +159,9 @@ def rows_for(session: Session, spec: dict[str, Any], value: Any, *, option: str,
         entries = session.numpy(
             f"SELECT m.pos, v.j, r.value FROM ({rows_sql(src, specs, spec['layout'])}) r "
             f"JOIN {idmap} m ON r.id = m.id JOIN {vocab} v ON r.feature = v.feature", where=label)
-    return ids, _normalise(_sparse(entries, "pos", (len(ids), len(spec["names"]))))
+    meta = weighting.transform(_sparse(entries, "pos", (len(ids), len(spec["names"]))),
+                               spec.get("feature_values", "raw"))
+    return ids, weighting.normalise(meta)
 
 
 def attach(session: Session, data: TrainingData, id_columns: dict[str, str], options: dict[str, Any],
@@ -184,7 +181,8 @@ def attach(session: Session, data: TrainingData, id_columns: dict[str, str], opt
         ids = data.ids(side)
         fs = build(session, value, side=side, id_col=id_columns[side], id_type=data.id_type(side), ids=ids,
                    identity=options.get(f"{side}_identity", True) is not False,
-                   bucket_numeric=options.get("bucket_numeric"), where=where)
+                   bucket_numeric=options.get("bucket_numeric"), where=where,
+                   feature_weight=options.get("feature_weight"), feature_values=options.get("feature_values") or "raw")
         if len(fs.new_ids):
             changes[f"{side}s"] = pa.concat_arrays([ids, fs.new_ids.cast(ids.type)])
         changes[f"{side}_features"] = fs.matrix
