@@ -12,6 +12,7 @@ DuckDB bound (sqlrec.serve.insights, sqlrec.serve.service).
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -26,18 +27,18 @@ from .service import ServeError, Service, status_for
 
 CSS = """
 *{box-sizing:border-box}body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;
-color:#222;background:#fafafa;line-height:1.4}header{background:#234;color:#fff;padding:.6em 1em}
-header a{color:#fff;text-decoration:none;margin-right:1em}header b{margin-right:1.5em}
+color:#222;background:#fafafa;line-height:1.4}header{background:#234;color:#fff;padding:.6em 1em;display:flex;flex-wrap:wrap;gap:.3em 1.2em}
+header a{color:#fff;text-decoration:none;white-space:nowrap}
 main{max-width:1000px;margin:0 auto;padding:1em}a{color:#1560bd}h1{font-size:1.4em}h2{font-size:1.15em}
 table{border-collapse:collapse;width:100%;margin:.5em 0 1em}td,th{border-bottom:1px solid #ddd;
-padding:.3em .5em;text-align:left;vertical-align:top}td.num,th.num{text-align:right}
+padding:.3em .5em;text-align:left;vertical-align:top}td.num,th.num{text-align:right;white-space:nowrap}
 .cols{display:flex;flex-wrap:wrap;gap:1em}.cols>section{flex:1 1 300px;min-width:0}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em 1em;margin-bottom:1em}
 .figures{display:flex;flex-wrap:wrap;gap:.5em}.figure{background:#eef3f8;border-radius:6px;
 padding:.5em .8em}.figure b{display:block;font-size:1.3em}input,select,button{font-size:1em;padding:.35em}
 input[type=text],input[type=search]{width:100%;max-width:22em}.error{background:#fde8e8;
 border:1px solid #e99;padding:.8em;border-radius:6px}nav.tabs a{margin-right:1em}
-ul.results{list-style:none;padding:0}ul.results li{padding:.2em 0}svg.chart{max-width:100%;height:auto}
+.scroll{overflow-x:auto;max-width:100%}td{overflow-wrap:anywhere}ul.results{list-style:none;padding:0}ul.results li{padding:.2em 0}svg.chart{max-width:100%;height:auto}
 """
 
 
@@ -46,6 +47,8 @@ def h(value: Any) -> str:
 
 
 def fmt(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         return f"{value:.4g}"
     return h(value)
@@ -68,7 +71,7 @@ def table(columns: list[str], rows: list[tuple], cls: str = "") -> str:
     body = "".join("<tr>" + "".join(f'<td class="num">{fmt(v)}</td>' if isinstance(v, (int, float))
                                     and not isinstance(v, bool) else f"<td>{fmt(v)}</td>" for v in row) + "</tr>"
                    for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def figure(label: str, value: str, cls: str) -> str:
@@ -96,8 +99,8 @@ class Pages:
                         f'<td class="num">{s.version}</td><td class="num">{s.n_users}</td><td class="num">{s.n_items}</td>'
                         f'<td><a href="/m/{m}/prefs">preferences</a> · <a href="/m/{m}/popular">consumed vs '
                         f'recommended</a></td></tr>')
-        body = ("<table><thead><tr><th>model</th><th>engine</th><th class=num>version</th><th class=num>users</th>"
-                "<th class=num>items</th><th>pages</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+        body = ("<div class=scroll><table><thead><tr><th>model</th><th>engine</th><th class=num>version</th><th class=num>users</th>"
+                "<th class=num>items</th><th>pages</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
         if not rows:
             body = "<p>No models in this database yet: CREATE MODEL one (see the README).</p>"
         return page("Models", "<h1>Models</h1>" + body)
@@ -216,8 +219,9 @@ class Pages:
                               f"top-{TOP_N} lists", highlight=head)
         rest = len(p.recommended) - len(shown)
         parts.append(f'<section class="card"><h2>Distribution of recommended items</h2>{chart}'
-                     f"<p>Red: items of the popular head. {rest} more items recommended less often "
-                     f"are not drawn; {p.n_items - len(p.recommended)} items are in nobody's top {TOP_N}.</p></section>")
+                     f"<p>Red: items of the popular head (the {p.head_size} most consumed). "
+                     + (f"{rest} more items, recommended less often, are not drawn. " if rest else "")
+                     + f"{p.n_items - len(p.recommended)} items are in nobody's top {TOP_N}.</p></section>")
         return page(f"Popularity · {s.name}", "".join(parts), s.name)
 
 

@@ -40,7 +40,7 @@ def bar_chart(labels: list[str], values: list[float], title: str, y_label: str,
               highlight: set[int] | None = None, width: int = 640, height: int = 300) -> str:
     """Vertical bars, one per label, in the order given; bars whose index is in `highlight`
     are drawn in the second colour (the legend says what they are)."""
-    left, right, top, bottom = 48, 10, 28, 70
+    left, right, top, bottom = 48, 10, 28, 84
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = nice_max(max(values, default=0))
     n = max(len(values), 1)
