@@ -298,3 +298,25 @@ def test_browser_shows_the_model_page(server, desktop, phone, artifacts):
     phone.get(server.url + "/m/movie_rec/popular")
     assert wider_than_the_window(phone) == []
     shoot(phone, artifacts / "popular_phone.png")
+
+
+@pytest.mark.slow
+def test_sqlrec_serve_labels_option(db):
+    import signal
+    import subprocess
+    import sys
+
+    sqlrec_bin = Path(sys.executable).with_name("sqlrec")
+    proc = subprocess.Popen([str(sqlrec_bin), "serve", db, "--port", "0", "--labels", "movies"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        url = re.search(r"on (http://127\.0\.0\.1:\d+)", line).group(1)
+        assert f"pages: {url}/" in line
+        html = httpx.get(url + "/m/movie_rec/prefs", params={"user": 4, "k": 3}, timeout=30).text
+        recs = html.split('<ol class="recs">')[1].split("</ol>")[0]
+        assert len(re.findall(r"<li data-item=\"\d+\">(Movie \d+|&lt;b&gt;Bold)", recs)) == 3  # titled
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        proc.stderr.close()
