@@ -81,7 +81,7 @@ def test_a_known_user_gets_titled_recommendations(client):
     api = client.get("/models/movie_rec/recommend", params={"user": 2, "k": 5}).json()["recommendations"]
     assert items == [str(x["movieId"]) for x in api]
     assert re.findall(r"<li data-item=\"\d+\">(Movie \d+|&lt;b&gt;Bold)", recs)  # titles, not ids
-    assert "Liked by user 2" in r.text and len(re.findall(r"<li>", r.text.split('class=seen>')[1].split("</ul>")[0])) == 10
+    assert "Seen by user 2 in training" in r.text and len(re.findall(r"<li>", r.text.split('class=seen>')[1].split("</ul>")[0])) == 10
 
 
 def test_searching_and_liking_items_folds_in_a_new_user(client):

@@ -161,7 +161,7 @@ class Pages:
         seen = self.insights.seen(s.name, user)
         items = [r[s.item_col] for r in recs]
         titles = self.insights.titles(items + seen, source)
-        out = [f"<h3>Liked by user {h(user)} (training)</h3>"]
+        out = [f"<h3>Seen by user {h(user)} in training (most consumed first)</h3>"]
         out.append("<ul class=seen>" + "".join(f"<li>{h(self.title(titles, i))}</li>" for i in seen) + "</ul>"
                    if seen else "<p>Not a training user: recommendations fall back to the model's cold start.</p>")
         out.append(f"<h3>Recommended for user {h(user)}</h3>" + _ranked(recs, s.item_col, titles, self.title))
