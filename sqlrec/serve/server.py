@@ -36,6 +36,9 @@ class Server:
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
         try:
             self._sock.bind((host, port))
+            # listening from here: a client that connects before uvicorn runs (the command's
+            # "serving on" line comes first) waits in the backlog instead of being refused
+            self._sock.listen(2048)
         except OSError:
             self._sock.close()
             self.service.close()
