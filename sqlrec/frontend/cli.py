@@ -6,7 +6,7 @@
     echo "SQL" | sqlrec [DATABASE]          run SQL from stdin
     sqlrec demo [--database PATH]           the MovieLens walkthrough
     sqlrec plot DATABASE MODEL --kind K -o FILE.png   a PNG of a model (history|embeddings|popularity)
-    sqlrec serve DATABASE [--host H] [--port P] [--token T] [--write]   the HTTP API
+    sqlrec serve DATABASE [--host H] [--port P] [--token T] [--write]   the HTTP API and web pages
 
 The optional DATABASE argument sits in front of the subcommands, as in `sqlite3 FILE` or
 `duckdb FILE`: `MainGroup` takes the first positional word as the database unless it names a
@@ -332,16 +332,19 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
               help="Most rows one request returns.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
               help="Seconds one request may run before its statement is cancelled.")
+@click.option("--labels", default=None, metavar="SQL",
+              help="Item titles for the web pages: a table or a SELECT of (item id, title).")
 @click.pass_context
 def serve(ctx: click.Context, database: str, host: str, port: int, token: str | None, write: bool,
-          allow_external_access: bool, max_rows: int, timeout: float) -> None:
-    """Serve DATABASE over HTTP: a JSON API (/models, /models/NAME/recommend, /sql; /docs).
+          allow_external_access: bool, max_rows: int, timeout: float, labels: str | None) -> None:
+    """Serve DATABASE over HTTP: web pages at /, a JSON API (/models, /models/NAME/recommend, /sql; /docs).
 
     \b
     Examples:
       sqlrec serve shop.duckdb
       curl 'http://127.0.0.1:8000/models/movie_rec/recommend?user=100&k=5'
       sqlrec serve shop.duckdb --host 0.0.0.0 --token s3cret --write
+      sqlrec serve movies.duckdb --labels 'SELECT movieId, title FROM movies'
     """
     debug = bool(ctx.parent and ctx.parent.params.get("debug"))
     try:
@@ -351,11 +354,12 @@ def serve(ctx: click.Context, database: str, host: str, port: int, token: str | 
         from ..serve.server import Server
 
         settings = Settings(write=write, external_access=allow_external_access, max_rows=max_rows, timeout=timeout)
-        server = Server(database, host=host, port=port, token=token, settings=settings, log_level="info")
+        server = Server(database, host=host, port=port, token=token, settings=settings, log_level="info",
+                        labels=labels)
     except Exception as exc:  # noqa: BLE001 - missing extra, bad host/port, locked file: one line
         _die(exc, debug)
     mode = "read-write" if write else "read-only"
-    click.echo(f"sqlrec serving {database} ({mode}) on {server.url} (API docs: {server.url}/docs)", err=True)
+    click.echo(f"sqlrec serving {database} ({mode}) on {server.url} (pages: {server.url}/, API docs: {server.url}/docs)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C / SIGTERM, then re-raises the signal

@@ -106,13 +106,18 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
-def create_app(service: Service, token: str | None = None, max_body: int = 1 << 20) -> Any:
+def create_app(service: Service, token: str | None = None, max_body: int = 1 << 20,
+               labels: str | None = None) -> Any:
+    """The API and the web pages (sqlrec.serve.pages; `labels` gives items their titles there)."""
+    from .pages import add_pages
+
     app = FastAPI(title="sqlrec", version=_version(), docs_url=None, redoc_url=None,
                   description="Recommendations in plain SQL, served: models, recommendations and sqlrec SQL.")
     _errors(app)
     _model_routes(app, service)
     _sql_route(app, service)
     _docs(app)
+    add_pages(app, service, labels)
     return Guard(app, token, max_body)
 
 

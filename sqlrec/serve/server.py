@@ -24,17 +24,21 @@ class Server:
     """The HTTP server (and, with pg_port, the PostgreSQL one) over one database."""
 
     def __init__(self, database: str, host: str = "127.0.0.1", port: int = 8000, pg_port: int | None = None,
-                 token: str | None = None, settings: Settings | None = None, log_level: str = "warning"):
+                 token: str | None = None, settings: Settings | None = None, log_level: str = "warning",
+                 labels: str | None = None):
         require()
         if not is_loopback(host) and not token:
             raise ValueError(f"serving on {host} (not a loopback address) needs --token")
-        self.host, self.token = host, token
+        self.host, self.token, self.labels = host, token, labels
         self.service = Service(database, settings)
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
         try:
             self._sock.bind((host, port))
+            # listening from here: a client that connects before uvicorn runs (the command's
+            # "serving on" line comes first) waits in the backlog instead of being refused
+            self._sock.listen(2048)
         except OSError:
             self._sock.close()
             self.service.close()
@@ -54,7 +58,7 @@ class Server:
 
         from .http import create_app
 
-        app = create_app(self.service, self.token)
+        app = create_app(self.service, self.token, labels=self.labels)
         config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
         return uvicorn.Server(config)
 

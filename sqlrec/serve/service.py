@@ -195,6 +195,12 @@ class Service:
         known = [s.name for s in self.summaries()]
         raise errors.ModelNotFoundError(f"no model named {name!r}{errors.did_you_mean(name, known)}")
 
+    def model(self, name: str) -> Any:
+        """The loaded active version of a model (from the shared cache): its id maps and seen matrix."""
+        s = self.summary(name)
+        with self._lock:
+            return self.con.engine.model(s.name)
+
     def describe(self, name: str) -> dict[str, Any]:
         s = self.summary(name)
         with self.cursor() as cur:
