@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import commands, queries, training
+from . import commands, lifecycle, queries, training
 from .catalog import Catalog
 from .errors import NotSupportedError, ProgrammingError
 from .model import Model
@@ -53,7 +53,12 @@ def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
     return commands.status_table(model, status)
 
 
-def _not_yet(ctx: Context, st: Retrain | Finetune, params: Any) -> None:
+def _retrain(ctx: Context, st: Retrain, params: Any) -> pa.Table:
+    model, _ = lifecycle.retrain(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, "retrained")
+
+
+def _not_yet(ctx: Context, st: Finetune, params: Any) -> None:
     ctx.catalog.require(st.name, st.word)
     raise NotSupportedError(f"{st.word} is not available yet in this version of sqlrec")
 
@@ -73,7 +78,7 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     ShowModels: (_plain(commands.show), False),
     Describe: (_plain(commands.describe), False),
     EvaluateModel: (_plain(commands.evaluate), False),
-    Retrain: (_not_yet, True),
+    Retrain: (_retrain, True),
     Finetune: (_not_yet, True),
     Query: (_query, False),
 }
