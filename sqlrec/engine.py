@@ -27,7 +27,7 @@ from .errors import NotSupportedError, ProgrammingError
 from .model import Model
 from .session import Session
 from .sql import (
-    CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels, Statement, parse_script,
+    AlterModel, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels, Statement, parse_script,
 )
 
 
@@ -75,6 +75,7 @@ def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
 COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     CreateModel: (_create, True),
     DropModel: (_plain(commands.drop), True),
+    AlterModel: (_plain(commands.alter), True),
     ShowModels: (_plain(commands.show), False),
     Describe: (_plain(commands.describe), False),
     EvaluateModel: (_plain(commands.evaluate), False),

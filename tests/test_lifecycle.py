@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
 import pytest
 
 import sqlrec
@@ -65,3 +72,100 @@ def test_retrain_with_a_bad_option_changes_nothing(con):
     with pytest.raises(errors.OptionError, match="epochs"):
         con.execute("RETRAIN m USING epochs = -1")
     assert con.execute("SELECT version FROM sqlrec.models").fetchall() == [(1,)]
+
+
+RETRAIN_LOOP = """
+import sqlrec, sys
+con = sqlrec.connect(sys.argv[1])
+print("ready", flush=True)
+while True:
+    con.execute("RETRAIN m")
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_during_retrain_leaves_the_previous_active_version_answering_the_same_rows(tmp_path):
+    path = tmp_path / "crash.duckdb"
+    con = file_database(path, CREATE)
+    query = "SELECT * FROM m WHERE userId IN (1, 2) ORDER BY userId, rank"
+    before = con.execute(query).fetchall()  # random_state: every RETRAIN of the same data ranks the same
+    con.close()
+    rng = np.random.default_rng(1)
+    for delay in rng.uniform(0.3, 1.5, 4):
+        proc = subprocess.Popen([sys.executable, "-c", RETRAIN_LOOP, str(path)], stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "TQDM_DISABLE": "1"})
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        con = sqlrec.connect(str(path))
+        active = con.execute("SELECT count(*) FROM sqlrec.models WHERE active").fetchone()[0]
+        kept = con.execute("SELECT count(*) FROM m.versions WHERE stored").fetchone()[0]
+        kinds = {r[0] for r in con.execute("SELECT kind FROM m.versions").fetchall()}
+        rows = con.execute(query).fetchall()
+        con.close()
+        assert active == 1 and 1 <= kept <= 3 and kinds <= {"create", "retrain"}, delay
+        assert rows == before, delay
+
+
+def _versions(con):
+    return con.execute("SELECT version, kind, active, stored FROM m.versions ORDER BY version").fetchall()
+
+
+@pytest.mark.slow
+def test_versions_keep_their_arrays_up_to_keep_versions_and_answer_with_using_version(con):
+    con.execute(CREATE)
+    first = con.execute("SELECT * FROM m WHERE userId = 2 ORDER BY rank").fetchall()
+    con.execute("RETRAIN m FROM ratings")
+    con.execute("RETRAIN m USING no_components = 4")
+    assert _versions(con) == [(1, "create", False, True), (2, "retrain", False, True), (3, "retrain", True, True)]
+    assert con.execute("SELECT * FROM m WHERE userId = 2 ORDER BY rank USING version = 1").fetchall() == first
+    assert con.execute("SELECT count(*) FROM m USING version = 1").fetchone()[0] == 40 * 10
+    assert con.execute("SELECT count(*) FROM m").fetchone()[0] == 60 * 10
+    row = dict(zip(*[[d[0] for d in con.execute("DESCRIBE m.versions").description],
+                     con.execute("DESCRIBE m.versions").fetchall()[1]]))
+    assert row["users"] == 60 and row["rows"] == 720 and row["source"] == "SELECT * FROM ratings"
+    con.execute("RETRAIN m")  # the default keep_versions = 3: version 1 keeps its metadata only
+    assert _versions(con)[0] == (1, "create", False, False)
+    with pytest.raises(errors.ModelNotFoundError, match="keeps its metadata only"):
+        con.execute("SELECT * FROM m USING version = 1")
+    with pytest.raises(errors.ModelNotFoundError, match="has no version 9"):
+        con.execute("SELECT * FROM m USING version = 9")
+    assert con.execute("SELECT count(*) FROM sqlrec.metrics WHERE name = 'm'").fetchone()[0] == 4
+
+
+@pytest.mark.slow
+def test_rollback_makes_a_kept_version_active_and_the_next_save_keeps_it(con):
+    con.execute(CREATE)
+    v1 = con.execute("SELECT * FROM m WHERE userId = 3 ORDER BY rank").fetchall()
+    con.execute("RETRAIN m FROM ratings USING keep_versions = 2")
+    assert con.execute("ALTER MODEL m SET VERSION 1").fetchall() == [("m", 1, "active")]
+    assert con.execute("SELECT version FROM sqlrec.models WHERE active").fetchall() == [(1,)]
+    assert con.execute("SELECT * FROM m WHERE userId = 3 ORDER BY rank").fetchall() == v1
+    assert con.execute("SHOW MODELS").fetchone()[2] == 1
+    con.execute("RETRAIN m USING keep_versions = 2")  # v3; the rolled-back v1 keeps its arrays, v2 does not
+    assert _versions(con) == [(1, "create", False, True), (2, "retrain", False, False), (3, "retrain", True, True)]
+    with pytest.raises(errors.ModelNotFoundError, match="ALTER MODEL m SET VERSION 2: .*metadata only"):
+        con.execute("ALTER MODEL m SET VERSION 2")
+    with pytest.raises(errors.ModelNotFoundError, match="has no version 7"):
+        con.execute("ALTER MODEL m SET VERSION 7")
+    assert con.execute("SELECT version FROM sqlrec.models WHERE active").fetchall() == [(3,)]
+
+
+@pytest.mark.slow
+def test_drop_model_version_removes_one_version_but_never_the_active_one(tmp_path):
+    con = file_database(tmp_path / "d.duckdb", CREATE)
+    con.execute("RETRAIN m")
+    with pytest.raises(errors.ModelNotFoundError, match="version 2 is the active version"):
+        con.execute("DROP MODEL m VERSION 2")
+    with pytest.raises(errors.ModelNotFoundError, match="has no version 5"):
+        con.execute("DROP MODEL m VERSION 5")
+    assert con.execute("DROP MODEL m VERSION 1").fetchall() == [("m", "version 1 dropped")]
+    con.close()
+    con = sqlrec.connect(str(tmp_path / "d.duckdb"))
+    assert _versions(con) == [(2, "retrain", True, True)]
+    assert con.execute("SELECT DISTINCT version FROM sqlrec.arrays").fetchall() == [(2,)]
+    assert con.execute("SELECT version FROM sqlrec.metrics").fetchall() == [(2,)]
+    assert len(con.execute("SELECT * FROM m WHERE userId = 1").fetchall()) == 10
+    with pytest.raises(errors.ModelNotFoundError, match="does not exist"):
+        con.execute("DROP MODEL nope VERSION 1")
