@@ -105,6 +105,7 @@ class Catalog:
         # The active versions, read once per Catalog (a Catalog lives for one statement) and
         # forgotten when this catalog writes: a statement naming a model three times asks once.
         self._active: dict[str, tuple[str, int]] | None = None
+        self.in_user_transaction = False  # set when catalog work joined a transaction the user opened
 
     # --- reading -----------------------------------------------------------------------
 
@@ -249,7 +250,9 @@ class Catalog:
     def save(self, model: Model, where: str) -> int:
         """Store a new active version of `model` in one transaction; returns its version."""
         key = model.name.lower()
-        label = f"{where}: saving the model failed; the previous version is intact"
+        label = f"{where}: saving the model failed; " + (
+            "the open transaction is aborted: ROLLBACK it (neither the model nor its other changes are kept)"
+            if self.session.in_transaction(where) else "the previous version is intact")
         run = self.session.run
         with self._transaction(label):
             run(DDL, where=label)
@@ -283,7 +286,8 @@ class Catalog:
         model.trusted = True  # this connection wrote it: its stored SQL is the user's own
         self._active = None
         self._forget(key)
-        self._cache[(key, version)] = model
+        if not self.in_user_transaction:  # a ROLLBACK would leave a cached version that never was
+            self._cache[(key, version)] = model
         return version
 
     def set_version(self, name: str, version: int, where: str) -> None:
@@ -329,13 +333,11 @@ class Catalog:
     def _transaction(self, where: str) -> Iterator[None]:
         """One transaction around catalog work, unless the user has one open (theirs covers us)."""
         duck = self.session.duck
-        try:
-            duck.execute("BEGIN TRANSACTION")
-            own = True
-        except duckdb.TransactionException:
-            own = False
-        except duckdb.Error as exc:
-            raise wrap_duckdb(exc, where) from exc
+        own = not self.session.in_transaction(where)
+        if own:
+            self.session.run("BEGIN TRANSACTION", where=where)
+        else:  # the save is part of the user's transaction: their ROLLBACK undoes it, COMMIT keeps both
+            self.in_user_transaction = True
         try:
             yield
         except BaseException:

@@ -48,6 +48,14 @@ class Session:
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
+    def in_transaction(self, where: str) -> bool:
+        """Whether the user has a transaction open on this handle. Probed without BEGIN: a BEGIN
+        inside a transaction fails, and in DuckDB a failed statement aborts the open transaction
+        (the user's uncommitted work would be lost at COMMIT). Two statements outside a
+        transaction get two transaction ids; inside one, the same."""
+        first = self.one("SELECT txid_current()", where=where)
+        return first == self.one("SELECT txid_current()", where=where)
+
     def rows(self, sql: str, params: Params = None, *, where: str) -> list[tuple]:
         try:
             return self.duck.execute(sql, params).fetchall()

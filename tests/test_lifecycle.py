@@ -169,3 +169,50 @@ def test_drop_model_version_removes_one_version_but_never_the_active_one(tmp_pat
     assert len(con.execute("SELECT * FROM m WHERE userId = 1").fetchall()) == 10
     with pytest.raises(errors.ModelNotFoundError, match="does not exist"):
         con.execute("DROP MODEL nope VERSION 1")
+
+
+CREATE_ALL = f"CREATE OR REPLACE MODEL m FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}"
+
+
+@pytest.mark.slow
+def test_create_model_inside_a_user_transaction_commits_with_it_and_keeps_the_insert(tmp_path):
+    """BEGIN; INSERT; CREATE MODEL; COMMIT keeps the INSERT (a BEGIN probe used to abort it)."""
+    con = file_database(tmp_path / "t.duckdb", CREATE)
+    con.execute("BEGIN")
+    con.execute("INSERT INTO ratings VALUES (999, 100, 5.0, 0)")
+    assert con.execute(CREATE_ALL).fetchone()[2:5] == (2, "trained", 61)  # it trains on what the transaction sees
+    con.execute("COMMIT")
+    con.close()
+    con = sqlrec.connect(str(tmp_path / "t.duckdb"))
+    assert con.execute("SELECT count(*) FROM ratings WHERE userId = 999").fetchone()[0] == 1
+    assert con.execute("SELECT version FROM sqlrec.models WHERE active").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM m WHERE userId = 999").fetchone()[0] == 10
+
+
+@pytest.mark.slow
+def test_model_statements_inside_a_user_transaction_roll_back_with_it(con):
+    con.execute(CREATE)
+    before = con.execute("SELECT * FROM m WHERE userId = 5 ORDER BY rank").fetchall()
+    con.execute("BEGIN")
+    con.execute("INSERT INTO ratings VALUES (999, 100, 5.0, 0)")
+    con.execute(CREATE_ALL)
+    con.execute("RETRAIN m")
+    con.execute("ALTER MODEL m SET VERSION 2")
+    con.execute("DROP MODEL m VERSION 1")
+    assert con.execute("SELECT version FROM m.versions").fetchall() == [(2,), (3,)]
+    con.execute("ROLLBACK")
+    assert con.execute("SELECT count(*) FROM ratings WHERE userId = 999").fetchone()[0] == 0
+    assert _versions(con) == [(1, "create", True, True)]
+    assert con.execute("SELECT * FROM m WHERE userId = 5 ORDER BY rank").fetchall() == before
+    # the rolled-back versions were never cached: the next save's version 2 is its own
+    con.execute(CREATE_ALL)
+    assert con.execute("SELECT count(*) FROM m WHERE userId = 60").fetchone()[0] == 10
+
+
+@pytest.mark.slow
+def test_first_model_of_a_database_inside_a_rolled_back_transaction_leaves_no_catalog(con):
+    con.execute("BEGIN")
+    con.execute(CREATE_ALL)
+    con.execute("ROLLBACK")
+    assert con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'sqlrec'").fetchone()[0] == 0
+    assert con.execute("SHOW MODELS").fetchall() == []
