@@ -21,9 +21,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import commands, lifecycle, queries, training
+from . import commands, finetune, lifecycle, queries, training
 from .catalog import Catalog
-from .errors import NotSupportedError, ProgrammingError
+from .errors import ProgrammingError
 from .model import Model
 from .session import Session
 from .sql import (
@@ -58,9 +58,9 @@ def _retrain(ctx: Context, st: Retrain, params: Any) -> pa.Table:
     return commands.status_table(model, "retrained")
 
 
-def _not_yet(ctx: Context, st: Finetune, params: Any) -> None:
-    ctx.catalog.require(st.name, st.word)
-    raise NotSupportedError(f"{st.word} is not available yet in this version of sqlrec")
+def _finetune(ctx: Context, st: Finetune, params: Any) -> pa.Table:
+    model, status = finetune.finetune(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, status)
 
 
 def _query(ctx: Context, st: Query, params: Any) -> None:
@@ -80,7 +80,7 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     Describe: (_plain(commands.describe), False),
     EvaluateModel: (_plain(commands.evaluate), False),
     Retrain: (_retrain, True),
-    Finetune: (_not_yet, True),
+    Finetune: (_finetune, True),
     Query: (_query, False),
 }
 

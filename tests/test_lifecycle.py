@@ -216,3 +216,82 @@ def test_first_model_of_a_database_inside_a_rolled_back_transaction_leaves_no_ca
     con.execute("ROLLBACK")
     assert con.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'sqlrec'").fetchone()[0] == 0
     assert con.execute("SHOW MODELS").fetchall() == []
+
+
+OLD = "SELECT * FROM ratings WHERE userId <= 50 AND movieId < 135"
+NEW = "SELECT * FROM ratings WHERE userId > 50 OR movieId >= 135"
+CREATE_OLD = (f"CREATE MODEL m FROM ({OLD}) PREDICT movieId "
+              f"USING user_id = 'userId', rating = 'rating', threshold = 4, {FAST}")
+
+
+def _own_group_share(con, users: str) -> float:
+    """Share of top-10 items from the user's own taste group (conftest: even userId <-> items >= 120)."""
+    return con.execute(f"SELECT avg(CASE WHEN (userId % 2 = 0) = (movieId >= 120) THEN 1 ELSE 0 END) "
+                       f"FROM m WHERE {users}").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_finetune_keeps_known_vectors_adds_new_users_and_items_and_personalises_them(con):
+    con.execute(CREATE_OLD)
+    before = con.execute("SELECT id, vector FROM m.user_embeddings ORDER BY id").fetchall()
+    row = con.execute(f"FINETUNE m FROM ({NEW}) USING epochs = 5").fetchone()
+    assert row[2:6] == (2, "finetuned", 60, 40)
+    after = dict(con.execute("SELECT id, vector FROM m.user_embeddings").fetchall())
+    # warm start: known users moved only by the new pairs they have (items >= 135), not re-initialised
+    moved = [abs(sum(a - b for a, b in zip(v, after[u]))) for u, v in before]
+    assert len(after) == 60 and min(moved) < 1e-6 < max(moved)
+    assert _own_group_share(con, "userId > 50") > 0.8  # popularity would give about half
+    assert _own_group_share(con, "userId <= 50") > 0.8  # old users are not forgotten
+    assert con.execute("SELECT count(*) FROM m WHERE movieId = 137 USING recommender_type = 'item_user'"
+                       ).fetchone()[0] == 10
+    version = con.execute("SELECT kind, users, items, \"rows\", notes, source FROM m.versions WHERE active").fetchone()
+    assert version[:4] == ("finetune", 60, 40, 720) and version[4].startswith("incremental: warm start from version 1")
+    assert "UNION ALL" in version[5]
+    seen = con.execute("SELECT count(*) FROM m WHERE userId = 55 AND movieId IN "
+                       "(SELECT movieId FROM ratings WHERE userId = 55)").fetchone()[0]
+    assert seen == 0  # the new pairs joined the seen set
+    assert con.execute("RETRAIN m").fetchone()[4] == 60  # the stored query now holds old and new rows
+
+
+@pytest.mark.slow
+def test_finetune_with_replay_and_on_file_databases_survives_reopening(tmp_path):
+    con = file_database(tmp_path / "f.duckdb", CREATE_OLD)
+    con.execute(f"FINETUNE m FROM ({NEW}) USING epochs = 3, replay = 0.5")
+    notes = con.execute("SELECT notes FROM m.versions WHERE active").fetchone()[0]
+    assert "replayed" in notes
+    rows = con.execute("SELECT * FROM m WHERE userId IN (1, 55) ORDER BY userId, rank").fetchall()
+    con.close()
+    con = sqlrec.connect(str(tmp_path / "f.duckdb"))
+    assert con.execute("SELECT * FROM m WHERE userId IN (1, 55) ORDER BY userId, rank").fetchall() == rows
+    assert con.execute("SELECT count(*) FROM m USING version = 1").fetchone()[0] == 50 * 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["popularity", "svd", "als"])
+def test_finetune_of_engines_without_an_incremental_fit_refits_and_says_so(con, engine):
+    con.execute(f"CREATE MODEL m FROM ({OLD}) PREDICT movieId USING engine = '{engine}', user_id = 'userId'")
+    row = con.execute(f"FINETUNE m FROM ({NEW})").fetchone()
+    assert row[2:6] == (2, "finetuned (refit)", 60, 40)
+    kind, notes = con.execute("SELECT kind, notes FROM m.versions WHERE active").fetchone()
+    assert kind == "finetune" and notes.startswith("refit on the stored training query plus the new rows")
+    with pytest.raises(errors.OptionError, match="option 'epochs' does not apply"):
+        con.execute(f"FINETUNE m FROM ({NEW}) USING epochs = 3")
+
+
+@pytest.mark.slow
+def test_finetune_bad_input_is_a_clear_error_and_changes_nothing(con):
+    con.execute(CREATE_OLD)
+    cases = [
+        ("FINETUNE m FROM (SELECT * FROM ratings WHERE false)", errors.TrainingDataError, "returned no rows"),
+        ("FINETUNE m FROM (SELECT userId, rating FROM ratings)", errors.ColumnError, "no column 'movieId'"),
+        ("FINETUNE m FROM (SELECT userId::VARCHAR AS userId, movieId, rating FROM ratings)", errors.ColumnError,
+         "is VARCHAR but the model's user ids are"),
+        ("FINETUNE m FROM ratings USING epochs = 0", errors.OptionError, "epochs"),
+        ("FINETUNE m FROM ratings USING replay = 2", errors.OptionError, "replay"),
+        ("FINETUNE m FROM ratings USING loss = 'bpr'", errors.OptionError, "loss"),
+        ("FINETUNE nope FROM ratings", errors.ModelNotFoundError, "does not exist"),
+    ]
+    for sql, error, message in cases:
+        with pytest.raises(error, match=message):
+            con.execute(sql)
+    assert con.execute("SELECT version FROM sqlrec.models").fetchall() == [(1,)]
