@@ -74,38 +74,49 @@ def test_retrain_with_a_bad_option_changes_nothing(con):
     assert con.execute("SELECT version FROM sqlrec.models").fetchall() == [(1,)]
 
 
-RETRAIN_LOOP = """
+SAVE_LOOP = """
 import sqlrec, sys
 con = sqlrec.connect(sys.argv[1])
 print("ready", flush=True)
 while True:
-    con.execute("RETRAIN m")
+    con.execute(sys.argv[2])
 """
 
 
 @pytest.mark.slow
-def test_kill_9_during_retrain_leaves_the_previous_active_version_answering_the_same_rows(tmp_path):
+@pytest.mark.parametrize("statement", [
+    "RETRAIN m",
+    "FINETUNE m FROM (SELECT * FROM ratings WHERE userId > 30) USING epochs = 3",
+])
+def test_kill_9_during_retrain_or_finetune_leaves_the_previous_active_version_answering(tmp_path, statement):
     path = tmp_path / "crash.duckdb"
     con = file_database(path, CREATE)
     query = "SELECT * FROM m WHERE userId IN (1, 2) ORDER BY userId, rank"
-    before = con.execute(query).fetchall()  # random_state: every RETRAIN of the same data ranks the same
+    answers = {1: con.execute(query).fetchall()}
     con.close()
     rng = np.random.default_rng(1)
     for delay in rng.uniform(0.3, 1.5, 4):
-        proc = subprocess.Popen([sys.executable, "-c", RETRAIN_LOOP, str(path)], stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, "TQDM_DISABLE": "1"})
+        proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(path), statement], stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "TQDM_DISABLE": "1"})
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         con = sqlrec.connect(str(path))
-        active = con.execute("SELECT count(*) FROM sqlrec.models WHERE active").fetchone()[0]
-        kept = con.execute("SELECT count(*) FROM m.versions WHERE stored").fetchone()[0]
+        active = con.execute("SELECT version FROM sqlrec.models WHERE active").fetchall()
+        kept = con.execute("SELECT version FROM m.versions WHERE stored").fetchall()
         kinds = {r[0] for r in con.execute("SELECT kind FROM m.versions").fetchall()}
         rows = con.execute(query).fetchall()
+        # every version that answered before still answers the same rows, if it is kept
+        for version, before in answers.items():
+            if (version,) in kept:
+                assert con.execute(f"{query} USING version = {version}").fetchall() == before, (delay, version)
         con.close()
-        assert active == 1 and 1 <= kept <= 3 and kinds <= {"create", "retrain"}, delay
-        assert rows == before, delay
+        assert len(active) == 1 and 1 <= len(kept) <= 3 and kinds <= {"create", "retrain", "finetune"}, delay
+        assert len(rows) == 20, delay
+        if statement.startswith("RETRAIN"):  # random_state: every RETRAIN of the same data ranks the same
+            assert rows == answers[1], delay
+        answers[active[0][0]] = rows
 
 
 def _versions(con):
