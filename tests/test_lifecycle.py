@@ -306,3 +306,27 @@ def test_finetune_bad_input_is_a_clear_error_and_changes_nothing(con):
         with pytest.raises(error, match=message):
             con.execute(sql)
     assert con.execute("SELECT version FROM sqlrec.models").fetchall() == [(1,)]
+
+
+def test_demo_refuses_to_replace_the_users_own_tables_and_models(tmp_path):
+    from click.testing import CliRunner
+
+    from sqlrec import demo
+    from sqlrec.frontend.cli import cli
+
+    path = str(tmp_path / "mine.duckdb")
+    con = file_database(path)  # the user's own `ratings`
+    con.close()
+    result = CliRunner().invoke(cli, ["demo", "--database", path])
+    assert result.exit_code == 1 and "already holds table ratings, which the demo did not create" in result.output
+    con = sqlrec.connect(path)
+    assert con.execute("SELECT count(*) FROM ratings").fetchone()[0] == 720  # untouched
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'movies'").fetchone()[0] == 0
+    con.execute("CREATE TABLE r2 AS SELECT * FROM ratings; DROP TABLE ratings")
+    con.execute(f"CREATE MODEL movie_rec FROM r2 PREDICT movieId USING user_id = 'userId', {FAST}")
+    assert demo.not_the_demos(con) == ["model movie_rec"]
+    con.execute("DROP MODEL movie_rec")
+    demo.load_movielens(con)  # what the demo made, a later demo may replace
+    con.execute(f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    assert demo.not_the_demos(con) == []
+    con.close()
