@@ -51,6 +51,9 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     if (st.source.database or None) != (source_db or None):
         raise OptionError(f"{where}: the new rows must come from the training query's database "
                           f"({source_db or 'the current one'}), got {st.source.database or 'the current one'}")
+    if any(k.lower() in ("evaluation", "tune") for k in st.options):
+        raise OptionError(f"{where}: evaluation and tune do not apply to FINETUNE; measure the new version with "
+                          f"EVALUATE MODEL {model.name} FROM (SELECT ...), or RETRAIN ... USING evaluation = true")
     new_sql = parse_select(st.source.select_sql(), f"{where}: FROM")
     union = _union_sql(model, lifecycle.stored_source(model, where).query or "", new_sql)
     if model.engine != "lightfm" or model.info.get("features"):

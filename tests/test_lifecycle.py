@@ -180,6 +180,10 @@ def test_drop_model_version_removes_one_version_but_never_the_active_one(tmp_pat
     assert len(con.execute("SELECT * FROM m WHERE userId = 1").fetchall()) == 10
     with pytest.raises(errors.ModelNotFoundError, match="does not exist"):
         con.execute("DROP MODEL nope VERSION 1")
+    with pytest.raises(errors.ModelNotFoundError, match="has no version 1"):
+        con.execute("ALTER MODEL m SET VERSION 1")  # a dropped version
+    with pytest.raises(errors.ModelNotFoundError, match="has no version 1"):
+        con.execute("SELECT * FROM m USING version = 1")
 
 
 CREATE_ALL = f"CREATE OR REPLACE MODEL m FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}"
@@ -301,6 +305,7 @@ def test_finetune_bad_input_is_a_clear_error_and_changes_nothing(con):
         ("FINETUNE m FROM ratings USING replay = 2", errors.OptionError, "replay"),
         ("FINETUNE m FROM ratings USING loss = 'bpr'", errors.OptionError, "loss"),
         ("FINETUNE nope FROM ratings", errors.ModelNotFoundError, "does not exist"),
+        ("FINETUNE m FROM ratings USING evaluation = true", errors.OptionError, "EVALUATE MODEL m FROM"),
     ]
     for sql, error, message in cases:
         with pytest.raises(error, match=message):
@@ -308,6 +313,7 @@ def test_finetune_bad_input_is_a_clear_error_and_changes_nothing(con):
     assert con.execute("SELECT version FROM sqlrec.models").fetchall() == [(1,)]
 
 
+@pytest.mark.slow
 def test_demo_refuses_to_replace_the_users_own_tables_and_models(tmp_path):
     from click.testing import CliRunner
 
