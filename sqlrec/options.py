@@ -114,6 +114,9 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            high=2**32 - 1),
     Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
     Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
+    # Model lifecycle (issue 11): versions whose arrays stay stored, for rollback and USING version.
+    Option("keep_versions", int, 3, "versions whose arrays are kept (rollback, USING version); older ones "
+           "keep their metadata only", low=1, high=1000),
     # Model selection (issue 4). Not `k`: that is LightFM's own warp-kos parameter.
     Option("eval_k", int, None, "cut-off k of the @k metrics (default: n_recommendations)", low=1, high=100_000,
            aliases=("metric_k",)),
@@ -217,6 +220,7 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     Option("user_features", str, None, "table or quoted SELECT: features of new users (user id column first)"),
     Option("item_features", str, None, "table or quoted SELECT: features of new items (item id column first)"),
     Option("interactions", str, None, "quoted SELECT of (user id, item id[, rating]): fold in new users/items"),
+    Option("version", int, None, "read this stored version instead of the active one (see m.versions)", low=1),
 )
 
 

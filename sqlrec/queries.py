@@ -39,8 +39,12 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
     # stay the ones found above (binding replaces placeholders, never tables).
     tree = rewrite.inline_parameters(st.tree, params)
     for ref in refs:
-        model = catalog.load(ref.model, "SELECT")
         alias = ref.table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.alias))
+        if ref.attribute == "versions":  # the catalog's rows, not one loaded version's
+            registered.append(session.register("rel", catalog.versions(ref.model, "SELECT")))
+            ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
+            continue
+        model = _load(catalog, ref)
         if ref.attribute is not None:
             registered.append(session.register("rel", attributes.ATTRIBUTES[ref.attribute](model)))
             ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
@@ -49,6 +53,14 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         registered.append(session.register("rel", rel))
         ref.table.replace(exp.Subquery(this=_typed_select(registered[-1], model, rel.column_names), alias=alias))
     session.run(prefix + tree.sql(dialect="duckdb"))
+
+
+def _load(catalog: Catalog, ref: rewrite.ModelRef) -> Model:
+    """The active version, or the one USING version = n names (a kept one: see keep_versions)."""
+    version = opts.resolve({k: v for k, v in rewrite.gather_options(ref).items() if k.lower() == "version"},
+                           [o for o in opts.QUERY_OPTIONS if o.name == "version"], "SELECT USING")["version"]
+    return catalog.load(ref.model, "SELECT") if version is None else catalog.load_version(
+        ref.model, version, f"SELECT FROM {ref.model} USING version = {version}")
 
 
 def passthrough(session: Session, catalog: Catalog, st: Statement, params: Any, registered: list[str],

@@ -48,6 +48,14 @@ class Session:
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
+    def in_transaction(self, where: str) -> bool:
+        """Whether the user has a transaction open on this handle. Probed without BEGIN: a BEGIN
+        inside a transaction fails, and in DuckDB a failed statement aborts the open transaction
+        (the user's uncommitted work would be lost at COMMIT). Two statements outside a
+        transaction get two transaction ids; inside one, the same."""
+        first = self.one("SELECT txid_current()", where=where)
+        return first == self.one("SELECT txid_current()", where=where)
+
     def rows(self, sql: str, params: Params = None, *, where: str) -> list[tuple]:
         try:
             return self.duck.execute(sql, params).fetchall()
@@ -83,16 +91,6 @@ class Session:
         """Column name -> DuckDB type of a query, without running it."""
         with self.in_database(database, where):
             return {row[0]: row[1] for row in self.rows(f"DESCRIBE {sql}", where=where)}
-
-    def in_transaction(self) -> bool:
-        """Whether an explicit transaction (BEGIN ...) is open on this handle.
-
-        Asked, not tried: a failed BEGIN inside a transaction would abort the user's transaction
-        (DuckDB aborts it on any error). In autocommit every statement has its own transaction
-        id; inside BEGIN ... COMMIT two statements share one.
-        """
-        first = self.one("SELECT txid_current()", where="checking for an open transaction")[0]
-        return first == self.one("SELECT txid_current()", where="checking for an open transaction")[0]
 
     def finish_pending(self) -> None:
         """Drop an unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while

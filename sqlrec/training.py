@@ -132,10 +132,13 @@ def features_given(resolved: dict[str, Any]) -> bool:
     return resolved.get("item_features") is not None or resolved.get("user_features") is not None
 
 
-def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Callable[[], bool]) -> tuple[Model, str]:
+def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Callable[[], bool],
+           kind: str = "create", notes: str | None = None) -> tuple[Model, str]:
     """Train the statement's model and save it; (model, status): 'trained', or 'exists' for
-    CREATE MODEL IF NOT EXISTS of a model that exists."""
-    where = f"CREATE MODEL {st.name}"
+    CREATE MODEL IF NOT EXISTS of a model that exists. `kind` ('create', or 'retrain' from
+    sqlrec.lifecycle, 'finetune' from sqlrec.finetune) and `notes` are recorded in the version's
+    info; the kind names the statement in errors."""
+    where = f"{'CREATE MODEL' if kind == 'create' else kind.upper()} {st.name}"
     check_name(st.name, "CREATE MODEL")
     resolved, candidates = _resolve(st, where)
     if catalog.exists(st.name):
@@ -164,7 +167,7 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         "n_users": data.shape[0], "n_items": data.shape[1], "n_pairs": int(len(data.rows)),
         "n_positives": int(data.positive.sum()), "n_source_rows": data.n_source_rows,
         "source_sql": sql, "source_database": st.source.database, "num_threads": num_threads,
-        "features": feature_specs, **info_extra,
+        "features": feature_specs, "kind": kind, "notes": notes, **info_extra,
     }
     model = Model(
         name=st.name, engine=handler.engine, info=info, metrics=metrics,

@@ -114,7 +114,7 @@ def test_show_describe_drop(trained):
     assert names == ["movie_rec"]
     attrs = [r[0] for r in trained.execute("DESCRIBE movie_rec").fetchall()]
     assert attrs == ["info", "features", "model", "metrics", "history", "trials", "user_embeddings", "item_embeddings",
-                     "feature_embeddings"]
+                     "feature_embeddings", "versions"]
     assert trained.execute("DESCRIBE MODEL movie_rec").fetchall() == trained.execute("DESCRIBE movie_rec").fetchall()
     feats = trained.execute("DESCRIBE movie_rec.features").fetchall()
     assert ("user", "identity", "identity", 60) in feats

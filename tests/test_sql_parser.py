@@ -58,6 +58,10 @@ ROUND_TRIP = [
     "BUILD MODEL m USING lightfm OPTIONS () AS (SELECT 1)",
     "DROP MODEL m",
     "DROP MODEL IF EXISTS m",
+    "DROP MODEL m VERSION 1",
+    "DROP MODEL IF EXISTS \"My Model\" VERSION 12",
+    "ALTER MODEL m SET VERSION 2",
+    'ALTER MODEL "a""b" SET VERSION 3',
     "SHOW MODELS",
     "DESCRIBE m",
     "DESCRIBE m.features",
@@ -537,7 +541,7 @@ def test_parse_script():
          ["BUILD MODEL m OPTIONS: expected ',' or ')'"]),
         ("BUILD MODEL m USING lightfm OPTIONS (a = 1) AS", 1, 47, ["expected a query after AS"]),
         ("DROP MODEL", 1, 11, ["DROP MODEL: missing model name"]),
-        ("DROP MODEL a b", 1, 14, ["DROP MODEL a: expected end of statement, found 'b'"]),
+        ("DROP MODEL a b", 1, 14, ["DROP MODEL a: expected VERSION n or end of statement, found 'b'"]),
         ("SHOW MODELS LIKE 'x'", 1, 13, ["SHOW MODELS: expected end of statement"]),
         ("DESCRIBE MODEL m.", 1, 18, ["expected an attribute name after '.'"]),
         ("DESCRIBE MODEL m x", 1, 18, ["DESCRIBE MODEL m: expected '.attribute' or end of statement"]),
@@ -574,7 +578,7 @@ def test_error_positions_are_relative_to_the_script():
     with pytest.raises(ParseError) as info:
         parse_script("SELECT 1;\nSELECT 2;\n  DROP MODEL m USING x")
     assert (info.value.line, info.value.col) == (3, 16)
-    assert "DROP MODEL m: expected end of statement, found 'USING'" in str(info.value)
+    assert "DROP MODEL m: expected VERSION n or end of statement, found 'USING'" in str(info.value)
 
 
 def test_statement_position_from_parse_statement_offsets():

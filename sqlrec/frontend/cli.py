@@ -249,8 +249,10 @@ def _die(exc: BaseException, debug: bool) -> NoReturn:
 @cli.command()
 @click.option("--database", "database", metavar="PATH", default=":memory:", show_default=True,
               help="Database to load the sample into (a file keeps the tables and the model).")
+@click.option("--force", is_flag=True, help="Replace ratings, movies, movie_rec and top_movies even when the "
+              "demo did not create them.")
 @click.pass_context
-def demo(ctx: click.Context, database: str) -> None:
+def demo(ctx: click.Context, database: str, force: bool) -> None:
     """Walk through sqlrec on the MovieLens sample (100k ratings; no download).
 
     Loads the ratings into DuckDB, trains a LightFM model with a held-out evaluation,
@@ -260,7 +262,7 @@ def demo(ctx: click.Context, database: str) -> None:
     from .. import demo as demo_module
 
     try:
-        demo_module.run(database=database)
+        demo_module.run(database=database, force=force)
     except KeyboardInterrupt:
         click.echo("Error: cancelled", err=True)
         sys.exit(130)

@@ -126,6 +126,28 @@ class LightFMHandler(Handler):
                 h._repr[side] = (arrays[f"{side}_repr"], arrays[f"{side}_repr_bias"])
         return h
 
+    def grow(self, n_users: int, n_items: int) -> None:
+        """Add rows for new users and items (FINETUNE), initialised as LightFM's own _initialize
+        does: embeddings uniform in [-0.5, 0.5) / no_components from the model's random state,
+        zero biases and momentum, and adagrad's accumulators at 1. Known rows keep their state."""
+        d = self.model.no_components
+        start = 1.0 if self.model.learning_schedule == "adagrad" else 0.0
+        for side, n in (("user", n_users), ("item", n_items)):
+            extra = n - len(getattr(self.model, f"{side}_embeddings"))
+            if extra <= 0:
+                continue
+            fresh = {
+                "embeddings": ((self.model.random_state.rand(extra, d) - 0.5) / d).astype(np.float32),
+                "embedding_gradients": np.full((extra, d), start, np.float32),
+                "embedding_momentum": np.zeros((extra, d), np.float32),
+                "biases": np.zeros(extra, np.float32), "bias_gradients": np.full(extra, start, np.float32),
+                "bias_momentum": np.zeros(extra, np.float32),
+            }
+            for part, rows in fresh.items():
+                name = f"{side}_{part}"
+                setattr(self.model, name, np.concatenate([getattr(self.model, name), rows]))
+        self._repr = {}
+
     def _factors(self, side: str) -> tuple[np.ndarray, np.ndarray]:
         emb, bias = self.feature_factors(side)
         matrix = self.features[side]

@@ -12,6 +12,7 @@ from .nodes import OPTIONS_ARG, SqlRecOptions, option_value, query_options, set_
 from .parser import READ_ONLY, parse_script, parse_select, parse_statement, split_script
 from .quoting import quote_ident, quote_literal, quote_name
 from .statements import (
+    AlterModel,
     CreateModel,
     Describe,
     DropModel,
@@ -30,6 +31,6 @@ __all__ = [
     "READ_ONLY", "split_script", "parse_statement", "parse_script", "parse_select", "query_options", "option_value",
     "set_query_options", "OPTIONS_ARG", "SqlRec", "SqlRecOptions", "StatementError",
     "OptionValue", "Source", "Statement", "CreateModel", "DropModel", "ShowModels", "Describe",
-    "Retrain", "Finetune", "EvaluateModel", "Query", "Passthrough", "quote_ident", "quote_literal",
+    "Retrain", "Finetune", "AlterModel", "EvaluateModel", "Query", "Passthrough", "quote_ident", "quote_literal",
     "quote_name",
 ]

@@ -14,6 +14,7 @@ from sqlglot.tokens import TokenType
 
 from .clauses import STRING_TOKENS, Clauses, StatementError
 from .statements import (
+    AlterModel,
     CreateModel,
     Describe,
     DropModel,
@@ -94,8 +95,28 @@ class ModelGrammar(Clauses):
     def _parse_drop_model(self) -> Statement:
         if_exists = self._match_text_seq("IF", "EXISTS")
         name = self._model_name("DROP MODEL")
-        self._expect_end(f"DROP MODEL {name}", "end of statement")
-        return DropModel(name, if_exists=if_exists)
+        version = None
+        if self._match_text_seq("VERSION"):
+            version = self._parse_version_number(f"DROP MODEL {name} VERSION")
+        self._expect_end(f"DROP MODEL {name}", "end of statement" if version is not None
+                         else "VERSION n or end of statement")
+        return DropModel(name, if_exists=if_exists, version=version)
+
+    def _parse_alter_model(self) -> Statement:
+        name = self._model_name("ALTER MODEL")
+        label = f"ALTER MODEL {name}"
+        if not self._match_text_seq("SET", "VERSION"):
+            self._fail(f"{label}: expected SET VERSION n after the model name, found {self._found()}")
+        version = self._parse_version_number(f"{label} SET VERSION")
+        self._expect_end(label, "end of statement")
+        return AlterModel(name, version)
+
+    def _parse_version_number(self, label: str) -> int:
+        token = self._curr
+        if not token or token.token_type != TokenType.NUMBER or not token.text.isdigit() or int(token.text) < 1:
+            self._fail(f"{label}: expected a version number (1, 2, ...), found {self._found()}")
+        self._advance()
+        return int(token.text)
 
     def _parse_show_models(self) -> Statement:
         self._expect_end("SHOW MODELS", "end of statement")
@@ -170,6 +191,7 @@ class ModelGrammar(Clauses):
         ("CREATE", "MODEL"): lambda self: self._parse_create_model(replace=False),
         ("BUILD", "MODEL"): lambda self: self._parse_build_model(),
         ("DROP", "MODEL"): lambda self: self._parse_drop_model(),
+        ("ALTER", "MODEL"): lambda self: self._parse_alter_model(),
         ("SHOW", "MODELS"): lambda self: self._parse_show_models(),
         ("DESCRIBE",): lambda self: self._parse_describe_model(),
         ("DESC",): lambda self: self._parse_describe_model(),

@@ -136,10 +136,25 @@ class DropModel(Statement):
 
     name: str
     if_exists: bool = False
+    version: int | None = None  # DROP MODEL m VERSION n: that version only
 
     def sql(self) -> str:
         exists = " IF EXISTS" if self.if_exists else ""
-        return f"DROP MODEL{exists} {quote_name(self.name)}"
+        version = f" VERSION {self.version}" if self.version is not None else ""
+        return f"DROP MODEL{exists} {quote_name(self.name)}{version}"
+
+
+@dataclass
+class AlterModel(Statement):
+    """ALTER MODEL name SET VERSION n: make a kept version the active one (rollback)."""
+
+    kind: ClassVar[str] = "alter_model"
+
+    name: str
+    version: int
+
+    def sql(self) -> str:
+        return f"ALTER MODEL {quote_name(self.name)} SET VERSION {self.version}"
 
 
 @dataclass
@@ -223,4 +238,4 @@ class Passthrough(Statement):
         return self.text
 
 
-MODEL_STATEMENTS = (CreateModel, DropModel, ShowModels, Describe, Retrain, Finetune, EvaluateModel)
+MODEL_STATEMENTS = (CreateModel, DropModel, AlterModel, ShowModels, Describe, Retrain, Finetune, EvaluateModel)
