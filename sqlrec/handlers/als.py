@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from ..data import TrainingData
 from ..errors import OptionError
 from ..options import Option
-from .base import EpochCallback, Handler
+from .base import EpochCallback, FactorsWithoutBiases, Handler
 
 WEIGHTINGS = ("raw", "log1p", "bm25", "tfidf")
 
@@ -81,7 +81,7 @@ def confidence(data: TrainingData, mask: np.ndarray, params: dict[str, Any]) -> 
     return matrix.astype(np.float32)
 
 
-class ALSHandler(Handler):
+class ALSHandler(FactorsWithoutBiases, Handler):
     """score(u, i) = U[u]·V[i]: the preference ALS reconstructs."""
 
     engine = "als"
@@ -129,12 +129,6 @@ class ALSHandler(Handler):
         h.user_vecs, h.item_vecs = arrays["user_vecs"], arrays["item_vecs"]
         h._epochs_done = int(params.get("epochs_trained", params["epochs"]))
         return h
-
-    def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.user_vecs, np.zeros(len(self.user_vecs), np.float32)
-
-    def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.item_vecs, np.zeros(len(self.item_vecs), np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {"epochs_trained": self._epochs_done, "factors": int(self.user_vecs.shape[1])}

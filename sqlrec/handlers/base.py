@@ -65,3 +65,17 @@ class Handler(ABC):
     @property
     def epochs(self) -> int:
         return 0
+
+
+class FactorsWithoutBiases:
+    """Mixin for engines whose state is two factor matrices and no biases (svd, als): the shared
+    scoring then computes U·V exactly."""
+
+    user_vecs: np.ndarray
+    item_vecs: np.ndarray
+
+    def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.user_vecs, np.zeros(len(self.user_vecs), np.float32)
+
+    def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.item_vecs, np.zeros(len(self.item_vecs), np.float32)

@@ -17,7 +17,7 @@ from scipy.sparse.linalg import svds
 
 from ..data import TrainingData
 from ..options import Option
-from .base import EpochCallback, Handler
+from .base import EpochCallback, FactorsWithoutBiases, Handler
 
 OPTIONS: tuple[Option, ...] = (
     Option("no_components", int, 50, "singular vectors kept (at most min(n_users, n_items))",
@@ -50,7 +50,7 @@ def truncated_svd(matrix: sp.csr_matrix, rank: int, random_state: int | None
     return u * flip, s, v * flip
 
 
-class SVDHandler(Handler):
+class SVDHandler(FactorsWithoutBiases, Handler):
     """score(u, i) = (U Σ Vᵀ)[u, i]: the rank-d reconstruction of the user's row."""
 
     engine = "svd"
@@ -81,12 +81,6 @@ class SVDHandler(Handler):
         h.user_vecs, h.item_vecs = arrays["user_vecs"], arrays["item_vecs"]
         h.singular_values, h.energy = arrays["singular_values"], arrays["energy"]
         return h
-
-    def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.user_vecs, np.zeros(len(self.user_vecs), np.float32)
-
-    def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.item_vecs, np.zeros(len(self.item_vecs), np.float32)
 
     def describe(self) -> dict[str, Any]:
         s = self.singular_values
