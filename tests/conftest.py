@@ -6,6 +6,13 @@ working model must recommend each user items of their own group.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,6 +46,23 @@ def file_database(path, create: str | None = None) -> sqlrec.Connection:
     if create is not None:
         con.execute(create)
     return con
+
+
+@contextlib.contextmanager
+def sqlrec_serve(*args: str):
+    """The installed `sqlrec serve ARGS` on a free loopback port: yields (url, its start line);
+    stopped with SIGINT on exit, which must end it cleanly (exit status 0)."""
+    command = [str(Path(sys.executable).with_name("sqlrec")), "serve", *args, "--port", "0"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        assert found, line + proc.stderr.read()
+        yield found.group(1), line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        proc.stderr.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from conftest import FAST, file_database  # noqa: E402
+from conftest import FAST, file_database, sqlrec_serve  # noqa: E402
 from sqlrec.serve.insights import Insights  # noqa: E402
 from sqlrec.serve.server import Server  # noqa: E402
 
@@ -302,21 +302,8 @@ def test_browser_shows_the_model_page(server, desktop, phone, artifacts):
 
 @pytest.mark.slow
 def test_sqlrec_serve_labels_option(db):
-    import signal
-    import subprocess
-    import sys
-
-    sqlrec_bin = Path(sys.executable).with_name("sqlrec")
-    proc = subprocess.Popen([str(sqlrec_bin), "serve", db, "--port", "0", "--labels", "movies"],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        url = re.search(r"on (http://127\.0\.0\.1:\d+)", line).group(1)
+    with sqlrec_serve(db, "--labels", "movies") as (url, line):
         assert f"pages: {url}/" in line
         html = httpx.get(url + "/m/movie_rec/prefs", params={"user": 4, "k": 3}, timeout=30).text
         recs = html.split('<ol class="recs">')[1].split("</ol>")[0]
         assert len(re.findall(r"<li data-item=\"\d+\">(Movie \d+|&lt;b&gt;Bold)", recs)) == 3  # titled
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
-        proc.stderr.close()

@@ -7,8 +7,6 @@ one) over a real DuckDB file with real trained models; one test starts the real 
 from __future__ import annotations
 
 import os
-import re
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +17,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from conftest import FAST, file_database, group  # noqa: E402
+from conftest import FAST, file_database, group, sqlrec_serve  # noqa: E402
 from sqlrec.serve import Settings  # noqa: E402
 from sqlrec.serve.server import Server  # noqa: E402
 
@@ -318,20 +316,12 @@ def test_serve_without_the_extra_says_what_to_install(db, monkeypatch):
 
 @pytest.mark.slow
 def test_sqlrec_serve_command(db):
-    sqlrec_bin = Path(sys.executable).with_name("sqlrec")
-    proc = subprocess.Popen([str(sqlrec_bin), "serve", db, "--port", "0", "--token", "t0k"],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()
-        url = re.search(r"on (http://127\.0\.0\.1:\d+)", line).group(1)
+    with sqlrec_serve(db, "--token", "t0k") as (url, line):
         assert "read-only" in line
         r = httpx.get(url + "/models/movie_rec/recommend", params={"user": 3, "k": 2},
                       headers={"Authorization": "Bearer t0k"})
         assert r.status_code == 200 and len(r.json()["recommendations"]) == 2
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
-        proc.stderr.close()
+    sqlrec_bin = Path(sys.executable).with_name("sqlrec")
     refused = subprocess.run([str(sqlrec_bin), "serve", db, "--host", "0.0.0.0", "--port", "0"],
                              capture_output=True, text=True, timeout=60, env={**os.environ, "SQLREC_TOKEN": ""})
     assert refused.returncode == 1 and "needs --token" in refused.stderr
