@@ -73,13 +73,20 @@ def setup_models(con: sqlrec.Connection) -> None:
 
 
 @pytest.fixture(scope="module")
-def con():
+def con(tmp_path_factory):
+    # A mutated `ATTACH ':memory:'` attaches a file named by whatever literal replaced it, in the
+    # working directory: keep those out of the checkout.
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("fuzz_cwd"))
     c = sqlrec.connect()
-    small_movielens(c)
-    setup_models(c)
-    assert "movie_rec" in {m.name for m in c.models()}
-    yield c
-    c.close()
+    try:
+        small_movielens(c)
+        setup_models(c)
+        assert "movie_rec" in {m.name for m in c.models()}
+        yield c
+    finally:
+        c.close()
+        os.chdir(here)
 
 
 def mutate(statement: str, edits: list[tuple[int, int, int]]) -> str:
