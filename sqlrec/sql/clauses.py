@@ -16,6 +16,8 @@ from sqlglot.tokens import Token, TokenType
 
 from .nodes import option_value
 from .statements import OptionValue, Source
+# The project name MindsDB puts before model names (mindsdb.m).
+MINDSDB_PROJECT = "mindsdb"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 # Unquoted words that end a name position instead of filling it, so that `CREATE MODEL FROM t`
 # reports the missing name rather than creating a model called FROM.
@@ -117,8 +119,15 @@ class Clauses:
         if not self._is_name(self._curr):
             found = "" if not self._curr else f", found {self._found()}"
             self._fail(f"{label}: missing model name{found}")
+        token = self._curr
         self._advance()
-        return self._prev.text
+        if (self._is_word(token, MINDSDB_PROJECT.upper()) and self._curr
+                and self._curr.token_type == TokenType.DOT and self._is_name(self._next)):
+            self._advance(2)  # MindsDB's mindsdb.model: sqlrec has one namespace of models
+            token = self._prev
+        if token.token_type == TokenType.IDENTIFIER and self.sql[token.start] == "`":
+            return token.text.rsplit(".", 1)[-1]  # BigQuery's `project.dataset.model`
+        return token.text
 
     def _skip_model_word(self) -> None:
         # RETRAIN [MODEL] name: an unquoted MODEL is always the keyword

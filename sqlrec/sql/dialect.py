@@ -13,6 +13,7 @@ from sqlglot.generators.duckdb import DuckDBGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 from sqlglot.tokens import Token, TokenType
 
+from .foreign import SqlRecMLCall, ml_call_sql
 from .grammar import ModelGrammar, StatementError
 from .nodes import OPTIONS_ARG, SqlRecModelStatement, SqlRecOptions
 from .statements import Statement
@@ -50,6 +51,11 @@ class SqlRecParser(ModelGrammar, DuckDBParser):
                 self._retreat(0)
                 break
         return super()._parse_statement()
+
+    def _parse_function_call(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if self._at_ml_call():  # BigQuery ML's ML.RECOMMEND(MODEL m, ...) and the others
+            return self._parse_ml_call()
+        return super()._parse_function_call(*args, **kwargs)
 
     def _parse_query_modifiers(self, this: t.Any) -> t.Any:
         # sqlglot already maps USING to `USING SAMPLE` here and leaves any other USING alone;
@@ -114,12 +120,19 @@ class SqlRecGenerator(DuckDBGenerator):
         **DuckDBGenerator.TRANSFORMS,
         SqlRecOptions: _options_sql,
         SqlRecModelStatement: lambda self, e: e.name,
+        SqlRecMLCall: ml_call_sql,
     }
 
     def after_limit_modifiers(self, expression: exp.Expr) -> list[str]:
         return [*super().after_limit_modifiers(expression), self.sql(expression, OPTIONS_ARG)]
 
 
+class SqlRecTokenizer(DuckDB.Tokenizer):
+    # BigQuery's `project.dataset.model` names, pasted with BigQuery ML statements
+    IDENTIFIERS = [*DuckDB.Tokenizer.IDENTIFIERS, "`"]
+
+
 class SqlRec(DuckDB):
+    Tokenizer = SqlRecTokenizer
     Parser = SqlRecParser
     Generator = SqlRecGenerator

@@ -12,7 +12,8 @@ import typing as t
 
 from sqlglot.tokens import TokenType
 
-from .clauses import STRING_TOKENS, Clauses, StatementError
+from .clauses import STRING_TOKENS, StatementError
+from .foreign import ForeignGrammar
 from .statements import (
     AlterModel,
     CreateModel,
@@ -30,7 +31,7 @@ from .statements import (
 __all__ = ["ModelGrammar", "StatementError"]
 
 
-class ModelGrammar(Clauses):
+class ModelGrammar(ForeignGrammar):
     """Mixin for a sqlglot Parser: parse methods for the model statements."""
 
     # -- statements ------------------------------------------------------------------------
@@ -42,7 +43,12 @@ class ModelGrammar(Clauses):
         if replace and if_not_exists:
             self._fail(f"{head}: OR REPLACE and IF NOT EXISTS cannot be used together", if_token)
         name = self._model_name(head)
+        while self._curr and self._curr.token_type == TokenType.DOT and self._is_name(self._next):
+            self._advance()  # BigQuery's dataset.model: sqlrec keeps the model name
+            name = self._model_name(head)
         label = f"CREATE MODEL {name}"
+        if self._is_word(self._curr, "OPTIONS"):
+            return self._parse_bigquery_create(name, replace, if_not_exists)
         if not self._match(TokenType.FROM):
             self._fail(f"{label}: expected FROM after the model name, found {self._found()}")
         source = self._parse_source(label)
@@ -143,6 +149,9 @@ class ModelGrammar(Clauses):
         # Without MODEL only `x` and `x.y` may be models; DESCRIBE SELECT ... and
         # catalog.schema.table are DuckDB's alone.
         rest = self._tokens[self._index :]
+        if len(rest) == 3 and self._is_word(rest[0], "MINDSDB") and rest[1].token_type == TokenType.DOT:
+            rest = rest[2:]  # MindsDB's DESCRIBE mindsdb.model
+            self._advance(2)
         if len(rest) == 1 and self._is_name(rest[0]):
             self._advance()
             return Describe(rest[0].text, None, explicit=False)
@@ -198,4 +207,5 @@ class ModelGrammar(Clauses):
         ("RETRAIN",): lambda self: self._parse_retrain(),
         ("FINETUNE",): lambda self: self._parse_finetune(),
         ("EVALUATE", "MODEL"): lambda self: self._parse_evaluate_model(),
+        **ForeignGrammar.FOREIGN_STATEMENT_PARSERS,
     }
