@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import commands, finetune, lifecycle, queries, training
+from . import commands, dialects, finetune, lifecycle, queries, training
 from .catalog import Catalog, CatalogCache
 from .errors import ProgrammingError
 from .model import Model
@@ -31,6 +31,7 @@ from .sql import (
     READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels,
     Statement, parse_script,
 )
+from .sql.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
 
 
 @dataclass
@@ -51,6 +52,9 @@ Command = Callable[[Context, Any, Any], "pa.Table | None"]
 
 
 def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
+    if isinstance(st, BigQueryCreateModel):
+        st = dialects.bigquery_create(st)
+    st = dialects.native_create(ctx.session, st)  # MindsDB's and ThanoSQL's habits
     model, status = training.create(ctx.session, ctx.catalog, st, ctx.cancelled)
     return commands.status_table(model, status)
 
@@ -84,6 +88,10 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     Retrain: (_retrain, True),
     Finetune: (_finetune, True),
     Query: (_query, False),
+    BigQueryCreateModel: (_create, True),
+    CreateMLEngine: (_plain(dialects.create_ml_engine), False),
+    ShowMLEngines: (_plain(dialects.show_ml_engines), False),
+    PredictUsing: (_plain(dialects.predict_using), False),
 }
 
 

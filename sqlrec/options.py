@@ -113,6 +113,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("random_state", int, None, "seed; with it training is reproducible (see num_threads)", low=0,
            high=2**32 - 1),
     Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
+    Option("item_names", str, None, "column of item labels (titles) that PREDICT USING shows (ThanoSQL)"),
     Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
     # Model lifecycle (issue 11): versions whose arrays stay stored, for rollback and USING version.
     Option("keep_versions", int, 3, "versions whose arrays are kept (rollback, USING version); older ones "

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from . import attributes, coldstart, options as opts, rewrite
+from . import attributes, coldstart, mlfunctions, options as opts, rewrite
 from .catalog import Catalog
 from .errors import QueryError, did_you_mean
 from .model import KINDS, Model
@@ -30,6 +30,8 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         cancelled: Cancelled = lambda: False, prefix: str = "") -> None:
     """Run the query (behind `prefix`, e.g. EXPLAIN); its result is left pending on the session's
     handle. The relations registered for it are appended to `registered` (released after it)."""
+    if mlfunctions.expand(session, catalog, st.tree, registered):  # BigQuery ML.*, mindsdb.m
+        st = Query(st.tree, text=st.tree.sql(dialect="duckdb"), line=st.line, col=st.col)
     refs = rewrite.find_model_refs(st.tree, catalog.exists)
     if not refs:
         _no_model_check(catalog, st)
