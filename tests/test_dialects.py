@@ -247,10 +247,14 @@ def test_bigquery_matrix_factorization_and_its_table_functions(ml):
     assert weights == [("movieId", n_movies, 16), ("userId", 671, 16)]
     cols, info = rows(ml, "SELECT * FROM ML.TRAINING_INFO(MODEL bq_rec)")
     assert cols == ["training_run", "iteration", "duration_ms"] and info[0][:2] == (0, 9)
-    cols, ev = rows(ml, "SELECT * FROM ML.EVALUATE(MODEL bq_rec, (SELECT userId, movieId FROM ratings "
-                        "WHERE userId <= 50))")
-    assert 0 <= ev[0][cols.index("mean_average_precision")] <= 1
-    assert 0 <= ev[0][cols.index("normalized_discounted_cumulative_gain")] <= 1
+    ml.execute(BIGQUERY_IMPLICIT.replace("`my-project.movies.bq_rec`", "bq_split")
+               + " WHERE (userId + movieId) % 5 <> 0")
+    test = "(SELECT userId, movieId FROM ratings WHERE (userId + movieId) % 5 = 0)"
+    cols, ev = rows(ml, f"SELECT * FROM ML.EVALUATE(MODEL bq_split, {test})")
+    names, values = rows(ml, f"EVALUATE MODEL bq_split FROM {test}")
+    ours = dict(zip(names, values[0]))
+    assert 0 < ev[0][cols.index("mean_average_precision")] == pytest.approx(ours["map_at_k"])
+    assert 0 < ev[0][cols.index("normalized_discounted_cumulative_gain")] == pytest.approx(ours["ndcg_at_k"])
 
 
 def test_bigquery_options_without_an_equivalent_are_named(con):
