@@ -68,7 +68,7 @@ def native_create(session: Session, st: CreateModel) -> CreateModel:
     elif isinstance(options.get("engine"), str):
         options["engine"] = engine_name(options["engine"])
     source = st.source
-    if source.database is not None and not _is_database(session, source.database, where):
+    if source.database is not None and not is_database(session, source.database, where):
         # MindsDB's FROM integration (SELECT ...): without a DuckDB database or schema of that
         # name, the query reads this database, where the user loaded the integration's tables
         source = Source(query=source.query)
@@ -89,7 +89,8 @@ def native_create(session: Session, st: CreateModel) -> CreateModel:
     return dataclasses.replace(st, options=options, engine=engine, source=source)
 
 
-def _is_database(session: Session, name: str, where: str) -> bool:
+def is_database(session: Session, name: str, where: str) -> bool:
+    """Whether `name` is an attached DuckDB database or a schema: what a MindsDB integration maps to."""
     rows = session.rows("SELECT database_name FROM duckdb_databases() UNION ALL "
                         "SELECT schema_name FROM duckdb_schemas()", where=f"{where}: listing databases")
     return any(r[0].lower() == name.lower() for r in rows)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from . import commands
+from . import commands, dialects
 from .catalog import Catalog
 from .errors import QueryError
 from .model import Model
@@ -44,7 +44,23 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
               and catalog.exists(table.name)):
             table.set("db", None)
             changed = True
-    return changed
+    return _drop_integrations(session, catalog, tree) or changed
+
+
+def _drop_integrations(session: Session, catalog: Catalog, tree: exp.Expression) -> bool:
+    """In a query that reads a model, `integration.table` (MindsDB's batch join) reads `table` of
+    this database when no DuckDB database or schema is called `integration`, as CREATE MODEL's
+    FROM integration (SELECT ...) does (sqlrec.dialects.native_create)."""
+    tables = list(tree.find_all(exp.Table))
+    qualified = [t for t in tables if t.db and not t.args.get("catalog") and isinstance(t.this, exp.Identifier)]
+    if not qualified or not any(not t.db and isinstance(t.this, exp.Identifier) and catalog.exists(t.name)
+                                for t in tables):
+        return False
+    unknown = [t for t in qualified if not catalog.exists(t.db)
+               and not dialects.is_database(session, t.db, "SELECT: reading a MindsDB integration's table")]
+    for table in unknown:
+        table.set("db", None)
+    return bool(unknown)
 
 
 def _model_name(catalog: Catalog, table: exp.Expression) -> str:

@@ -127,6 +127,18 @@ def test_mindsdb_lightfm_handler_example_verbatim(ml):
     _, joined = rows(ml, "SELECT b.* FROM movie_lens_ratings AS a JOIN mindsdb.lightfm_demo AS b "
                          "WHERE a.userId = 215")
     assert joined == got
+    # the handler README's other queries, verbatim
+    _, similar = rows(ml, "SELECT b.* FROM lightfm_demo b where movieId = 100 USING recommender_type='item_item';")
+    assert len(similar) == 10 and {r[0] for r in similar} == {100} and 100 not in {r[1] for r in similar}
+    _, for_100 = rows(ml, "SELECT b.* FROM lightfm_demo b where userId = 100 USING recommender_type='user_item';")
+    assert len(for_100) == 10 and not {r[1] for r in for_100} & seen(ml, 100)
+    _, two = rows(ml, "SELECT b.*\nFROM mysql_demo_db.movie_lens_ratings a\njoin lightfm_demo as b\n"
+                      "where a.userId in (215,216);")
+    assert sorted({r[0] for r in two}) == [215, 216] and len(two) == 20
+    assert {r[1] for r in two[:10]} == {r[1] for r in got}
+    assert [r[2] for r in two[:10]] == pytest.approx(scores, rel=1e-5)
+    _, every = rows(ml, "SELECT b.*\nFROM lightfm_demo b\nwhere recommender_type='item_item'")
+    assert len(every) == 10 * ml.execute("SELECT count(DISTINCT movieId) FROM ratings").fetchone()[0]
     assert rows(ml, "DESCRIBE mindsdb.lightfm_demo")[1]
     assert rows(ml, "DROP MODEL mindsdb.lightfm_demo")[1] == [("lightfm_demo", "dropped")]
     assert "lightfm_demo" not in {r[0] for r in ml.execute("SHOW MODELS").fetchall()}
