@@ -8,6 +8,7 @@ table; ``mindsdb.m`` becomes ``m``, an ordinary model reference.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from .errors import QueryError
 from .model import Model
 from .session import Session
 from .sql import EvaluateModel, Source
-from .sql.foreign import MINDSDB_PROJECT, SqlRecMLCall
+from .sql.foreign import MINDSDB_PROJECT, ML_FUNCTIONS, SqlRecMLCall
 
 # Our metric -> BigQuery's column of ML.EVALUATE for implicit models.
 EVALUATE_COLUMNS = {"map_at_k": "mean_average_precision", "ndcg_at_k": "normalized_discounted_cumulative_gain"}
@@ -61,6 +62,18 @@ def _drop_integrations(session: Session, catalog: Catalog, tree: exp.Expression)
     for table in unknown:
         table.set("db", None)
     return bool(unknown)
+
+
+_CALL = re.compile(r"\bML\s*\.\s*(" + "|".join(ML_FUNCTIONS) + r")\s*\(\s*MODEL\b", re.I)
+
+
+def check_unparsed(text: str) -> None:
+    """A statement sqlglot could not read goes to DuckDB as written; with an ML.* call in it,
+    DuckDB could only fail on that call, so say what went wrong instead."""
+    found = _CALL.search(text)
+    if found:
+        raise QueryError(f"ML.{found[1].upper()}: sqlrec could not read the statement around this call (check its "
+                         "syntax), so the call cannot be computed")
 
 
 def _model_name(catalog: Catalog, table: exp.Expression) -> str:

@@ -74,6 +74,7 @@ def passthrough(session: Session, catalog: Catalog, st: Statement, params: Any, 
         inner = parse_statement(st.text[explain.end():])
         if isinstance(inner, Query) and rewrite.find_model_refs(inner.tree, catalog.exists):
             return run(session, catalog, inner, params, registered, cancelled, prefix=st.text[:explain.end()])
+    mlfunctions.check_unparsed(st.text)
     session.run(st.text, params)
 
 

@@ -292,3 +292,8 @@ def test_ml_functions_name_what_is_wrong(trained):
         trained.execute("SELECT * FROM ML.PREDICT(MODEL movie_rec)")
     with pytest.raises(QueryError, match="the input has no column 'movieId'"):
         trained.execute("SELECT * FROM ML.PREDICT(MODEL movie_rec, (SELECT 1 AS userId))")
+
+
+def test_an_ml_call_in_sql_sqlrec_cannot_read_is_named(trained):
+    with pytest.raises(QueryError, match="ML.RECOMMEND: sqlrec could not read the statement"):
+        trained.execute("SELECT * FROM ML.RECOMMEND(MODEL movie_rec) WHERE x = = 1")
