@@ -297,3 +297,18 @@ def test_ml_functions_name_what_is_wrong(trained):
 def test_an_ml_call_in_sql_sqlrec_cannot_read_is_named(trained):
     with pytest.raises(QueryError, match="ML.RECOMMEND: sqlrec could not read the statement"):
         trained.execute("SELECT * FROM ML.RECOMMEND(MODEL movie_rec) WHERE x = = 1")
+
+
+def test_ml_predict_gives_the_score_the_model_ranks_by(trained):
+    top = trained.execute("SELECT movieId, score FROM movie_rec WHERE userId = 1").fetchall()
+    pairs = ", ".join(f"(1, {m}, 'x')" for m, _ in top)
+    cols, got = rows(trained, f"SELECT * FROM ML.PREDICT(MODEL mindsdb.movie_rec, (SELECT * FROM (VALUES {pairs}) "
+                              "AS p(userId, movieId, note)))")
+    assert cols == ["userId", "movieId", "note", "predicted_rating_confidence"]
+    assert [r[3] for r in got] == pytest.approx([s for _, s in top], rel=1e-5)
+    # the relation joins and filters like a table
+    _, best = rows(trained, f"SELECT p.movieId FROM ML.PREDICT(MODEL movie_rec, (SELECT * FROM (VALUES {pairs}) "
+                            "AS p(userId, movieId, note))) AS p JOIN ratings r ON r.movieId = p.movieId "
+                            "WHERE p.predicted_rating_confidence IS NOT NULL GROUP BY 1 "
+                            "ORDER BY max(p.predicted_rating_confidence) DESC LIMIT 1")
+    assert best == [(top[0][0],)]
