@@ -45,6 +45,9 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
               and catalog.exists(table.name)):
             table.set("db", None)
             changed = True
+        elif table.catalog.lower() == MINDSDB_PROJECT and catalog.exists(table.db):
+            table.set("catalog", None)  # mindsdb.m.metrics: the model's attribute
+            changed = True
     return _drop_integrations(session, catalog, tree) or changed
 
 

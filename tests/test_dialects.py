@@ -70,6 +70,7 @@ def test_foreign_statements_print_back_and_reparse_equal(text, cls):
 def test_qualified_names_keep_the_model_name():
     assert parse_statement("DROP MODEL mindsdb.lightfm_demo") == DropModel("lightfm_demo")
     assert parse_statement("DESCRIBE mindsdb.lightfm_demo") == Describe("lightfm_demo")
+    assert parse_statement("DESCRIBE mindsdb.lightfm_demo.metrics") == Describe("lightfm_demo", "metrics")
     assert parse_statement("CREATE MODEL `p.d.bq` OPTIONS () AS SELECT 1").name == "bq"
     assert parse_statement("CREATE MODEL d.bq OPTIONS () AS SELECT 1").name == "bq"
     assert parse_statement(THANOSQL_BUILD).engine == "Light_FM"
@@ -140,6 +141,8 @@ def test_mindsdb_lightfm_handler_example_verbatim(ml):
     _, every = rows(ml, "SELECT b.*\nFROM lightfm_demo b\nwhere recommender_type='item_item'")
     assert len(every) == 10 * ml.execute("SELECT count(DISTINCT movieId) FROM ratings").fetchone()[0]
     assert rows(ml, "DESCRIBE mindsdb.lightfm_demo")[1]
+    assert rows(ml, "DESCRIBE mindsdb.lightfm_demo.metrics") == rows(ml, "DESCRIBE lightfm_demo.metrics")
+    assert rows(ml, "SELECT * FROM mindsdb.lightfm_demo.metrics") == rows(ml, "SELECT * FROM lightfm_demo.metrics")
     assert rows(ml, "DROP MODEL mindsdb.lightfm_demo")[1] == [("lightfm_demo", "dropped")]
     assert "lightfm_demo" not in {r[0] for r in ml.execute("SHOW MODELS").fetchall()}
 

@@ -149,8 +149,8 @@ class ModelGrammar(ForeignGrammar):
         # Without MODEL only `x` and `x.y` may be models; DESCRIBE SELECT ... and
         # catalog.schema.table are DuckDB's alone.
         rest = self._tokens[self._index :]
-        if len(rest) == 3 and self._is_word(rest[0], "MINDSDB") and rest[1].token_type == TokenType.DOT:
-            rest = rest[2:]  # MindsDB's DESCRIBE mindsdb.model
+        if len(rest) in (3, 5) and self._is_word(rest[0], "MINDSDB") and rest[1].token_type == TokenType.DOT:
+            rest = rest[2:]  # MindsDB's DESCRIBE mindsdb.model[.attribute]
             self._advance(2)
         if len(rest) == 1 and self._is_name(rest[0]):
             self._advance()
