@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from . import commands, dialects
+from . import commands, dialects, rewrite
 from .catalog import Catalog
 from .errors import QueryError
 from .model import Model
@@ -28,9 +28,14 @@ from .sql.foreign import MINDSDB_PROJECT, ML_FUNCTIONS, SqlRecMLCall
 EVALUATE_COLUMNS = {"map_at_k": "mean_average_precision", "ndcg_at_k": "normalized_discounted_cumulative_gain"}
 
 
-def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered: list[str]) -> bool:
-    """Replace the ML.* calls and mindsdb.m names in `tree` (in place); True when it changed."""
+def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered: list[str],
+           params: Any = None) -> tuple[bool, Any]:
+    """Replace the ML.* calls and mindsdb.m names in `tree` (in place): (whether it changed, the
+    parameters still to bind). An ML.* input query runs here, so its placeholders are bound first."""
     changed = False
+    if params is not None and any(isinstance(t.this, SqlRecMLCall) for t in tree.find_all(exp.Table)):
+        _bind(tree, params)
+        changed, params = True, None
     for table in list(tree.find_all(exp.Table)):
         call = table.this
         if isinstance(call, SqlRecMLCall):
@@ -48,7 +53,22 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
         elif table.catalog.lower() == MINDSDB_PROJECT and catalog.exists(table.db):
             table.set("catalog", None)  # mindsdb.m.metrics: the model's attribute
             changed = True
-    return _drop_integrations(session, catalog, tree) or changed
+    return _drop_integrations(session, catalog, tree) or changed, params
+
+
+def _bind(tree: exp.Expression, params: Any) -> None:
+    """Bind the placeholders of the whole statement in text order, the ML.* inputs' included:
+    each call stands in as a plain function over its input while rewrite prints the tree."""
+    stand_ins = []
+    for call in list(tree.find_all(SqlRecMLCall)):
+        relation = call.args.get("expression")
+        stand_in = exp.Anonymous(this="sqlrec_ml", expressions=[relation] if relation is not None else [])
+        call.replace(stand_in)
+        stand_ins.append((stand_in, call))
+    rewrite.inline_parameters(tree, params)
+    for stand_in, call in stand_ins:
+        call.set("expression", stand_in.expressions[0] if stand_in.expressions else None)
+        stand_in.replace(call)
 
 
 def _drop_integrations(session: Session, catalog: Catalog, tree: exp.Expression) -> bool:

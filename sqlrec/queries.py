@@ -30,7 +30,8 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         cancelled: Cancelled = lambda: False, prefix: str = "") -> None:
     """Run the query (behind `prefix`, e.g. EXPLAIN); its result is left pending on the session's
     handle. The relations registered for it are appended to `registered` (released after it)."""
-    if mlfunctions.expand(session, catalog, st.tree, registered):  # BigQuery ML.*, mindsdb.m
+    changed, params = mlfunctions.expand(session, catalog, st.tree, registered, params)  # ML.*, mindsdb.m
+    if changed:
         st = Query(st.tree, text=st.tree.sql(dialect="duckdb"), line=st.line, col=st.col)
     refs = rewrite.find_model_refs(st.tree, catalog.exists)
     if not refs:

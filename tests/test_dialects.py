@@ -315,3 +315,10 @@ def test_ml_predict_gives_the_score_the_model_ranks_by(trained):
                             "WHERE p.predicted_rating_confidence IS NOT NULL GROUP BY 1 "
                             "ORDER BY max(p.predicted_rating_confidence) DESC LIMIT 1")
     assert best == [(top[0][0],)]
+
+
+def test_ml_function_inputs_take_parameters(trained):
+    expected = trained.execute("SELECT movieId FROM movie_rec WHERE userId = 2 LIMIT 3").fetchall()
+    got = trained.execute("SELECT movieId FROM ML.RECOMMEND(MODEL movie_rec, (SELECT ? AS userId)) "
+                          "WHERE predicted_rating_confidence > ? LIMIT 3", [2, -100.0]).fetchall()
+    assert got == expected
