@@ -40,6 +40,9 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
         call = table.this
         if isinstance(call, SqlRecMLCall):
             name = _model_name(catalog, call.this)
+            if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "VIEW":
+                raise QueryError(f"CREATE VIEW: a view cannot read ML.{call.function} (its rows are computed per "
+                                 "query); store them with CREATE TABLE ... AS SELECT instead")
             model = catalog.load(name, f"ML.{call.function}(MODEL {name})")
             result = FUNCTIONS[call.function](session, catalog, model, _input_sql(call))
             registered.append(session.register("ml", result))

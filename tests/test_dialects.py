@@ -322,3 +322,14 @@ def test_ml_function_inputs_take_parameters(trained):
     got = trained.execute("SELECT movieId FROM ML.RECOMMEND(MODEL movie_rec, (SELECT ? AS userId)) "
                           "WHERE predicted_rating_confidence > ? LIMIT 3", [2, -100.0]).fetchall()
     assert got == expected
+
+
+def test_ml_functions_in_other_statements(trained):
+    trained.execute("CREATE TABLE recs AS SELECT * FROM ML.RECOMMEND(MODEL movie_rec, (SELECT 2 AS userId))")
+    n_seen = len(seen(trained, 2))
+    assert trained.execute("SELECT count(*) FROM recs").fetchone()[0] == 40 - n_seen
+    plan = trained.execute("EXPLAIN SELECT * FROM ML.WEIGHTS(MODEL movie_rec)").fetchall()
+    assert plan
+    with pytest.raises(QueryError, match="CREATE VIEW: a view cannot read ML.RECOMMEND"):
+        trained.execute("CREATE VIEW v AS SELECT * FROM ML.RECOMMEND(MODEL movie_rec)")
+    assert trained.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'v'").fetchone()[0] == 0
