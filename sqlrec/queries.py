@@ -84,9 +84,14 @@ def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
             raise QueryError(f"{word}: {ref.model!r} is a model, not a table; models are read with SELECT and "
                              "changed with CREATE OR REPLACE MODEL or DROP MODEL")
     create = st.tree if isinstance(st.tree, exp.Create) else None
-    if create is not None and str(create.args.get("kind") or "").upper() == "VIEW":
-        raise QueryError(f"CREATE VIEW: a view cannot read model {refs[0].model!r} (a model's rows are computed "
-                         "per query); store them with CREATE TABLE ... AS SELECT ... FROM the model instead")
+    kind = str(create.args.get("kind") or "").upper() if create is not None else "TABLE"
+    if kind != "TABLE":
+        # DuckDB would store the statement with the reference swapped for a relation that
+        # lives for this statement only: every later read would fail.
+        what = "a macro" if kind in ("MACRO", "FUNCTION") else f"a {kind.lower()}"
+        raise QueryError(f"CREATE {kind}: {what} cannot read model {refs[0].model!r} (a model's rows are computed "
+                         "by sqlrec per query, and DuckDB reads views and macros without sqlrec); store them with "
+                         "CREATE TABLE ... AS SELECT ... FROM the model instead")
 
 
 def _in_from(table: exp.Table) -> bool:

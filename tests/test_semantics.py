@@ -193,3 +193,21 @@ def test_cursor_arrow_names(trained):
     reader = trained.execute("SELECT * FROM movie_rec WHERE userId = 3").to_arrow_reader()
     assert isinstance(reader, pa.RecordBatchReader) and reader.read_all().equals(table)
     assert trained.execute("SELECT * FROM movie_rec WHERE userId = 3").to_arrow_table().equals(table)
+
+
+# --- views and macros over models -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql, word", [
+    ("CREATE OR REPLACE VIEW v AS SELECT * FROM movie_rec WHERE userId = 1", "CREATE VIEW: a view"),
+    ("CREATE TEMP VIEW v AS SELECT * FROM movie_rec.metrics", "CREATE VIEW: a view"),
+    ("CREATE VIEW v AS WITH r AS (SELECT * FROM movie_rec WHERE userId = 1) SELECT * FROM r", "CREATE VIEW: a view"),
+    ("CREATE VIEW v AS SELECT b.* FROM ratings a JOIN movie_rec b WHERE a.userId = 1", "CREATE VIEW: a view"),
+    ("CREATE MACRO v() AS TABLE SELECT * FROM movie_rec", "CREATE MACRO: a macro"),
+])
+def test_stored_queries_over_models_are_refused_and_leave_nothing(trained, sql, word):
+    with pytest.raises(QueryError, match=f"{word} cannot read model 'movie_rec'.*CREATE TABLE ... AS SELECT"):
+        trained.execute(sql)
+    assert rows(trained, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'v'") == [(0,)]
+    assert rows(trained, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'v'") == [(0,)]
+    assert len(rows(trained, "SELECT * FROM movie_rec WHERE userId = 1")) == 10
