@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from sqlglot import exp
 
-from . import commands, finetune, lifecycle, queries, rewrite, training
+from . import commands, finetune, lifecycle, queries, rewrite, training, views
 from .catalog import Catalog, CatalogCache
 from .errors import ProgrammingError
 from .model import Model
@@ -153,7 +153,8 @@ class Engine:
             return "other"
         if any(node.args.get(OPTIONS_ARG) for node in st.tree.find_all(exp.Expression)):
             return None
-        if rewrite.find_model_refs(st.tree, self.catalog(duck).exists):
+        catalog = self.catalog(duck)
+        if rewrite.find_model_refs(st.tree, catalog.exists) or views.reads_views(catalog.session, catalog, st.tree):
             return None
         return "query" if isinstance(st.tree, READ_ONLY) else "other"
 

@@ -195,19 +195,62 @@ def test_cursor_arrow_names(trained):
     assert trained.execute("SELECT * FROM movie_rec WHERE userId = 3").to_arrow_table().equals(table)
 
 
-# --- views and macros over models -------------------------------------------------------------------
+# --- views over models ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sql, word", [
-    ("CREATE OR REPLACE VIEW v AS SELECT * FROM movie_rec WHERE userId = 1", "CREATE VIEW: a view"),
-    ("CREATE TEMP VIEW v AS SELECT * FROM movie_rec.metrics", "CREATE VIEW: a view"),
-    ("CREATE VIEW v AS WITH r AS (SELECT * FROM movie_rec WHERE userId = 1) SELECT * FROM r", "CREATE VIEW: a view"),
-    ("CREATE VIEW v AS SELECT b.* FROM ratings a JOIN movie_rec b WHERE a.userId = 1", "CREATE VIEW: a view"),
-    ("CREATE MACRO v() AS TABLE SELECT * FROM movie_rec", "CREATE MACRO: a macro"),
-])
-def test_stored_queries_over_models_are_refused_and_leave_nothing(trained, sql, word):
-    with pytest.raises(QueryError, match=f"{word} cannot read model 'movie_rec'.*CREATE TABLE ... AS SELECT"):
-        trained.execute(sql)
-    assert rows(trained, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'v'") == [(0,)]
+def test_a_view_over_a_model_recomputes_at_every_read(trained):
+    trained.execute("CREATE VIEW top3 AS SELECT * FROM movie_rec WHERE userId = 1 USING n_recommendations = 3")
+    direct = rows(trained, "SELECT * FROM movie_rec WHERE userId = 1 USING n_recommendations = 3")
+    assert len(direct) == 3 and rows(trained, "SELECT * FROM top3") == direct
+    assert rows(trained, "SELECT count(*), max(rank) FROM top3") == [(3, 3)]
+    trained.execute("CREATE VIEW firsts AS SELECT movieId FROM top3 WHERE rank = 1")  # a view over the view
+    assert rows(trained, "SELECT * FROM firsts") == [(direct[0][1],)]
+    assert trained.sql("SELECT * FROM top3").fetchall() == direct
+    trained.execute("CREATE OR REPLACE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', "
+                    "epochs = 5, no_components = 8, random_state = 8")
+    assert rows(trained, "SELECT * FROM top3") == rows(trained, "SELECT * FROM movie_rec WHERE userId = 1 "
+                                                                "USING n_recommendations = 3"), "read again, not kept"
+    trained.execute("CREATE OR REPLACE VIEW top3 AS SELECT * FROM movie_rec WHERE userId = 2 USING n_recommendations = 2")
+    assert [r[0] for r in rows(trained, "SELECT * FROM top3")] == [2, 2]
+    assert rows(trained, "SELECT count(*) FROM firsts") == [(1,)]
+    trained.execute("CREATE OR REPLACE VIEW top3 AS SELECT 1 AS one")  # a plain view again: DuckDB's
+    assert rows(trained, "SELECT * FROM top3") == [(1,)]
+    trained.execute("DROP VIEW firsts")
+    assert rows(trained, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'firsts'") == [(0,)]
+
+
+def test_views_over_models_in_a_file_database(tmp_path):
+    from conftest import file_database
+
+    path = tmp_path / "views.duckdb"
+    con = file_database(path, f"CREATE MODEL m FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
+    con.execute("CREATE VIEW recs AS SELECT b.* FROM ratings a JOIN m b WHERE a.userId IN (3, 4)")
+    before = rows(con, "SELECT * FROM recs")
+    assert len(before) == 20
+    con.close()
+    con = sqlrec.connect(str(path))
+    assert rows(con, "SELECT * FROM recs") == before
+    with pytest.raises(duckdb.Error, match="view recs reads sqlrec model m: query it through sqlrec"):
+        con.duckdb.execute("SELECT * FROM recs").fetchall()  # DuckDB alone says why it cannot
+    con.execute("DROP MODEL m")
+    with pytest.raises(QueryError, match="view 'recs' reads model 'm', which does not exist"):
+        con.execute("SELECT * FROM recs")
+    con.execute("DROP VIEW recs")
+    assert rows(con, "SELECT count(*) FROM duckdb_views() WHERE view_name = 'recs'") == [(0,)]
+    con.close()
+
+
+def test_a_view_in_a_rolled_back_transaction_is_gone(trained):
+    trained.execute("BEGIN")
+    trained.execute("CREATE VIEW v AS SELECT * FROM movie_rec WHERE userId = 1")
+    assert len(rows(trained, "SELECT * FROM v")) == 10
+    trained.execute("ROLLBACK")
+    with pytest.raises(sqlrec.ProgrammingError, match="Table with name v does not exist"):
+        trained.execute("SELECT * FROM v")
+
+
+def test_a_macro_over_a_model_is_refused_and_leaves_nothing(trained):
+    with pytest.raises(QueryError, match="CREATE MACRO: a macro cannot read model 'movie_rec'.*use a view"):
+        trained.execute("CREATE MACRO v() AS TABLE SELECT * FROM movie_rec")
     assert rows(trained, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'v'") == [(0,)]
     assert len(rows(trained, "SELECT * FROM movie_rec WHERE userId = 1")) == 10
