@@ -43,6 +43,7 @@ def create(session: Session, catalog: Catalog, create: exp.Create, query: str, m
         session.run(f"COMMENT ON VIEW {name} IS {quote_literal(MARK + payload)}", where=where)
         if own:
             session.run("COMMIT", where=where)
+        session.run('SELECT NULL::BIGINT AS "Count" LIMIT 0', where=where)  # what DuckDB answers CREATE VIEW with
     except BaseException:
         if own:
             session.run("ROLLBACK", where=f"{where}: undoing it")
