@@ -254,3 +254,19 @@ def test_a_macro_over_a_model_is_refused_and_leaves_nothing(trained):
         trained.execute("CREATE MACRO v() AS TABLE SELECT * FROM movie_rec")
     assert rows(trained, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'v'") == [(0,)]
     assert len(rows(trained, "SELECT * FROM movie_rec WHERE userId = 1")) == 10
+
+
+@pytest.mark.parametrize("payload, message", [
+    ("not json", "its stored query cannot be read"),
+    ('{"query": "DROP TABLE ratings", "models": []}', "its stored query is not a SELECT"),
+    ('{"query": "SELECT 1"}', "its stored query cannot be read"),
+])
+def test_a_crafted_view_comment_is_a_clear_error_and_runs_nothing(trained, payload, message):
+    from sqlrec.views import MARK
+
+    trained.duckdb.execute("CREATE VIEW crafted AS SELECT 1 AS x")
+    trained.duckdb.execute(f"COMMENT ON VIEW crafted IS '{MARK}{payload}'")
+    trained.engine.forget_catalog()  # written behind sqlrec's back
+    with pytest.raises(QueryError, match=f"view 'crafted': {message}"):
+        trained.execute("SELECT * FROM crafted")
+    assert rows(trained, "SELECT count(*) FROM ratings") == [(720,)]
