@@ -114,17 +114,19 @@ class CatalogCache:
     database: str  # the file, or a key unique to one in-memory database
     models: dict[tuple[str, int], Model] = field(default_factory=dict)
     actives: dict[int, tuple[int, dict[str, tuple[str, int]]]] = field(default_factory=dict)
+    views: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # sqlrec.views, same rule
 
-    def current(self, handle: int) -> dict[str, tuple[str, int]] | None:
-        seen, actives = self.actives.get(handle, (-1, None))
+    def current(self, handle: int, store: dict | None = None) -> dict[str, Any] | None:
+        seen, actives = (self.actives if store is None else store).get(handle, (-1, None))
         return actives if seen == _WRITES.get(self.database, 0) else None
 
-    def remember(self, handle: int, actives: dict[str, tuple[str, int]]) -> None:
-        self.actives[handle] = (_WRITES.get(self.database, 0), actives)
+    def remember(self, handle: int, actives: dict[str, Any], store: dict | None = None) -> None:
+        (self.actives if store is None else store)[handle] = (_WRITES.get(self.database, 0), actives)
 
     def wrote(self) -> None:
         _WRITES[self.database] = _WRITES.get(self.database, 0) + 1
         self.actives.clear()
+        self.views.clear()
 
 
 class Catalog:

@@ -10,6 +10,7 @@ and .arrow() behave the same for all statements.
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,32 @@ import duckdb
 from . import errors
 from .catalog import ModelSummary
 from .engine import Engine
-from .session import Session
+from .session import PYTHON_SCOPE, Session
+
+
+def _caller_scope() -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(globals, locals) of the code that called into this module, for DuckDB's lookup of
+    Python objects by name; None when sqlrec itself is the caller (serve, the shell): no user
+    namespace there, and internals must never be read as tables."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "contextlib"):
+        frame = frame.f_back
+    if frame is None or str(frame.f_globals.get("__name__", "")).partition(".")[0] == "sqlrec":
+        return None
+    return frame.f_globals, frame.f_locals
+
+
+@contextmanager
+def _python_scope() -> Iterator[None]:
+    """The caller's names are readable by DuckDB for the statement's duration (kept no longer)."""
+    if PYTHON_SCOPE.get() is not None:
+        yield
+        return
+    token = PYTHON_SCOPE.set(_caller_scope())
+    try:
+        yield
+    finally:
+        PYTHON_SCOPE.reset(token)
 
 
 class Cursor:
@@ -66,7 +92,7 @@ class Cursor:
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> "Cursor":
         self._check_open()
-        with self._use(fetching=False):
+        with self._use(fetching=False), _python_scope():
             self._has_result = False
             self._owner = threading.get_ident()
             self.connection._engine.execute(self._duck, operation, parameters)
@@ -134,7 +160,15 @@ class Cursor:
             warnings.simplefilter("ignore", UserWarning)
             return self._duck.to_arrow_table()
 
-    fetch_arrow_table = arrow
+    # duckdb 2.x's names on a connection's result (its relations' .arrow() is a RecordBatchReader;
+    # here .arrow() stays a Table: see README "Python (DB-API 2.0)").
+    fetch_arrow_table = to_arrow_table = arrow
+
+    def to_arrow_reader(self, batch_size: int = 1_000_000):
+        """The remaining rows as a pyarrow.RecordBatchReader (streamed, as duckdb's)."""
+        with self._result(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # as in arrow()
+            return self._duck.to_arrow_reader(batch_size)
 
     def fetchnumpy(self) -> dict:
         with self._result():
@@ -204,10 +238,20 @@ class Connection:
         self._check_open()
         return self._cursor.execute(operation, parameters)
 
-    def sql(self, operation: str, parameters: Sequence[Any] | dict | None = None):
-        """Run and return the result as a pandas DataFrame (None when there are no rows)."""
-        cur = self.execute(operation, parameters)
-        return cur.df() if cur.description is not None else None
+    def sql(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> duckdb.DuckDBPyRelation | None:
+        """The result as a duckdb.DuckDBPyRelation, as duckdb's Connection.sql returns it. A
+        plain query gets DuckDB's own lazy relation; DuckDB's other statements run now and give
+        None (as in duckdb); a model statement or a query reading a model runs now, and the
+        relation holds its rows."""
+        self._check_open()
+        with _python_scope():
+            kind = self._engine.duckdb_statement(self._duck, operation)
+            if kind == "query":
+                return Session(self._duck).relation(operation, parameters)
+            cur = self.execute(operation, parameters)
+            if kind == "other":
+                return None
+            return Session(self._duck).from_arrow(cur.arrow()) if cur.description is not None else None
 
     def commit(self) -> None:
         self._check_open()

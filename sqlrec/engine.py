@@ -22,13 +22,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import commands, dialects, finetune, lifecycle, queries, training
+from sqlglot import exp
+
+from . import commands, dialects, finetune, lifecycle, queries, rewrite, training, views
 from .catalog import Catalog, CatalogCache
 from .errors import ProgrammingError
 from .model import Model
 from .session import Session
 from .sql import (
-    READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels,
+    OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels,
     Statement, parse_script,
 )
 from .sql.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
@@ -146,6 +148,23 @@ class Engine:
         finally:
             with self._lock:
                 self._running.pop(id(duck), None)
+
+    def duckdb_statement(self, duck: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+        """'query' when `sql` is one read-only query that reads no model and has no USING,
+        'other' for one other statement of DuckDB's own (CREATE TABLE, INSERT ...), None when
+        sqlrec has a part in it (a model statement, a query over a model, a script)."""
+        statements = parse_script(sql)
+        if len(statements) != 1 or (type(statements[0]) in COMMANDS and type(statements[0]) is not Query):
+            return None
+        st = statements[0]
+        if type(st) is not Query:
+            return "other"
+        if any(node.args.get(OPTIONS_ARG) for node in st.tree.find_all(exp.Expression)):
+            return None
+        catalog = self.catalog(duck)
+        if rewrite.find_model_refs(st.tree, catalog.exists) or views.reads_views(catalog.session, catalog, st.tree):
+            return None
+        return "query" if isinstance(st.tree, READ_ONLY) else "other"
 
     def forget_catalog(self) -> None:
         """Read the active model versions from the file again (after a commit or rollback)."""

@@ -30,19 +30,21 @@ EVALUATE_COLUMNS = {"map_at_k": "mean_average_precision", "ndcg_at_k": "normaliz
 
 def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered: list[str],
            params: Any = None) -> tuple[bool, Any]:
-    """Replace the ML.* calls and mindsdb.m names in `tree` (in place): (whether it changed, the
-    parameters still to bind). An ML.* input query runs here, so its placeholders are bound first."""
+    """Replace the ML.* calls and mindsdb.m names in `tree` (in place): (whether the statement's
+    text must be printed again from the tree, the parameters still to bind). An ML.* input query
+    runs here, so its placeholders are bound first. CREATE VIEW keeps its calls: sqlrec.views
+    stores the query as written and each read computes them."""
     changed = False
-    if params is not None and any(isinstance(t.this, SqlRecMLCall) for t in tree.find_all(exp.Table)):
+    creates_view = isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "VIEW"
+    if params is not None and not creates_view and any(isinstance(t.this, SqlRecMLCall) for t in tree.find_all(exp.Table)):
         _bind(tree, params)
         changed, params = True, None
     for table in list(tree.find_all(exp.Table)):
         call = table.this
         if isinstance(call, SqlRecMLCall):
             name = _model_name(catalog, call.this)
-            if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "VIEW":
-                raise QueryError(f"CREATE VIEW: a view cannot read ML.{call.function} (its rows are computed per "
-                                 "query); store them with CREATE TABLE ... AS SELECT instead")
+            if creates_view:
+                continue  # the view keeps the call (sqlrec.views); each read computes it
             model = catalog.load(name, f"ML.{call.function}(MODEL {name})")
             result = FUNCTIONS[call.function](session, catalog, model, _input_sql(call))
             registered.append(session.register("ml", result))
@@ -56,7 +58,8 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
         elif table.catalog.lower() == MINDSDB_PROJECT and catalog.exists(table.db):
             table.set("catalog", None)  # mindsdb.m.metrics: the model's attribute
             changed = True
-    return _drop_integrations(session, catalog, tree) or changed, params
+    changed = _drop_integrations(session, catalog, tree) or changed
+    return changed and not creates_view, params
 
 
 def _bind(tree: exp.Expression, params: Any) -> None:

@@ -100,7 +100,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("user_id", str, None, "user id column", aliases=("user_col",)),
     Option("item_id", str, None, "item id column (default: the PREDICT column)", aliases=("item_col",)),
     Option("rating", str, None, "explicit feedback column", aliases=("rating_col",)),
-    Option("threshold", float, None, "with rating: rows with rating >= threshold are positives"),
+    Option("threshold", float, None, "with rating: rows with rating >= threshold are positives (default: the "
+           "middle of the ratings' range, e.g. 2.75 on a 0.5-5 scale)"),
     Option("weight", str, None, "sample weight column (e.g. play counts)"),
     Option("timestamp", str, None, "column ordering interactions (latest rating wins, time split)"),
     Option("num_threads", int, None, "training threads (default: all cores)", low=1, aliases=("n_jobs",)),

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from . import attributes, coldstart, mlfunctions, options as opts, rewrite
+from . import attributes, coldstart, mlfunctions, options as opts, rewrite, views
 from .catalog import Catalog
 from .errors import QueryError, did_you_mean
 from .model import KINDS, Model
@@ -30,6 +30,9 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         cancelled: Cancelled = lambda: False, prefix: str = "") -> None:
     """Run the query (behind `prefix`, e.g. EXPLAIN); its result is left pending on the session's
     handle. The relations registered for it are appended to `registered` (released after it)."""
+    view = _view_created(st)
+    as_written = view.expression.sql(dialect="sqlrec") if view is not None else None
+    views.expand(session, catalog, st.tree)  # a read of a view over models reads its query
     changed, params = mlfunctions.expand(session, catalog, st.tree, registered, params)  # ML.*, mindsdb.m
     if changed:
         st = Query(st.tree, text=st.tree.sql(dialect="duckdb"), line=st.line, col=st.col)
@@ -38,6 +41,8 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         _no_model_check(catalog, st)
         return session.run(prefix + st.text, params)
     _check_reads_only(st, refs)
+    if view is not None:
+        return views.create(session, catalog, view, as_written, sorted({r.model for r in refs}))
     # The tree was parsed for this execution alone: rewritten in place, its model references
     # stay the ones found above (binding replaces placeholders, never tables).
     tree = rewrite.inline_parameters(st.tree, params)
@@ -88,9 +93,23 @@ def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
             raise QueryError(f"{word}: {ref.model!r} is a model, not a table; models are read with SELECT and "
                              "changed with CREATE OR REPLACE MODEL or DROP MODEL")
     create = st.tree if isinstance(st.tree, exp.Create) else None
-    if create is not None and str(create.args.get("kind") or "").upper() == "VIEW":
-        raise QueryError(f"CREATE VIEW: a view cannot read model {refs[0].model!r} (a model's rows are computed "
-                         "per query); store them with CREATE TABLE ... AS SELECT ... FROM the model instead")
+    kind = str(create.args.get("kind") or "").upper() if create is not None else "TABLE"
+    if kind not in ("TABLE", "VIEW"):
+        # DuckDB would store the statement with the reference swapped for a relation that
+        # lives for this statement only: every later read would fail.
+        what = "a macro" if kind in ("MACRO", "FUNCTION") else f"a {kind.lower()}"
+        raise QueryError(f"CREATE {kind}: {what} cannot read model {refs[0].model!r} (a model's rows are computed "
+                         "by sqlrec per query, and DuckDB runs macros without sqlrec); use a view (CREATE VIEW), "
+                         "or store the rows with CREATE TABLE ... AS SELECT ... FROM the model")
+
+
+def _view_created(st: Query) -> exp.Create | None:
+    """The CREATE VIEW node of `CREATE VIEW v AS SELECT ...`, None for other statements."""
+    tree = st.tree
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "VIEW" \
+            and isinstance(tree.expression, exp.Query):
+        return tree
+    return None
 
 
 def _in_from(table: exp.Table) -> bool:

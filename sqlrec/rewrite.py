@@ -165,7 +165,9 @@ def batch_join(ref: ModelRef, key: str, alias_hint: str) -> exp.Select | None:
     """MindsDB batch form `FROM t a JOIN model b [WHERE a-only filters]`.
 
     Rewrites the input side to the distinct key values it holds (one recommendation list per
-    key, not per input row) joined on the key, and returns the query giving those values.
+    key, not per input row) joined on the key, and returns the query giving those values (with
+    the WITH clauses it may read). The rest of the query (aggregates, GROUP BY, ORDER BY, an
+    outer query or CTE around it) runs as written over that join.
     """
     join = ref.table.parent
     select = ref.select
@@ -182,15 +184,52 @@ def batch_join(ref: ModelRef, key: str, alias_hint: str) -> exp.Select | None:
     for part in conjuncts(select.args.get("where")):
         tables = {c.table.lower() for c in part.find_all(exp.Column)}
         (own if tables and tables <= {left_alias.lower()} else rest).append(part)
+    _check_left_columns(select, own, left_alias, key, ref.alias, alias_hint)
     inner = exp.select(exp.column(key, table=left_alias).as_(key)).distinct().from_(left.copy())
     for part in own:
         inner = inner.where(part.copy(), copy=False)
     source.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(left_alias))))
     _set_conjuncts(select, rest)
     join.set("on", exp.EQ(this=exp.column(key, table=ref.alias), expression=exp.column(key, table=left_alias)))
-    if not any(select.args.get(part) for part in ("order", "group", "distinct")):
+    if not _reshaped(select):
         # A hash join scrambles the relation's order; the batch reads as one ranked list per key.
         select.order_by(exp.column(key, table=ref.alias), exp.column("rank", table=ref.alias), copy=False)
+    return _with_visible_ctes(inner.copy(), select)
+
+
+def _check_left_columns(select: exp.Select, own: list[exp.Expression], left_alias: str, key: str,
+                        model_alias: str, where: str) -> None:
+    """The joined table contributes its distinct key values only: another of its columns
+    (outside its own WHERE filters) has no single value per recommendation list."""
+    inside = {id(c) for part in own for c in part.find_all(exp.Column)}
+    for col in select.find_all(exp.Column):
+        if id(col) in inside or col.table.lower() != left_alias.lower() or col.name.lower() == key.lower():
+            continue
+        raise QueryError(
+            f"{where}: in the MindsDB batch form (JOIN without ON) the joined table {left_alias!r} gives one "
+            f"recommendation list per distinct {key}, so only {left_alias}.{key} can be read, not "
+            f"{left_alias}.{col.name}; filter on it in WHERE, or join with ON {model_alias}.{key} = "
+            f"{left_alias}.{key} to keep the table's rows")
+
+
+def _reshaped(select: exp.Select) -> bool:
+    """Whether the query orders, groups or aggregates its rows itself (then no ranked order is added)."""
+    if any(select.args.get(part) for part in ("order", "group", "distinct", "having")):
+        return True
+    return any(e.find(exp.AggFunc, exp.Window) is not None for e in select.expressions)
+
+
+def _with_visible_ctes(inner: exp.Select, select: exp.Select) -> exp.Select:
+    """The key query runs on its own: it takes the WITH clauses of the query around the join."""
+    ctes: list[exp.CTE] = []
+    node: exp.Expression | None = select
+    while node is not None:
+        found = node.args.get("with_") if isinstance(node, exp.Query) else None
+        if found is not None:
+            ctes = [c.copy() for c in found.expressions] + ctes
+        node = node.parent
+    if ctes:
+        inner.set("with_", exp.With(expressions=ctes, recursive=False))
     return inner
 
 

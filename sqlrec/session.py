@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import duckdb
@@ -28,6 +29,27 @@ from .sql.quoting import quote_ident
 Params = Sequence[Any] | dict[str, Any] | None
 
 _names = itertools.count()
+
+# The Python namespace (globals, locals) of the user's call into sqlrec.dbapi, while it runs.
+# DuckDB reads a DataFrame or Arrow table named in SQL ("replacement scan") from the Python frame
+# that calls it, and sqlrec's own frames stand between the user and DuckDB: calls are made from
+# a frame that has the user's names (see _duck_call).
+PYTHON_SCOPE: ContextVar[tuple[dict[str, Any], dict[str, Any]] | None] = ContextVar("sqlrec_python_scope",
+                                                                                   default=None)
+_CALL = compile("__sqlrec_call__(*__sqlrec_args__, **__sqlrec_kwargs__)", "<sqlrec: the caller's scope>", "eval")
+
+
+def _duck_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs), called from a frame whose locals and globals are the user's, so that
+    DuckDB finds the user's Python objects by name exactly as when they call duckdb directly
+    (its own lookup rules: current frame's locals, then globals)."""
+    scope = PYTHON_SCOPE.get()
+    if scope is None:
+        return fn(*args, **kwargs)
+    user_globals, user_locals = scope
+    frame_locals = dict(user_locals)
+    frame_locals.update(__sqlrec_call__=fn, __sqlrec_args__=args, __sqlrec_kwargs__=kwargs)
+    return eval(_CALL, user_globals, frame_locals)  # noqa: S307 - fixed code, no user text
 
 
 class Session:
@@ -42,9 +64,9 @@ class Session:
         """Run a statement, leaving its result (if any) pending on the handle."""
         try:
             if params is None:
-                self.duck.execute(sql)
+                _duck_call(self.duck.execute, sql)
             else:
-                self.duck.execute(sql, params)
+                _duck_call(self.duck.execute, sql, params)
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
@@ -58,26 +80,26 @@ class Session:
 
     def rows(self, sql: str, params: Params = None, *, where: str) -> list[tuple]:
         try:
-            return self.duck.execute(sql, params).fetchall()
+            return _duck_call(self.duck.execute, sql, params).fetchall()
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
     def one(self, sql: str, params: Params = None, *, where: str) -> tuple | None:
         try:
-            return self.duck.execute(sql, params).fetchone()
+            return _duck_call(self.duck.execute, sql, params).fetchone()
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
     def arrow(self, sql: str, params: Params = None, *, where: str) -> pa.Table:
         self.finish_pending()
         try:
-            return self.duck.sql(sql, params=params).to_arrow_table()
+            return _duck_call(self.duck.sql, sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
     def numpy(self, sql: str, params: Params = None, *, where: str) -> dict[str, np.ndarray]:
         try:
-            return self.duck.execute(sql, params).fetchnumpy()
+            return _duck_call(self.duck.execute, sql, params).fetchnumpy()
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
@@ -91,6 +113,22 @@ class Session:
         """Column name -> DuckDB type of a query, without running it."""
         with self.in_database(database, where):
             return {row[0]: row[1] for row in self.rows(f"DESCRIBE {sql}", where=where)}
+
+    def relation(self, sql: str, params: Params = None, *, where: str | None = None) -> duckdb.DuckDBPyRelation:
+        """DuckDB's own relation for a plain query (lazy, as duckdb.sql returns it)."""
+        self.finish_pending()
+        try:
+            return _duck_call(self.duck.sql, sql, params=params)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def from_arrow(self, table: pa.Table) -> duckdb.DuckDBPyRelation:
+        """A relation over rows sqlrec computed."""
+        self.finish_pending()
+        try:
+            return self.duck.from_arrow(table)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "handing the result to DuckDB") from exc
 
     def finish_pending(self) -> None:
         """Drop an unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while

@@ -67,7 +67,14 @@ def _fit_failure(handler: Handler, desc: str, exc: Exception) -> str:
     return f"{desc}: the {handler.engine} fit failed ({exc}); nothing was saved"
 
 
+# The options that name a column of the training query.
+COLUMN_OPTIONS = ("user_id", "item_id", "rating", "weight", "timestamp")
+
+
 def _columns(session: Session, st: CreateModel, resolved: dict[str, Any], sql: str, where: str) -> data_mod.Columns:
+    for option in COLUMN_OPTIONS:
+        if isinstance(resolved[option], str) and not resolved[option].strip():
+            raise OptionError(f"{where}: option {option} is empty; it names a column of the training query")
     columns = session.columns(sql, where=f"{where}: the training query failed", database=st.source.database)
     user_col, item_col = resolved["user_id"], resolved["item_id"] or st.predict
     if user_col is None:
@@ -86,6 +93,12 @@ def _columns(session: Session, st: CreateModel, resolved: dict[str, Any], sql: s
                             timestamp=column("timestamp", resolved["timestamp"]))
     if cols.user == cols.item:
         raise OptionError(f"{where}: user_id and item_id both name column {cols.user!r}")
+    for side, col in (("user_id", cols.user), ("item_id", cols.item)):
+        value = next((o for o in ("rating", "weight", "timestamp") if getattr(cols, o) == col), None)
+        if value is not None:
+            named = f"PREDICT {col}" if side == "item_id" and st.predict else f"option {side}"
+            raise OptionError(f"{where}: {named} names column {col!r}, which option {value} also names; "
+                              f"PREDICT and item_id name the id of what is recommended, not a value to predict")
     return cols
 
 
@@ -152,7 +165,8 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
     sql = st.source.select_sql()
     cols = _columns(session, st, resolved, sql, where)
     started = time.perf_counter()
-    data = data_mod.load(session, sql, cols, resolved["threshold"], where, st.source.database)
+    data = data_mod.load(session, sql, cols, resolved["threshold"], where, st.source.database, midpoint_default=True)
+    resolved["threshold"] = data.threshold  # stored: RETRAIN, EVALUATE and DESCRIBE read the one that applied
     data, feature_specs = features.attach(session, data, {"user": cols.user, "item": cols.item}, resolved, where)
     if resolved["cold_start"] is None:  # features when the model has some, else popularity
         resolved["cold_start"] = "features" if feature_specs else "popularity"
