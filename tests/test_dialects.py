@@ -333,3 +333,16 @@ def test_ml_functions_in_other_statements(trained):
     # a view keeps the call and computes it at every read
     trained.execute("CREATE VIEW v AS SELECT * FROM ML.RECOMMEND(MODEL mindsdb.movie_rec, (SELECT 2 AS userId))")
     assert trained.execute("SELECT * FROM v").fetchall() == trained.execute("SELECT * FROM recs").fetchall()
+
+
+def test_ml_recommend_without_users_covers_every_unseen_pair(trained):
+    n_pairs = trained.execute("SELECT count(DISTINCT (userId, movieId)) FROM ratings").fetchone()[0]
+    got = trained.execute("SELECT count(*), count(DISTINCT userId) FROM ML.RECOMMEND(MODEL movie_rec)").fetchone()
+    assert got == (60 * 40 - n_pairs, 60)
+    overlap = trained.execute("SELECT count(*) FROM ML.RECOMMEND(MODEL movie_rec) AS r "
+                              "JOIN ratings USING (userId, movieId)").fetchone()[0]
+    assert overlap == 0
+    trained.execute("CREATE TABLE some_users AS SELECT 3 AS userId UNION ALL SELECT 4")
+    by_table = trained.execute("SELECT DISTINCT userId FROM ML.RECOMMEND(MODEL movie_rec, TABLE some_users) "
+                               "ORDER BY 1").fetchall()
+    assert by_table == [(3,), (4,)]
