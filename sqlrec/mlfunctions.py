@@ -39,12 +39,12 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
     if params is not None and not creates_view and any(isinstance(t.this, SqlRecMLCall) for t in tree.find_all(exp.Table)):
         _bind(tree, params)
         changed, params = True, None
-    for table in list(tree.find_all(exp.Table)):
+    for table in reversed(list(tree.find_all(exp.Table))):  # innermost first: a call may read another
         call = table.this
         if isinstance(call, SqlRecMLCall):
-            name = _model_name(catalog, call.this)
             if creates_view:
                 continue  # the view keeps the call (sqlrec.views); each read computes it
+            name = _model_name(catalog, call.this)
             model = catalog.load(name, f"ML.{call.function}(MODEL {name})")
             result = FUNCTIONS[call.function](session, catalog, model, _input_sql(call))
             registered.append(session.register("ml", result))

@@ -346,3 +346,9 @@ def test_ml_recommend_without_users_covers_every_unseen_pair(trained):
     by_table = trained.execute("SELECT DISTINCT userId FROM ML.RECOMMEND(MODEL movie_rec, TABLE some_users) "
                                "ORDER BY 1").fetchall()
     assert by_table == [(3,), (4,)]
+
+
+def test_an_ml_call_may_read_another(trained):
+    got = trained.execute("SELECT count(DISTINCT userId) FROM ML.RECOMMEND(MODEL movie_rec, (SELECT DISTINCT userId "
+                          "FROM ML.RECOMMEND(MODEL movie_rec, (SELECT 5 AS userId UNION ALL SELECT 6))))").fetchone()
+    assert got == (2,)
