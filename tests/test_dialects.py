@@ -221,9 +221,11 @@ def test_thanosql_goodbooks_tutorial_on_ratings_1_to_10():
     con = sqlrec.connect()
     con.register("books_df", books())
     con.execute("CREATE TABLE goodbooks_train AS SELECT * FROM books_df")
-    con.execute("BUILD MODEL book_rec USING Light_FM OPTIONS (user_col='user_id', item_col='isbn', "
-                "rating_col='book_rating', item_names='book_title', epochs=10, random_state=1) "
-                "AS SELECT * FROM goodbooks_train")
+    cols, status = rows(con, "BUILD MODEL book_rec USING Light_FM OPTIONS (user_col='user_id', item_col='isbn', "
+                             "rating_col='book_rating', item_names='book_title', epochs=10, random_state=1) "
+                             "AS SELECT * FROM goodbooks_train")
+    liked = con.execute("SELECT count(*) FROM goodbooks_train WHERE book_rating >= 5.5").fetchone()[0]
+    assert status[0][cols.index("n_interactions")] == liked  # the middle of the 1-10 scale
     cols, got = rows(con, "PREDICT USING book_rec OPTIONS (predict_type='predict_user', user_id=2, nrec=5) "
                           "AS SELECT * FROM goodbooks_train")
     assert cols == ["isbn", "book_title", "score"] and len(got) == 5
