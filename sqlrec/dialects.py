@@ -6,15 +6,17 @@ MindsDB / ThanoSQL / BigQuery ML"); an option with none is an OptionError naming
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from . import options as opts
 from .catalog import Catalog
-from .errors import OptionError
+from .errors import ColumnError, OptionError
 from .handlers import HANDLERS, get_handler
 from .session import Session
 from .sql import CreateModel, Source, parse_select, quote_ident
@@ -129,6 +131,23 @@ def bigquery_create(st: BigQueryCreateModel) -> CreateModel:
         options.setdefault("evaluation", True)
     return CreateModel(st.name, Source(query=st.query), None, options, replace=st.replace,
                        if_not_exists=st.if_not_exists, text=st.text, line=st.line, col=st.col)
+
+
+@contextlib.contextmanager
+def bigquery_names(st: BigQueryCreateModel) -> Iterator[None]:
+    """Errors about a mapped option name the option as the user wrote it (num_factors, not
+    no_components)."""
+    try:
+        yield
+    except (OptionError, ColumnError) as exc:
+        message = str(exc)
+        written = {k.lower() for k in st.options}
+        for theirs, ours in {**BIGQUERY_OPTIONS, "rating_col": "weight"}.items():
+            if theirs in written:
+                message = re.sub(rf"\boption {ours}\b", f"option {theirs} ({ours} in sqlrec)", message)
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from None
 
 
 PREDICT_OPTIONS = (

@@ -55,7 +55,8 @@ Command = Callable[[Context, Any, Any], "pa.Table | None"]
 
 def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
     if isinstance(st, BigQueryCreateModel):
-        st = dialects.bigquery_create(st)
+        with dialects.bigquery_names(st):
+            return _create(ctx, dialects.bigquery_create(st), params)
     st = dialects.native_create(ctx.session, st)  # MindsDB's and ThanoSQL's habits
     model, status = training.create(ctx.session, ctx.catalog, st, ctx.cancelled)
     return commands.status_table(model, status)

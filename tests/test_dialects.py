@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import sqlrec
-from sqlrec.errors import ModelNotFoundError, OptionError, ParseError, QueryError
+from sqlrec.errors import ColumnError, ModelNotFoundError, OptionError, ParseError, QueryError
 from sqlrec.handlers import HANDLERS
 from sqlrec.sql import CreateModel, Describe, DropModel, Query, parse_statement
 from sqlrec.sql.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
@@ -283,6 +283,10 @@ def test_bigquery_options_without_an_equivalent_are_named(con):
         con.execute(base.replace("matrix_factorization", "kmeans").format(""))
     with pytest.raises(OptionError, match="option data_split_method must be one of"):
         con.execute(base.format(", data_split_method='seq'"))
+    with pytest.raises(OptionError, match=r"option num_factors \(no_components in sqlrec\) must be >= 1, got 0"):
+        con.execute(base.format(", num_factors=0"))
+    with pytest.raises(ColumnError, match=r"column 'stars' \(option rating_col \(weight in sqlrec\)\) is not in"):
+        con.execute(base.format(", rating_col='stars'"))
     assert con.execute("SHOW MODELS").fetchall() == []
     con.execute(base.format(", max_iterations=3, data_split_method='random', data_split_eval_fraction=0.25"))
     cols, got = rows(con, "SELECT * FROM ML.EVALUATE(MODEL m)")
