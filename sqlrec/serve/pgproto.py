@@ -141,7 +141,8 @@ def sqlstate(exc: BaseException) -> str:
         return {401: "28P01", 403: "25006", 408: "57014"}.get(exc.status, "22023" if exc.status == 400 else "XX000")
     if isinstance(exc, errors.Cancelled) or "interrupt" in lower:
         return "57014"
-    if isinstance(exc, errors.ModelNotFoundError) or "catalog error" in lower and "does not exist" in lower:
+    if (isinstance(exc, errors.ModelNotFoundError) or "unknown model" in lower or "no model named" in lower
+            or "catalog error" in lower and "does not exist" in lower):
         return "42P01"
     if isinstance(exc, errors.ModelExistsError) or "already exists" in lower:
         return "42P07"

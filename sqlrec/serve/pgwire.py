@@ -185,9 +185,8 @@ class Connection:
     def simple_query(self, text: str) -> None:
         try:
             pieces = [piece for piece, _, _ in split_script(text)] if text.strip() else []
-        except Exception as exc:  # noqa: BLE001
-            pieces = [text] if text.strip() else []
-            del exc
+        except Exception:  # noqa: BLE001 - text sqlglot cannot split: one statement, DuckDB's error
+            pieces = [text]
         if not pieces:
             self.send(pg.message(b"I"))
         for sql in pieces:
@@ -238,8 +237,6 @@ class Connection:
         word = first_word(sql) or "SELECT"
         counted = word in ("INSERT", "UPDATE", "DELETE") and result.columns == ["Count"]
         if not result.columns or counted:
-            if describe:
-                pass
             count = result.rows[0][0] if counted and result.rows else 0
             tag = f"INSERT 0 {count}" if word == "INSERT" else f"{word} {count}" if counted else word
             self.send(pg.message(b"C", pg.cstr(tag)))
