@@ -181,6 +181,21 @@ def test_psql_shows_errors_and_goes_on(pg_port):
     assert re.search(r"answer\s*\n-+\s*\n\s*42", r.stdout), r.stdout
 
 
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql (postgresql-client) not installed")
+def test_psql_catalog_commands_are_refused_clearly(pg_port):
+    r = psql(pg_port, "-c", r"\dt")
+    assert r.returncode != 0 and "catalog queries" in r.stderr and "SHOW TABLES" in r.stderr
+    r = psql(pg_port, "-c", "SHOW TABLES")
+    assert r.returncode == 0 and "ratings" in r.stdout
+
+
+def test_a_taken_pg_port_is_a_clear_error_and_frees_the_database(db, pg_port):
+    with pytest.raises(OSError):
+        Server(db, port=0, pg_port=pg_port)
+    with Server(db, port=0, pg_port=0) as srv, psycopg.connect(dsn(srv.pg_port), autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM ratings").fetchone() == (720,)
+
+
 # --- settings: token, write, limits -------------------------------------------------------------
 
 def test_the_token_is_the_password(db):

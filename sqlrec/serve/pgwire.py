@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import errors
 from ..sql import split_script
 from . import pgproto as pg
 from .service import Result, ServeError, Service, first_word
@@ -217,7 +218,12 @@ class Connection:
         if word not in TX_WORDS:  # BEGIN/COMMIT change nothing; what runs inside is checked
             self.service.check_allowed(sql)
         self.cancelled = False
-        result = self.service.run(self.cur, sql, params or None)
+        try:
+            result = self.service.run(self.cur, sql, params or None)
+        except errors.Error as exc:
+            if "pg_catalog." in sql.lower() and "catalog error" in str(exc).lower():
+                raise pg.CatalogQueryError(exc) from exc
+            raise
         if word in ("BEGIN", "START"):
             self.status = b"T"
         elif word in TX_WORDS:
