@@ -127,7 +127,7 @@ def test_a_transaction_of_a_default_psycopg_connection(pg_port):
         assert c.execute("SELECT count(*) FROM ratings").fetchone() == (720,)
         with pytest.raises(psycopg.errors.UndefinedTable):
             c.execute("SELECT * FROM no_such_table")
-        with pytest.raises(psycopg.Error, match="ROLLBACK"):
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction, match="ROLLBACK"):
             c.execute("SELECT 1")
         c.rollback()
         assert c.execute("SELECT 2").fetchone() == (2,)
@@ -152,6 +152,12 @@ def test_errors_carry_sqlrec_message_and_sqlstate_and_the_connection_goes_on(con
     assert words in str(info.value).lower() if words.islower() else words in str(info.value)
     assert conn.execute("SELECT count(*) FROM ratings").fetchone() == (720,)
     assert conn.execute("SHOW MODELS").fetchone()[0] == "movie_rec"
+
+
+def test_binary_results_are_refused_and_the_connection_goes_on(conn):
+    with pytest.raises(psycopg.errors.FeatureNotSupported, match="binary result format"):
+        conn.execute("SELECT 1", binary=True)
+    assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_connect_time_settings_are_answered(conn):

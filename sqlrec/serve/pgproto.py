@@ -133,20 +133,26 @@ def message_of(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class CatalogQueryError(ServeError):
+class PgError(ServeError):
+    """An error of the protocol layer itself, with its own SQLSTATE."""
+
+    def __init__(self, code: str, text: str):
+        super().__init__(400, text)
+        self.sqlstate = code
+
+
+class CatalogQueryError(PgError):
     """A PostgreSQL catalog query (psql's \\d, \\l) that DuckDB's pg_catalog cannot answer."""
 
-    sqlstate = "0A000"
-
     def __init__(self, cause: BaseException):
-        super().__init__(400, "PostgreSQL catalog queries (psql's \\d, \\dt, \\l) are not supported by "
-                              "sqlrec serve: use SHOW TABLES, DESCRIBE table, SHOW MODELS or DESCRIBE model "
-                              f"(DuckDB said: {str(cause).splitlines()[0]})")
+        super().__init__("0A000", "PostgreSQL catalog queries (psql's \\d, \\dt, \\l) are not supported by "
+                                  "sqlrec serve: use SHOW TABLES, DESCRIBE table, SHOW MODELS or DESCRIBE model "
+                                  f"(DuckDB said: {str(cause).splitlines()[0]})")
 
 
 def sqlstate(exc: BaseException) -> str:
     """The SQLSTATE a PostgreSQL client would expect for an error raised while serving."""
-    if isinstance(exc, CatalogQueryError):
+    if isinstance(exc, PgError):
         return exc.sqlstate
     text = message_of(exc)
     lower = text.lower()

@@ -163,6 +163,7 @@ class Connection:
                 self.simple_query(body.rstrip(b"\x00").decode())
             elif kind == b"S":
                 failed = False
+                self.portals.pop("", None)  # the unnamed portal's rows are not needed after Sync
                 self.send(pg.ready(self.status))
             elif kind == b"H":
                 pass
@@ -205,7 +206,7 @@ class Connection:
         """Run one statement under the service's rules; client settings are answered here."""
         word = first_word(sql)
         if self.status == b"E" and word not in ("ROLLBACK", "ABORT", "COMMIT", "END"):
-            raise ServeError(400, "the transaction failed: ROLLBACK to go on")
+            raise pg.PgError("25P02", "current transaction is aborted (an earlier statement failed): ROLLBACK to go on")
         if (found := _SET.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
             return self._set(found.group(1).lower(), found.group(2))
         if (found := _SHOW.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
@@ -233,7 +234,7 @@ class Connection:
     def _set(self, name: str, value: str) -> Result:
         value = value.strip().strip("'\"")
         if name == "client_encoding" and value.upper().replace("-", "") not in ("UTF8", "UNICODE"):
-            raise ServeError(400, f"SET client_encoding: only UTF8 is supported, got {value!r}")
+            raise pg.PgError("22023", f"SET client_encoding: only UTF8 is supported, got {value!r}")
         self.settings[name] = value
         return Result([], [])
 
@@ -282,7 +283,7 @@ class Connection:
             (self.statements if which == b"S" else self.portals).pop(name, None)
             self.send(pg.message(b"3"))
         else:
-            raise ServeError(400, f"unsupported protocol message {kind!r}")
+            raise pg.PgError("08P01", f"unsupported protocol message {kind!r}")
 
     def _parse(self, body: bytes) -> None:
         name, rest = _cstring(body)
@@ -296,7 +297,7 @@ class Connection:
         portal, rest = _cstring(body)
         name, rest = _cstring(rest)
         if name not in self.statements:
-            raise ServeError(400, f"unknown prepared statement {name!r}")
+            raise pg.PgError("26000", f"unknown prepared statement {name!r}")
         sql, oids = self.statements[name]
         (nformats,) = struct.unpack("!h", rest[:2])
         formats = struct.unpack(f"!{nformats}h", rest[2:2 + 2 * nformats])
@@ -313,7 +314,7 @@ class Connection:
             params.append(pg.param_value(data, oids[i] if i < len(oids) else 0, binary, i + 1))
         (nresult,) = struct.unpack("!h", rest[pos:pos + 2])
         if any(struct.unpack(f"!{nresult}h", rest[pos + 2:pos + 2 + 2 * nresult])):
-            raise ServeError(400, "binary result format is not supported: ask for text results")
+            raise pg.PgError("0A000", "binary result format is not supported: ask for text results")
         self.portals[portal] = Portal(sql, params)
         self.send(pg.message(b"2"))
 
@@ -321,7 +322,7 @@ class Connection:
         which, name = body[:1], _cstring(body[1:])[0]
         if which == b"S":
             if name not in self.statements:
-                raise ServeError(400, f"unknown prepared statement {name!r}")
+                raise pg.PgError("26000", f"unknown prepared statement {name!r}")
             sql, oids = self.statements[name]
             count = max([int(n) for n in re.findall(r"\$(\d+)", sql)] + [len(oids)])
             types = [(oids[i] if i < len(oids) and oids[i] else 25) for i in range(count)]
@@ -339,7 +340,7 @@ class Connection:
 
     def _portal(self, name: str) -> Portal:
         if name not in self.portals:
-            raise ServeError(400, f"unknown portal {name!r}")
+            raise pg.PgError("34000", f"unknown portal {name!r}")
         return self.portals[name]
 
 
