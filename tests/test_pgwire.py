@@ -23,7 +23,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
 from conftest import FAST, file_database, sqlrec_serve  # noqa: E402
-from sqlrec.serve import Settings  # noqa: E402
+from sqlrec.serve import Service, Settings  # noqa: E402
 from sqlrec.serve.server import Server  # noqa: E402
 
 CREATE = ("CREATE MODEL movie_rec FROM ratings PREDICT movieId "
@@ -71,7 +71,7 @@ def copy_of(db: str, tmp_path: Path) -> str:
 
 # --- sqlrec statements and plain SQL over psycopg -----------------------------------------------
 
-def test_recommend_with_a_server_side_bound_parameter(conn):
+def test_recommend_with_a_server_side_bound_parameter(conn, db):
     cur = conn.execute(RECOMMEND, [7])
     assert [d.name for d in cur.description] == ["userId", "movieId", "score", "rank"]
     assert [d.type_code for d in cur.description][2] in (700, 701)  # float score
@@ -79,13 +79,12 @@ def test_recommend_with_a_server_side_bound_parameter(conn):
     assert [r[0] for r in rows] == [7, 7, 7] and [r[3] for r in rows] == [1, 2, 3]
     assert rows[0][2] >= rows[1][2] >= rows[2][2]
     # the same query run in-process on the same file gives the same items
-    with Server(conn_db(conn), port=0) as srv:
-        same = srv.service.sql(RECOMMEND.replace("%s", "7")).rows
+    service = Service(db)
+    try:
+        same = service.sql(RECOMMEND.replace("%s", "7")).rows
+    finally:
+        service.close()
     assert [r[1] for r in rows] == [r[1] for r in same]
-
-
-def conn_db(conn) -> str:
-    return conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
 
 
 def test_describe_and_show_models(conn):
@@ -99,10 +98,14 @@ def test_describe_and_show_models(conn):
 def test_types_come_back_as_python_values(conn):
     cur = conn.execute("SELECT 1::INTEGER AS i, 2::BIGINT AS b, 2.5::DOUBLE AS f, 'x' AS t, NULL::INTEGER AS n, "
                        "TIMESTAMP '2024-05-06 07:08:09' AS ts, DATE '2024-05-06' AS d, true AS ok, "
-                       "1.25::DECIMAL(5,2) AS dec")
-    assert [d.name for d in cur.description] == ["i", "b", "f", "t", "n", "ts", "d", "ok", "dec"]
+                       "1.25::DECIMAL(5,2) AS dec, '\\xAB'::BLOB AS raw")
+    assert [d.name for d in cur.description] == ["i", "b", "f", "t", "n", "ts", "d", "ok", "dec", "raw"]
+    # PostgreSQL's OIDs: int4, int8, float8, text, int4, timestamp, date, bool, numeric, bytea
+    assert [d.type_code for d in cur.description] == [23, 20, 701, 25, 23, 1114, 1082, 16, 1700, 17]
     assert cur.fetchone() == (1, 2, 2.5, "x", None, datetime.datetime(2024, 5, 6, 7, 8, 9),
-                              datetime.date(2024, 5, 6), True, Decimal("1.25"))
+                              datetime.date(2024, 5, 6), True, Decimal("1.25"), b"\xab")
+    stamp = conn.execute("SELECT TIMESTAMPTZ '2024-05-06 07:08:09+00' AS t").fetchone()[0]
+    assert stamp == datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
 
 
 def test_parameters_of_each_kind_are_bound(conn):
@@ -259,6 +262,21 @@ def test_a_model_written_over_pgwire_is_served_at_its_new_version(db, tmp_path):
             c.execute(CREATE)
         c.execute("CREATE TABLE liked AS SELECT 1 AS x")
         assert c.execute("SELECT x FROM liked").fetchall() == [(1,)]
+        if shutil.which("psql"):
+            r = psql(srv.pg_port, "-c", CREATE.replace("movie_rec", "psql_rec"), "-c", "DESCRIBE psql_rec")
+            assert r.returncode == 0 and "psql_rec" in r.stdout, r.stderr
+            assert [m["name"] for m in httpx.get(srv.url + "/models").json()] == ["movie_rec", "psql_rec"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_a_client_connected_stops_the_server_cleanly(db):
+    with sqlrec_serve(db, "--pg-port", "0") as (_url, line):  # the helper asserts exit status 0
+        port = int(re.search(r"postgresql://127\.0\.0\.1:(\d+)", line).group(1))
+        client = psycopg.connect(dsn(port), autocommit=True)
+        assert client.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError):
+        client.execute("SELECT 1")
+    client.close()
 
 
 @pytest.mark.slow
