@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -161,6 +162,20 @@ def test_binary_results_are_refused_and_the_connection_goes_on(conn):
     with pytest.raises(psycopg.errors.FeatureNotSupported, match="binary result format"):
         conn.execute("SELECT 1", binary=True)
     assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_garbage_and_huge_messages_are_refused_and_the_server_goes_on(pg_port):
+    for junk in (b"garbage!garbage!", b"\x00\x00\x00\x06ab", b"\x7f\xff\xff\xff"):
+        with socket.create_connection(("127.0.0.1", pg_port), timeout=10) as raw:
+            raw.sendall(junk)
+            raw.shutdown(socket.SHUT_WR)
+            answer = raw.recv(1000)
+        assert answer == b"" or answer.startswith(b"E") and b"refused" in answer
+    with psycopg.connect(dsn(pg_port), autocommit=True) as c:
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="refused"):
+            c.execute("SELECT '" + "x" * (17 << 20) + "'")
+    with psycopg.connect(dsn(pg_port), autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM ratings").fetchone() == (720,)
 
 
 def test_connect_time_settings_are_answered(conn):

@@ -98,6 +98,12 @@ def cstr(text: str) -> bytes:
     return text.encode() + b"\x00"
 
 
+def cstring(data: bytes) -> tuple[str, bytes]:
+    """A NUL-terminated string at the start of `data`, and the bytes after it."""
+    end = data.index(b"\x00")
+    return data[:end].decode(), data[end + 1:]
+
+
 def row_description(columns: list[str], types: list[str]) -> bytes:
     parts = [struct.pack("!h", len(columns))]
     for name, duck_type in zip(columns, types):

@@ -26,6 +26,7 @@ from ..sql import split_script
 from . import pgproto as pg
 from .service import Result, ServeError, Service, first_word
 
+MAX_MESSAGE = 16 << 20  # one query or Bind; bigger ones are refused before they are read
 TX_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
 # Session settings clients send or ask for on connect (psycopg, psql, JDBC, SQLAlchemy): kept
 # per connection and answered here, since DuckDB has no such settings.
@@ -74,18 +75,26 @@ class Connection:
     # --- bytes in and out ---------------------------------------------------------------------
 
     def read(self, n: int) -> bytes:
-        data = b""
+        data = bytearray()
         while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
+            chunk = self.sock.recv(min(n - len(data), 1 << 16))
             if not chunk:
                 raise Disconnect
             data += chunk
-        return data
+        return bytes(data)
+
+    def read_length(self, most: int) -> int:
+        """A message's length word; a length past `most` ends the connection (like the HTTP body cap)."""
+        (length,) = struct.unpack("!i", self.read(4))
+        if not 4 <= length <= most:
+            self.sock.sendall(pg.notice(b"E", "FATAL", "54000", f"message of {length} bytes refused "
+                                        f"(at most {most} bytes)"))
+            raise Disconnect
+        return length - 4
 
     def read_message(self) -> tuple[bytes, bytes]:
         kind = self.read(1)
-        (length,) = struct.unpack("!i", self.read(4))
-        return kind, self.read(length - 4)
+        return kind, self.read(self.read_length(MAX_MESSAGE))
 
     def send(self, *messages: bytes) -> None:
         self.out.extend(messages)
@@ -100,8 +109,7 @@ class Connection:
     def startup(self) -> bool:
         """Answer SSL/GSS requests, a CancelRequest or the startup message; check the password."""
         while True:
-            (length,) = struct.unpack("!i", self.read(4))
-            body = self.read(length - 4)
+            body = self.read(self.read_length(10_000))
             (code,) = struct.unpack("!i", body[:4])
             if code in (pg.SSL_REQUEST, pg.GSS_REQUEST):
                 self.sock.sendall(b"N")  # no TLS here: the client goes on in plain text or gives up
@@ -272,30 +280,30 @@ class Connection:
         elif kind == b"D":
             self._describe(body)
         elif kind == b"E":
-            name, rest = _cstring(body)
+            name, rest = pg.cstring(body)
             (limit,) = struct.unpack("!i", rest[:4])
             portal = self._portal(name)
             if portal.result is None:
                 portal.result = self.execute(portal.sql, portal.params)
             self.send_result(portal.sql, portal.result, describe=False, limit=limit, portal=portal)
         elif kind == b"C":
-            which, name = body[:1], _cstring(body[1:])[0]
+            which, name = body[:1], pg.cstring(body[1:])[0]
             (self.statements if which == b"S" else self.portals).pop(name, None)
             self.send(pg.message(b"3"))
         else:
             raise pg.PgError("08P01", f"unsupported protocol message {kind!r}")
 
     def _parse(self, body: bytes) -> None:
-        name, rest = _cstring(body)
-        sql, rest = _cstring(rest)
+        name, rest = pg.cstring(body)
+        sql, rest = pg.cstring(rest)
         (count,) = struct.unpack("!h", rest[:2])
         oids = list(struct.unpack(f"!{count}i", rest[2:2 + 4 * count]))
         self.statements[name] = (sql, oids)
         self.send(pg.message(b"1"))
 
     def _bind(self, body: bytes) -> None:
-        portal, rest = _cstring(body)
-        name, rest = _cstring(rest)
+        portal, rest = pg.cstring(body)
+        name, rest = pg.cstring(rest)
         if name not in self.statements:
             raise pg.PgError("26000", f"unknown prepared statement {name!r}")
         sql, oids = self.statements[name]
@@ -319,7 +327,7 @@ class Connection:
         self.send(pg.message(b"2"))
 
     def _describe(self, body: bytes) -> None:
-        which, name = body[:1], _cstring(body[1:])[0]
+        which, name = body[:1], pg.cstring(body[1:])[0]
         if which == b"S":
             if name not in self.statements:
                 raise pg.PgError("26000", f"unknown prepared statement {name!r}")
@@ -344,11 +352,6 @@ class Connection:
         return self.portals[name]
 
 
-def _cstring(data: bytes) -> tuple[str, bytes]:
-    end = data.index(b"\x00")
-    return data[:end].decode(), data[end + 1:]
-
-
 class _Handler(socketserver.BaseRequestHandler):
     server: "_TCPServer"
 
@@ -359,8 +362,8 @@ class _Handler(socketserver.BaseRequestHandler):
         try:
             if conn.startup():
                 conn.serve()
-        except (Disconnect, OSError):
-            pass
+        except (Disconnect, OSError, struct.error, ValueError):
+            pass  # the client went away, or sent bytes that are not the protocol: drop it
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
