@@ -5,13 +5,12 @@ thread and one DuckDB cursor per client connection (so the shared model cache, t
 rule, the row and time limits are the HTTP API's). Written here on socketserver rather than
 taken from buenavista 0.5, whose DuckDB backend calls a method duckdb 2.0 removed and which sends
 no SQLSTATE and runs a query to describe it: the protocol subset a server needs (startup,
-SSLRequest refused with 'N', cleartext password, simple and extended query, CancelRequest) is
+SSLRequest refused with 'N', SCRAM-SHA-256 password, simple and extended query, CancelRequest) is
 small and has no other dependency. Results are sent in text format.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 import socket
@@ -24,6 +23,7 @@ from typing import Any
 from .. import errors
 from ..sql import split_script
 from . import pgproto as pg
+from .pgauth import Scram
 from .service import Result, ServeError, Service, first_word
 
 MAX_MESSAGE = 16 << 20  # one query or Bind; bigger ones are refused before they are read
@@ -60,7 +60,7 @@ class Connection:
 
     service: Service
     sock: socket.socket
-    token: str | None
+    scram: Scram | None
     sessions: dict[int, "Connection"]
     pid: int = field(default_factory=lambda: secrets.randbelow(2**31 - 1) + 1)
     secret: int = field(default_factory=lambda: secrets.randbelow(2**31 - 1) + 1)
@@ -126,14 +126,10 @@ class Connection:
             return self._authenticate(user)
 
     def _authenticate(self, user: str) -> bool:
-        if self.token:
-            self.sock.sendall(pg.message(b"R", struct.pack("!i", 3)))  # AuthenticationCleartextPassword
-            kind, body = self.read_message()
-            given = body.rstrip(b"\x00")
-            if kind != b"p" or not hmac.compare_digest(given, self.token.encode()):
-                self.sock.sendall(pg.notice(b"E", "FATAL", "28P01", f"password authentication failed for user "
-                                            f"{user!r}: the password is the server's --token"))
-                return False
+        if self.scram is not None and not self.scram.run(self._send_auth, self._password_message):
+            self.sock.sendall(pg.notice(b"E", "FATAL", "28P01", f"password authentication failed for user "
+                                        f"{user!r}: the password is the server's --token"))
+            return False
         self.send(pg.message(b"R", struct.pack("!i", 0)))
         for name in ("server_version", "server_encoding", "client_encoding", "DateStyle", "TimeZone",
                      "IntervalStyle", "integer_datetimes", "standard_conforming_strings", "is_superuser"):
@@ -142,6 +138,15 @@ class Connection:
         self.send(pg.message(b"K", struct.pack("!ii", self.pid, self.secret)), pg.ready(b"I"))
         self.flush()
         return True
+
+    def _send_auth(self, code: int, data: bytes) -> None:
+        self.sock.sendall(pg.message(b"R", struct.pack("!i", code) + data))
+
+    def _password_message(self) -> bytes:
+        kind, body = self.read_message()
+        if kind != b"p":
+            raise Disconnect
+        return body
 
     def _cancel_other(self, pid: int, secret: int) -> None:
         other = self.sessions.get(pid)
@@ -358,7 +363,7 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         owner = self.server.owner
-        conn = Connection(owner.service, self.request, owner.token, owner.sessions)
+        conn = Connection(owner.service, self.request, owner.scram, owner.sessions)
         try:
             if conn.startup():
                 conn.serve()
@@ -376,7 +381,8 @@ class PgServer:
     """The PostgreSQL protocol server of `sqlrec serve`, on its own threads."""
 
     def __init__(self, service: Service, host: str, port: int, token: str | None):
-        self.service, self.token = service, token
+        self.service = service
+        self.scram = Scram(token) if token else None
         self.sessions: dict[int, Connection] = {}
         _TCPServer.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._tcp = _TCPServer((host, port), _Handler)
