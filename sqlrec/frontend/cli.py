@@ -6,7 +6,7 @@
     echo "SQL" | sqlrec [DATABASE]          run SQL from stdin
     sqlrec demo [--database PATH]           the MovieLens walkthrough
     sqlrec plot DATABASE MODEL --kind K -o FILE.png   a PNG of a model (history|embeddings|popularity)
-    sqlrec serve DATABASE [--host H] [--port P] [--token T] [--write]   the HTTP API and web pages
+    sqlrec serve DATABASE [--host H] [--port P] [--pg-port P] [--token T] [--write]   HTTP API, pages, pgwire
 
 The optional DATABASE argument sits in front of the subcommands, as in `sqlite3 FILE` or
 `duckdb FILE`: `MainGroup` takes the first positional word as the database unless it names a
@@ -325,8 +325,10 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; any other than a loopback address needs --token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="HTTP port (0: any free one).")
+@click.option("--pg-port", type=click.IntRange(0, 65535), default=None, metavar="P",
+              help="Also serve the PostgreSQL wire protocol (psql, psycopg) on this port (0: any free one).")
 @click.option("--token", envvar="SQLREC_TOKEN", default=None, metavar="T",
-              help="Bearer token every request must carry (env SQLREC_TOKEN).")
+              help="Bearer token every request must carry, the password on --pg-port (env SQLREC_TOKEN).")
 @click.option("--write", is_flag=True, help="Allow statements that change the database (default: read-only).")
 @click.option("--allow-external-access", is_flag=True,
               help="Let served queries read and write files and URLs (off by default).")
@@ -337,7 +339,7 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
 @click.option("--labels", default=None, metavar="SQL",
               help="Item titles for the web pages: a table or a SELECT of (item id, title).")
 @click.pass_context
-def serve(ctx: click.Context, database: str, host: str, port: int, token: str | None, write: bool,
+def serve(ctx: click.Context, database: str, host: str, port: int, pg_port: int | None, token: str | None, write: bool,
           allow_external_access: bool, max_rows: int, timeout: float, labels: str | None) -> None:
     """Serve DATABASE over HTTP: web pages at /, a JSON API (/models, /models/NAME/recommend, /sql; /docs).
 
@@ -346,6 +348,7 @@ def serve(ctx: click.Context, database: str, host: str, port: int, token: str | 
       sqlrec serve shop.duckdb
       curl 'http://127.0.0.1:8000/models/movie_rec/recommend?user=100&k=5'
       sqlrec serve shop.duckdb --host 0.0.0.0 --token s3cret --write
+      sqlrec serve shop.duckdb --pg-port 5433      # then: psql -h 127.0.0.1 -p 5433 -c 'SHOW MODELS'
       sqlrec serve movies.duckdb --labels 'SELECT movieId, title FROM movies'
     """
     debug = bool(ctx.parent and ctx.parent.params.get("debug"))
@@ -356,12 +359,14 @@ def serve(ctx: click.Context, database: str, host: str, port: int, token: str | 
         from ..serve.server import Server
 
         settings = Settings(write=write, external_access=allow_external_access, max_rows=max_rows, timeout=timeout)
-        server = Server(database, host=host, port=port, token=token, settings=settings, log_level="info",
+        server = Server(database, host=host, port=port, pg_port=pg_port, token=token, settings=settings, log_level="info",
                         labels=labels)
     except Exception as exc:  # noqa: BLE001 - missing extra, bad host/port, locked file: one line
         _die(exc, debug)
     mode = "read-write" if write else "read-only"
-    click.echo(f"sqlrec serving {database} ({mode}) on {server.url} (pages: {server.url}/, API docs: {server.url}/docs)", err=True)
+    pg = f", PostgreSQL: postgresql://{server.host}:{server.pg_port}" if server.pg_port is not None else ""
+    click.echo(f"sqlrec serving {database} ({mode}) on {server.url} (pages: {server.url}/, API docs: {server.url}/docs{pg})",
+               err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C / SIGTERM, then re-raises the signal

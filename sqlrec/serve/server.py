@@ -50,7 +50,12 @@ class Server:
         if pg_port is not None:
             from .pgwire import PgServer
 
-            self.pg = PgServer(self.service, host, pg_port, token)
+            try:
+                self.pg = PgServer(self.service, host, pg_port, token)
+            except OSError:  # the PostgreSQL port is taken: give back the HTTP one and the file
+                self._sock.close()
+                self.service.close()
+                raise
         self.pg_port = self.pg.port if self.pg else None
 
     def _uvicorn(self, log_level: str) -> Any:
