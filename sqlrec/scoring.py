@@ -283,19 +283,22 @@ def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Rows where that k-th maximum ties, or is -inf, take the whole-row path.
     """
     c, n = scores.shape
-    width = 1 << min(12, (n // 16).bit_length() - 1)  # 2048 classes at 59k items: 28 columns each
-    depth = n // width
-    head = scores[:, : width * depth].reshape(c, depth, width)
-    maxima = head.max(axis=1)
+    width = 1 << min(12, (n // 16).bit_length() - 1)  # 2048 classes at 59k items: 28-29 columns each
+    depth, tail = divmod(n, width)
+    maxima = scores[:, : width * depth].reshape(c, depth, width).max(axis=1)
+    if tail:  # the last, partial row of columns joins classes 0..tail-1
+        np.maximum(maxima[:, :tail], scores[:, width * depth:], out=maxima[:, :tail])
     part = np.argpartition(maxima, width - k - 1, axis=1)
     classes = np.sort(part[:, width - k:], axis=1)
     kth = np.take_along_axis(maxima, classes, axis=1).min(axis=1)
     runner_up = np.take_along_axis(maxima, part[:, width - k - 1: width - k], axis=1)[:, 0]
-    # Ascending column order (row t of class j is column t * width + j), then the tail columns.
-    cols = (classes[:, None, :] + (width * np.arange(depth))[None, :, None]).reshape(c, -1)
-    if width * depth < n:
-        cols = np.hstack([cols, np.broadcast_to(np.arange(width * depth, n), (c, n - width * depth))])
-    pos, val = _select_whole(np.take_along_axis(scores, cols, axis=1), k)
+    # Ascending column order (row t of class j is column t * width + j); past-the-end slots of
+    # the partial row score -inf and are never chosen (each chosen class has a finite maximum).
+    cols = (classes[:, None, :] + (width * np.arange(depth + (tail > 0)))[None, :, None]).reshape(c, -1)
+    past = cols >= n
+    vals = np.take_along_axis(scores, np.minimum(cols, n - 1), axis=1)
+    vals[past] = -np.inf
+    pos, val = _select_whole(vals, k)
     idx = np.take_along_axis(cols, pos, axis=1)
     redo = np.flatnonzero((kth <= runner_up) | (kth == -np.inf))
     if len(redo):

@@ -317,7 +317,7 @@ def test_wide_rows_block_selection_matches_reference(integer, k):
     # >= 8192 targets take the block path (_select_blocks); integer factors make ties at the
     # k-th score common, and heavy exclusion makes some rows mostly -inf.
     rng = np.random.default_rng(k)
-    m, n, d = 24, 9001, 4
+    m, n, d = 24, 9001, 4  # 9001 = 17 * 512 + 297: a partial last row of classes
     q = rng.integers(-2, 3, (m, d)).astype(np.float32) if integer else rng.standard_normal((m, d)).astype(np.float32)
     t = rng.integers(-2, 3, (n, d)).astype(np.float32) if integer else rng.standard_normal((n, d)).astype(np.float32)
     qb, tb = rng.standard_normal(m).astype(np.float32), None
