@@ -251,12 +251,16 @@ class Catalog:
         if row is None:  # replaced by another cursor between the lookup and this read
             raise ModelNotFoundError(f"{where}: model {key!r} changed while it was being read; run the query again")
         meta = stored.metadata(row, where)
-        raw = self.session.rows(f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?",
-                                [key, version], where=label)
+        later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
+        select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
+        raw = self.session.rows(select + " AND list_position(?, name) IS NULL", [key, version, later], where=label)
         arrays = stored.arrays(raw, meta["name"], where)
         users = self._read_ids(key, version, "user", meta["info"]["user_type"], label)
         items = self._read_ids(key, version, "item", meta["info"]["item_type"], label)
-        return stored.build_model(meta, arrays, users, items, version, where)
+        def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks
+            return stored.arrays(self.session.rows(select + " AND list_position(?, name) IS NOT NULL", [
+                key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"], where)
+        return stored.build_model(meta, arrays, users, items, version, where, load_rest=load_rest)
 
     def _read_ids(self, key: str, version: int, kind: str, type_name: str, where: str) -> pa.Array:
         # type_name passed stored.metadata's allow-list: it is a DuckDB type, not SQL text.
