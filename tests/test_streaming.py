@@ -52,6 +52,10 @@ def test_a_model_read_twice_in_one_statement_is_read_whole_both_times(con):
     con.execute("CREATE TABLE cte AS WITH r AS (SELECT * FROM m) "
                 "SELECT count(*) AS n FROM r a JOIN r b USING (userId, rank)")
     assert con.execute("SELECT n FROM cte").fetchone() == (600,)
+    # The recursive step scans the model once per iteration: a stream would be gone after the first.
+    con.execute("CREATE TABLE walk AS WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT DISTINCT r.i + 1 "
+                "FROM r JOIN m ON m.rank = r.i + 1 WHERE r.i < 4) SELECT max(i) AS n FROM r")
+    assert con.execute("SELECT n FROM walk").fetchone() == (4,)
     con.execute("CREATE TABLE pair AS SELECT count(*) AS n FROM m a JOIN m b USING (userId, rank)")
     assert con.execute("SELECT n FROM pair").fetchone() == (600,)
     con.execute("CREATE TABLE scalar AS SELECT userId, (SELECT count(*) FROM m) AS n FROM m WHERE rank = 1")
