@@ -12,7 +12,6 @@ file may have been crafted. Loaded models are cached per connection, keyed by (n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -253,12 +252,16 @@ class Catalog:
         if row is None:  # replaced by another cursor between the lookup and this read
             raise ModelNotFoundError(f"{where}: model {key!r} changed while it was being read; run the query again")
         meta = stored.metadata(row, where)
-        raw = self.session.rows(f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?",
-                                [key, version], where=label)
+        later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
+        select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
+        raw = self.session.rows(select + " AND list_position(?, name) IS NULL", [key, version, later], where=label)
         arrays = stored.arrays(raw, meta["name"], where)
         users = self._read_ids(key, version, "user", meta["info"]["user_type"], label)
         items = self._read_ids(key, version, "item", meta["info"]["item_type"], label)
-        return stored.build_model(meta, arrays, users, items, version, where)
+        def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks
+            return stored.arrays(self.session.rows(select + " AND list_position(?, name) IS NOT NULL", [
+                key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"], where)
+        return stored.build_model(meta, arrays, users, items, version, where, load_rest=load_rest)
 
     def _read_ids(self, key: str, version: int, kind: str, type_name: str, where: str) -> pa.Array:
         # type_name passed stored.metadata's allow-list: it is a DuckDB type, not SQL text.
@@ -309,7 +312,7 @@ class Catalog:
             created = datetime.now(timezone.utc).replace(tzinfo=None)
             run(f"INSERT INTO {SCHEMA}.models VALUES (?, ?, ?, true, ?, ?, ?, ?, ?, ?, ?)",
                 [key, model.name, version, model.engine, created, model.train_seconds,
-                 _json(model.options), _json(model.params), _json(model.info), _json(model.metrics)], where=label)
+                 *map(stored.to_json, (model.options, model.params, model.info, model.metrics))], where=label)
             self.session.many(
                 f"INSERT INTO {SCHEMA}.arrays VALUES (?, ?, ?, ?, ?, ?)",
                 [[key, version, name, a.dtype.str, list(a.shape), np.ascontiguousarray(a).tobytes()]
@@ -385,14 +388,3 @@ class Catalog:
         if own:
             self.session.run("COMMIT", where=where)
 
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=_jsonable, sort_keys=True)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in model metadata")

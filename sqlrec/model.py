@@ -11,7 +11,7 @@ keys, covered unknown keys and the popularity fallback alike. No DuckDB here.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -233,10 +233,11 @@ class Model:
 
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
-                  where: str = "SELECT", cancelled: Callable[[], bool] | None = None) -> pa.Table:
-        """Top-k rows for the requested keys (None = every known id of the key side), ordered by
-        request order then rank, with the model's own column names. `cancelled` is asked between
-        scoring chunks (sqlrec.errors.Cancelled when it says so)."""
+                  where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
+                  span: tuple[int, int] | None = None) -> pa.Table:
+        """Top-k rows for the requested keys (None = every known id of the key side, or those at
+        positions span[0]..span[1]-1), ordered by request order then rank, with the model's own
+        column names. `cancelled` is asked between scoring chunks (sqlrec.errors.Cancelled)."""
         if kind not in self.handler.recommender_types:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
@@ -245,7 +246,8 @@ class Model:
         key, target = self.side(spec.key), self.side(spec.target)
         k = min(k, len(target.ids))  # more slots than targets would only allocate padding
         if keys is None:
-            key_ids, pos = key.ids, np.arange(len(key.ids), dtype=np.int64)
+            a, b = span or (0, len(key.ids))
+            key_ids, pos = key.ids[a:b], np.arange(a, b, dtype=np.int64)
         else:
             key_ids, pos = key.lookup(list(dict.fromkeys(keys)), where)
         known = pos >= 0
@@ -287,6 +289,16 @@ class Model:
             "rank": pa.array(np.concatenate([p[3] for p in parts])[order].astype(np.int32)),
         })
         return table.rename_columns(self.columns(kind))
+
+    def recommend_all(self, kind: str, k: int, *, exclude_seen: bool, candidates: Sequence[Any] | None = None,
+                      where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
+                      batch_keys: int = 32_768) -> Iterator[pa.Table]:
+        """recommend(kind, None, ...) in tables of batch_keys keys each, scored as they are asked
+        for: all rows of a large model are never held at once."""
+        n = len(self.side(KINDS[kind].key).ids) if kind in KINDS else 0
+        for a in range(0, max(n, 1), batch_keys):
+            yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
+                                 cancelled=cancelled, span=(a, min(a + batch_keys, n)))
 
     def _top(self, spec: Kind, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
              cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,

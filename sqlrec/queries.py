@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from . import attributes, coldstart, mlfunctions, options as opts, rewrite, views
+from . import attributes, coldstart, mlfunctions, options as opts, rewrite, streaming, views
 from .catalog import Catalog
 from .errors import QueryError, did_you_mean
 from .model import KINDS, Model
@@ -46,6 +46,7 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
     # The tree was parsed for this execution alone: rewritten in place, its model references
     # stay the ones found above (binding replaces placeholders, never tables).
     tree = rewrite.inline_parameters(st.tree, params)
+    streams: list[streaming.RecsStream] = []
     for ref in refs:
         alias = ref.table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.alias))
         if ref.attribute == "versions":  # the catalog's rows, not one loaded version's
@@ -57,10 +58,13 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
             registered.append(session.register("rel", attributes.ATTRIBUTES[ref.attribute](model)))
             ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
             continue
-        rel = recommendations(session, model, ref, cancelled)
-        registered.append(session.register("rel", rel))
+        rel = recommendations(session, model, ref, cancelled, stream=streaming.streamable(session, tree, ref.table))
+        if isinstance(rel, streaming.RecsStream):
+            streams.append(rel)
+        registered.append(session.register("rel", rel.reader if isinstance(rel, streaming.RecsStream) else rel))
         ref.table.replace(exp.Subquery(this=_typed_select(registered[-1], model, rel.column_names), alias=alias))
-    session.run(prefix + tree.sql(dialect="duckdb"))
+    with streaming.errors_of(streams):
+        session.run(prefix + tree.sql(dialect="duckdb"))
 
 
 def _load(catalog: Catalog, ref: rewrite.ModelRef) -> Model:
@@ -178,8 +182,9 @@ def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, wher
     return keys
 
 
-def recommendations(session: Session, model: Model, ref: rewrite.ModelRef,
-                    cancelled: Cancelled = lambda: False) -> pa.Table:
+def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cancelled: Cancelled = lambda: False,
+                    stream: bool = False) -> pa.Table | streaming.RecsStream:
+    """The reference's rows; with `stream`, every key's rows come as a RecsStream (sqlrec.streaming)."""
     where = f"SELECT FROM {model.name}"
     q = _query_options(ref, where)
     kind = q["recommender_type"]
@@ -193,5 +198,9 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef,
         sql = parse_select(q["candidates"], f"{where} USING: option candidates")
         candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
     keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
+    if stream and keys is None and cold is None:
+        return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
+                                                        where=where, cancelled=cancelled,
+                                                        batch_keys=streaming.BATCH_KEYS))
     return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
                            cancelled=cancelled)

@@ -30,18 +30,25 @@ import scipy.sparse as sp
 
 from .errors import Cancelled
 
-# Chunks that fit in L2/L3 run argpartition ~25% faster than 64 MiB ones (measured on
-# 20k-wide rows); max_chunk_bytes stays the hard ceiling.
+# Chunks that fit in L2/L3 select faster than 64 MiB ones (measured on 20k-wide rows)...
 _FAST_CHUNK_BYTES = 4 << 20
+# ...but a GEMM of fewer query rows than this is memory-bound on the targets: at 59k items,
+# 17-row chunks took 2-3x the time of 284-row ones (issue 13). max_chunk_bytes stays the ceiling.
+_MIN_GEMM_ROWS = 256
+_DEFAULT_CHUNK_BYTES = 128 << 20
+# Block selection (_select_blocks) pays off from this row width; narrower rows partition whole.
+_BLOCK_MIN_WIDTH = 8192
 _MIN_CHUNKS_PER_WORKER = 2
 # Up to this many scores (query rows x targets) in all, BLAS runs on one thread.
 _SMALL_SCORES = 1 << 18
 
 
-def chunk_rows(n_targets: int, max_chunk_bytes: int = 64 << 20) -> int:
-    """Rows per chunk: the score buffer (rows x n_targets float32) stays under the byte budget."""
-    budget = min(max_chunk_bytes, _FAST_CHUNK_BYTES)
-    return max(1, budget // (4 * max(n_targets, 1)))
+def chunk_rows(n_targets: int, max_chunk_bytes: int = _DEFAULT_CHUNK_BYTES) -> int:
+    """Rows per chunk: cache-sized, but at least _MIN_GEMM_ROWS for the GEMM's sake; the score
+    buffer (rows x n_targets float32) never exceeds max_chunk_bytes."""
+    row_bytes = 4 * max(n_targets, 1)
+    rows = max(_FAST_CHUNK_BYTES // row_bytes, _MIN_GEMM_ROWS)
+    return max(1, min(rows, max_chunk_bytes // row_bytes))
 
 
 def augment_query(query: np.ndarray, query_bias: np.ndarray | None, target_bias: bool) -> np.ndarray:
@@ -74,7 +81,7 @@ def top_k(query: np.ndarray, query_bias: np.ndarray | None,
           exclude: sp.spmatrix | None = None,
           candidates: np.ndarray | None = None,
           exclude_index: np.ndarray | None = None,
-          max_chunk_bytes: int = 64 << 20,
+          max_chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
           num_threads: int | None = None,
           cancelled: Callable[[], bool] | None = None,
           prepared: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +267,46 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
 
 def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top k columns of every row (1 <= k <= n), by score descending then column ascending."""
+    c, n = scores.shape
+    if n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1):
+        return _select_blocks(scores, k)
+    return _select_whole(scores, k)
+
+
+def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """_select without partitioning whole rows (a pass of argpartition costs about a GEMM).
+
+    The columns are split into `width` disjoint classes (column j mod width). If the k classes
+    with the largest maxima all beat every other class's maximum, the top k lie inside them
+    (an element of another class has k larger elements above it), so only those k classes
+    (k * n / width columns) are partitioned. One vectorised max over the row finds them.
+    Rows where that k-th maximum ties, or is -inf, take the whole-row path.
+    """
+    c, n = scores.shape
+    width = 1 << min(12, (n // 16).bit_length() - 1)  # 2048 classes at 59k items: 28-29 columns each
+    depth, tail = divmod(n, width)
+    maxima = scores[:, : width * depth].reshape(c, depth, width).max(axis=1)
+    if tail:  # the last, partial row of columns joins classes 0..tail-1
+        np.maximum(maxima[:, :tail], scores[:, width * depth:], out=maxima[:, :tail])
+    part = np.argpartition(maxima, width - k - 1, axis=1)
+    classes = np.sort(part[:, width - k:], axis=1)
+    kth = np.take_along_axis(maxima, classes, axis=1).min(axis=1)
+    runner_up = np.take_along_axis(maxima, part[:, width - k - 1: width - k], axis=1)[:, 0]
+    # Ascending column order (row t of class j is column t * width + j); past-the-end slots of
+    # the partial row score -inf and are never chosen (each chosen class has a finite maximum).
+    cols = (classes[:, None, :] + (width * np.arange(depth + (tail > 0)))[None, :, None]).reshape(c, -1)
+    past = cols >= n
+    vals = np.take_along_axis(scores, np.minimum(cols, n - 1), axis=1)
+    vals[past] = -np.inf
+    pos, val = _select_whole(vals, k)
+    idx = np.take_along_axis(cols, pos, axis=1)
+    redo = np.flatnonzero((kth <= runner_up) | (kth == -np.inf))
+    if len(redo):
+        idx[redo], val[redo] = _select_whole(scores[redo], k)
+    return idx, val
+
+
+def _select_whole(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     c, n = scores.shape
     if n > k:
         # k + 1 columns: the extra one shows whether the k-th score ties with an unselected one.

@@ -11,6 +11,8 @@ model, never a raw exception, a wrong answer or SQL taken from the file.
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -95,8 +97,17 @@ def _seen(arrays_: dict[str, np.ndarray], n_users: int, n_items: int, name: str,
     return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(n_users, n_items))
 
 
+def training_only(engine: str) -> list[str]:
+    """Stored names of the arrays an engine needs for training further only (read on demand)."""
+    cls = HANDLERS.get(engine)
+    return [f"h.{a}" for a in getattr(cls, "training_only_arrays", ())]
+
+
 def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.Array, items: pa.Array,
-                version: int, where: str) -> Model:
+                version: int, where: str,
+                load_rest: Callable[[], dict[str, np.ndarray]] | None = None) -> Model:
+    """The Model of checked rows. load_rest, when given, reads training_only(engine) later
+    (by stored name); the handler asks for them when FINETUNE first needs them."""
     name, info = meta["name"], meta["info"]
     n_users, n_items = len(users), len(items)
     if (n_users, n_items) != (info["n_users"], info["n_items"]):
@@ -107,8 +118,22 @@ def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.
     if popularity is None or popularity.shape != (n_items,) or not np.isfinite(popularity).all():
         raise _corrupt(name, where, "item popularity missing or of the wrong size")
     handler_arrays = {k[2:]: v for k, v in arrays_.items() if k.startswith("h.")}
+    lazy = training_only(meta["engine"])
+    rest = None
+    if load_rest is not None and lazy and not all(a in arrays_ for a in lazy):
+        def rest() -> dict[str, np.ndarray]:
+            got = load_rest()
+            missing = [a for a in lazy if a not in got]
+            if missing:
+                raise _corrupt(name, where, f"its training state {', '.join(missing)} is missing")
+            for a in lazy:  # an accumulator has the shape of the factors it belongs to
+                base = handler_arrays.get(a[2:].split("_")[0] + ("_embeddings" if "_embedding_" in a else "_biases"))
+                if base is not None and got[a].shape != base.shape:
+                    raise _corrupt(name, where, f"its training state {a[2:]} has shape {got[a].shape}")
+            return {a[2:]: got[a] for a in lazy}
     try:
-        handler = HANDLERS[meta["engine"]].from_arrays(meta["params"], handler_arrays)
+        kwargs = {} if rest is None else {"load_rest": rest}
+        handler = HANDLERS[meta["engine"]].from_arrays(meta["params"], handler_arrays, **kwargs)
         factors = [handler.user_factors(), handler.item_factors()]
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise _corrupt(name, where, f"its {meta['engine']} state cannot be read: {exc}") from exc
@@ -146,3 +171,16 @@ def summary_fields(name: str, info: Any, metrics: Any) -> tuple[dict[str, Any], 
     if not isinstance(values, dict):
         raise _corrupt(name, where, "its metric values are not a JSON object")
     return info, values
+
+
+def to_json(value: Any) -> str:
+    """Model metadata as stored: numpy scalars and datetimes as plain JSON values."""
+    return json.dumps(value, default=_jsonable, sort_keys=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in model metadata")

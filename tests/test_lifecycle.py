@@ -336,3 +336,25 @@ def test_demo_refuses_to_replace_the_users_own_tables_and_models(tmp_path):
     con.execute(f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
     assert demo.not_the_demos(con) == []
     con.close()
+
+
+def test_finetune_after_reopening_matches_finetune_without(tmp_path):
+    # A reopened model is read without its optimizer state (scoring does not need it); FINETUNE
+    # reads it then, and must train from exactly the state it would have had in memory.
+    query = "SELECT * FROM m WHERE userId IN (1, 55, 300) ORDER BY userId, rank"
+    results = []
+    for reopen in (False, True):
+        path = tmp_path / f"reopen_{reopen}.duckdb"
+        con = file_database(path, CREATE_OLD + ", num_threads = 1")
+        if reopen:
+            con.close()
+            con = sqlrec.connect(str(path))
+            before = con.execute(query).fetchall()  # scored without the optimizer state
+        con.execute(f"FINETUNE m FROM ({NEW}) USING epochs = 3, num_threads = 1")
+        results.append(con.execute(query).fetchall())
+        con.close()
+        con = sqlrec.connect(str(path))
+        assert con.execute(query).fetchall() == results[-1]  # the new version's state was stored whole
+        con.execute(f"FINETUNE m FROM ({NEW}) USING epochs = 1, num_threads = 1")  # and trains again
+        con.close()
+    assert before and results[0] == results[1]

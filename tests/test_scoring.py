@@ -309,3 +309,22 @@ def test_agrees_with_lightfm_predict():
         pred[seen[row]] = -np.inf
         np.testing.assert_allclose(val[row], np.sort(pred)[::-1][:10], atol=1e-5)
         np.testing.assert_allclose(pred[idx[row]], val[row], atol=1e-5)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("k", [1, 10, 60])
+def test_wide_rows_block_selection_matches_reference(integer, k):
+    # >= 8192 targets take the block path (_select_blocks); integer factors make ties at the
+    # k-th score common, and heavy exclusion makes some rows mostly -inf.
+    rng = np.random.default_rng(k)
+    m, n, d = 24, 9001, 4  # 9001 = 17 * 512 + 297: a partial last row of classes
+    q = rng.integers(-2, 3, (m, d)).astype(np.float32) if integer else rng.standard_normal((m, d)).astype(np.float32)
+    t = rng.integers(-2, 3, (n, d)).astype(np.float32) if integer else rng.standard_normal((n, d)).astype(np.float32)
+    qb, tb = rng.standard_normal(m).astype(np.float32), None
+    dense = rng.random((m, n)) < 0.05
+    dense[3, :] = rng.random(n) < 0.9995  # a row with fewer eligible targets than k may ask
+    dense[4, :] = True
+    ex = sp.csr_matrix(dense)
+    want = reference(q, qb, t, tb, k, exclude=ex)
+    assert_same(top_k(q, qb, t, tb, k, exclude=ex), want)
+    assert (scoring._select(np.zeros((2, n), np.float32), k)[0] == np.arange(k)).all()  # all tied

@@ -177,3 +177,20 @@ def test_what_would_run_is_what_the_file_says(hybrid_path):
     with pytest.raises(sqlrec.ProgrammingError, match="planted_table"):
         con.execute(SIMILAR)
     con.close()
+
+
+def test_optimizer_state_is_read_only_by_finetune(path):
+    # Scoring never reads the adagrad accumulators: a file without them still answers, and
+    # FINETUNE, which needs them, says so and leaves the model as it was.
+    con = sqlrec.connect(str(path))
+    want = con.execute(QUERY).fetchall()
+    con.close()
+    tamper(path, "DELETE FROM sqlrec.arrays WHERE name LIKE '%gradients' OR name LIKE '%momentum'")
+    con = sqlrec.connect(str(path))
+    assert con.execute(QUERY).fetchall() == want
+    with pytest.raises(errors.CorruptModelError) as info:
+        con.execute("FINETUNE movie_rec FROM (SELECT * FROM ratings WHERE userId < 5)")
+    assert "model 'movie_rec' is corrupt" in str(info.value) and "user_embedding_gradients" in str(info.value)
+    assert con.execute("SELECT max(version) FROM movie_rec.versions").fetchone() == (1,)
+    assert con.execute(QUERY).fetchall() == want
+    con.close()

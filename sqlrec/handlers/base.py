@@ -29,6 +29,9 @@ class Handler(ABC):
     # True: the handler learns feature embeddings (sqlrec.features), fit reads
     # data.user_features / data.item_features and feature_factors(side) returns them.
     supports_features: ClassVar[bool] = False
+    # Stored arrays only training needs (FINETUNE's optimizer state): a stored model is opened
+    # without them, from_arrays then gets `load_rest`, which arrays() calls for them on first use.
+    training_only_arrays: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: dict[str, Any]):
         self.params = params
@@ -47,8 +50,9 @@ class Handler(ABC):
 
     @classmethod
     @abstractmethod
-    def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Handler":
-        ...
+    def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                    load_rest: Callable[[], dict[str, np.ndarray]] | None = None) -> "Handler":
+        """Rebuild from arrays(); with load_rest, training_only_arrays are left out of `arrays`."""
 
     @abstractmethod
     def user_factors(self) -> tuple[np.ndarray, np.ndarray]:
