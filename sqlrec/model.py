@@ -233,17 +233,19 @@ class Model:
 
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
-                  where: str = "SELECT", cancelled: Callable[[], bool] | None = None) -> pa.Table:
+                  where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
+                  targets: Sequence[Any] | None = None) -> pa.Table:
         """Top-k rows for the requested keys (None = every known id of the key side), ordered by
-        request order then rank, with the model's own column names. `cancelled` is asked between
-        scoring chunks (sqlrec.errors.Cancelled when it says so)."""
+        request order then rank, with the model's own column names. `targets` (a filter on the
+        target column) scores just those targets: every one the model knows and the key may
+        have (exclude_seen, self-similarity) gets a row, ranked among them, k ignored.
+        `cancelled` is asked between scoring chunks (sqlrec.errors.Cancelled when it says so)."""
         if kind not in self.handler.recommender_types:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
                 f"(supported: {', '.join(self.handler.recommender_types)})")
         spec = KINDS[kind]
         key, target = self.side(spec.key), self.side(spec.target)
-        k = min(k, len(target.ids))  # more slots than targets would only allocate padding
         if keys is None:
             key_ids, pos = key.ids, np.arange(len(key.ids), dtype=np.int64)
         else:
@@ -257,13 +259,10 @@ class Model:
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
                 f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
-        cand_idx = None
-        if candidates is not None:
-            if spec.target != "item":
-                raise QueryError(f"{where}: candidates restricts items; recommender_type {kind!r} returns users")
-            _, cand_pos = self.side("item").lookup(list(candidates), where)
-            cand_idx = np.unique(cand_pos[cand_pos >= 0])
-
+        cand_idx = self._allowed(spec, kind, candidates, targets, where)
+        if targets is not None:
+            k = len(cand_idx)
+        k = min(k, len(target.ids))  # more slots than targets would only allocate padding
         rows = pos[known]
         if spec.similarity:
             q, qb, exclude = key.unit[rows], None, None
@@ -287,6 +286,30 @@ class Model:
             "rank": pa.array(np.concatenate([p[3] for p in parts])[order].astype(np.int32)),
         })
         return table.rename_columns(self.columns(kind))
+
+    def _allowed(self, spec: Kind, kind: str, candidates: Sequence[Any] | None,
+                 targets: Sequence[Any] | None, where: str) -> np.ndarray | None:
+        """Target indices the ranking may return (None = all): candidates and asked targets."""
+        allowed = None
+        if candidates is not None:
+            if spec.target != "item":
+                raise QueryError(f"{where}: candidates restricts items; recommender_type {kind!r} returns users")
+            _, cand_pos = self.side("item").lookup(list(candidates), where)
+            allowed = np.unique(cand_pos[cand_pos >= 0])
+        if targets is not None:
+            _, pos = self.side(spec.target).lookup(list(targets), where)
+            pos = np.unique(pos[pos >= 0])
+            allowed = pos if allowed is None else np.intersect1d(allowed, pos)
+        return allowed
+
+    def score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """The user_item score of each (user position, item position) pair, as the ranking
+        computes it: U[u]·V[i] + bu[u] + bi[i] (float32)."""
+        u, bu = self.side("user").factors
+        v, bi = self.side("item").factors
+        user_idx, item_idx = np.asarray(user_idx, np.int64), np.asarray(item_idx, np.int64)
+        dots = np.einsum("ij,ij->i", np.asarray(u, np.float32)[user_idx], np.asarray(v, np.float32)[item_idx])
+        return (dots + np.asarray(bu, np.float32)[user_idx] + np.asarray(bi, np.float32)[item_idx]).astype(np.float32)
 
     def _top(self, spec: Kind, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
              cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,

@@ -188,6 +188,14 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef,
     if q["candidates"] is not None:
         sql = parse_select(q["candidates"], f"{where} USING: option candidates")
         candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
+    targets = _targets(model, kind, ref, where)
     keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
     return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
-                           cancelled=cancelled)
+                           cancelled=cancelled, targets=targets)
+
+
+def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:
+    """`=` / `IN` filters on the target column (movieId of user_item, similar_movieId of
+    item_item...): those pairs are scored instead of filtering the top-N after its cut."""
+    values = rewrite.pushed_keys(ref, model.columns(kind)[1])
+    return None if values is None else model.side(KINDS[kind].target).representable(values, where)
