@@ -17,7 +17,7 @@ from sqlrec.model import KINDS
 from conftest import file_database, group
 
 ENGINES = sorted(HANDLERS)
-OPTIONS = {"als": "no_components = 8", "lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
+OPTIONS = {"als": "no_components = 8", "explicit": "no_components = 8", "lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
 
 
 def create_sql(engine: str, name: str = "m", extra: str = "") -> str:

@@ -29,6 +29,8 @@ class Handler(ABC):
     # True: the handler learns feature embeddings (sqlrec.features), fit reads
     # data.user_features / data.item_features and feature_factors(side) returns them.
     supports_features: ClassVar[bool] = False
+    # True: the engine learns rating values (explicit feedback); CREATE MODEL needs option rating.
+    needs_rating: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any]):
         self.params = params
@@ -57,6 +59,10 @@ class Handler(ABC):
     @abstractmethod
     def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
         ...
+
+    def rating_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) training rating for engines whose score predicts a rating, else None."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Learned-model facts for DESCRIBE m.model (beyond params)."""
