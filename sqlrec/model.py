@@ -287,6 +287,28 @@ class Model:
         })
         return table.rename_columns(self.columns(kind))
 
+    def predict(self, users: Sequence[Any] | None, items: Sequence[Any] | None, where: str = "SELECT") -> pa.Table:
+        """recommender_type 'rating': (user, item, rating) for every asked user (None = all) and
+        asked item the model knows, by request order of users then items. rating is the pair's
+        score, clipped to the training ratings' range for an engine that predicts ratings."""
+        if items is None:
+            raise QueryError(f"{where}: recommender_type 'rating' predicts given pairs: filter the item column "
+                             f"too, e.g. WHERE {self.user_col} = 1 AND {self.item_col} IN (1, 2)")
+        user, item = self.side("user"), self.side("item")
+        if users is None:
+            user_ids, upos = user.ids, np.arange(len(user.ids), dtype=np.int64)
+        else:
+            user_ids, upos = user.lookup(list(dict.fromkeys(users)), where)
+        item_ids, ipos = item.lookup(list(dict.fromkeys(items)), where)
+        ku, ki = np.flatnonzero(upos >= 0), np.flatnonzero(ipos >= 0)
+        uu, ii = np.repeat(ku, len(ki)), np.tile(ki, len(ku))
+        rating = self.score_pairs(upos[uu], ipos[ii])
+        self.n_scored += len(ku)
+        if (bounds := self.handler.rating_range()) is not None:
+            rating = np.clip(rating, *bounds)
+        return pa.table({self.user_col: user_ids.take(pa.array(uu)), self.item_col: item_ids.take(pa.array(ii)),
+                         "rating": pa.array(rating, pa.float32())})
+
     def _allowed(self, spec: Kind, kind: str, candidates: Sequence[Any] | None,
                  targets: Sequence[Any] | None, where: str) -> np.ndarray | None:
         """Target indices the ranking may return (None = all): candidates and asked targets."""

@@ -179,6 +179,9 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef,
     where = f"SELECT FROM {model.name}"
     q = _query_options(ref, where)
     kind = q["recommender_type"]
+    if kind == "rating":
+        return model.predict(_keys(session, model, "user_item", ref, where), _targets(model, "user_item", ref, where),
+                             where)
     keys = _keys(session, model, kind, ref, where)
     k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
     exclude = q["exclude_seen"]

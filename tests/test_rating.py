@@ -32,3 +32,32 @@ def test_explicit_fits_the_ratings_and_ranks_by_prediction(con, ratings):
     assert scores == sorted(scores, reverse=True)
     # user 1 (even) likes items 100-119: its predicted ratings there are high, elsewhere low
     assert all(m < 120 for m, _ in got[:5]) and got[0][1] > 3.5
+
+
+def test_rating_type_predicts_the_asked_pairs(con):
+    con.execute(EXPLICIT)
+    cur = con.execute("SELECT * FROM stars WHERE userId IN (2, 1, 999) AND movieId IN (139, 101, 5) "
+                      "USING recommender_type = 'rating'")
+    assert [d[0] for d in cur.description] == ["userId", "movieId", "rating"]
+    got = cur.fetchall()
+    assert [(u, m) for u, m, _ in got] == [(2, 139), (2, 101), (1, 139), (1, 101)], "unknown ids give no row"
+    full = dict(con.execute("SELECT movieId, score FROM stars WHERE userId = 1 USING n_recommendations = 40, "
+                            "exclude_seen = false").fetchall())
+    for _, m, r in got[2:]:
+        assert r == pytest.approx(min(max(full[m], 1.0), 5.0), abs=1e-5)
+        assert 1.0 <= r <= 5.0
+    # user 1 (even group) rates 101 high and 139 low; user 2 the other way round
+    assert got[3][2] > 3.5 > got[2][2] and got[0][2] > 3.5 > got[1][2]
+    where = con.execute("SELECT rating FROM stars WHERE userId = 1 AND movieId = 101 AND "
+                        "recommender_type = 'rating'").fetchall()
+    assert where == [(pytest.approx(got[3][2]),)]
+
+
+def test_rating_type_needs_items_and_implicit_engines_give_the_score(trained):
+    with pytest.raises(errors.QueryError, match="recommender_type 'rating' predicts given pairs: filter the item column"):
+        trained.execute("SELECT * FROM movie_rec WHERE userId = 1 USING recommender_type = 'rating'")
+    full = dict(trained.execute("SELECT movieId, score FROM movie_rec WHERE userId = 3 USING n_recommendations = 40, "
+                                "exclude_seen = false").fetchall())
+    got = trained.execute("SELECT movieId, rating FROM movie_rec WHERE userId = 3 AND movieId IN (101, 130) "
+                          "USING recommender_type = 'rating'").fetchall()
+    assert got == [(101, pytest.approx(full[101], abs=1e-5)), (130, pytest.approx(full[130], abs=1e-5))]
