@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sqlrec
 from sqlrec import errors
 
 EXPLICIT = ("CREATE MODEL stars FROM ratings PREDICT movieId USING engine = 'explicit', user_id = 'userId', "
@@ -61,3 +62,44 @@ def test_rating_type_needs_items_and_implicit_engines_give_the_score(trained):
     got = trained.execute("SELECT movieId, rating FROM movie_rec WHERE userId = 3 AND movieId IN (101, 130) "
                           "USING recommender_type = 'rating'").fetchall()
     assert got == [(101, pytest.approx(full[101], abs=1e-5)), (130, pytest.approx(full[130], abs=1e-5))]
+
+
+@pytest.fixture(scope="module")
+def movielens():
+    from sqlrec.demo import load_movielens
+
+    con = sqlrec.connect()
+    load_movielens(con)
+    # A seeded 20% split of the ratings, made in SQL so that the test computes its own baseline.
+    con.execute("CREATE TABLE split AS SELECT *, hash(userId * 100003 + movieId) % 5 = 0 AS test FROM ratings")
+    con.execute("CREATE TABLE train AS SELECT * FROM split WHERE NOT test")
+    con.execute("CREATE TABLE test_set AS SELECT * FROM split WHERE test")
+    yield con
+    con.close()
+
+
+@pytest.mark.slow
+def test_explicit_rmse_on_movielens_beats_the_global_mean(movielens):
+    con = movielens
+    con.execute("CREATE MODEL stars FROM train PREDICT movieId USING engine = 'explicit', user_id = 'userId', "
+                "rating = 'rating', random_state = 1")
+    got = con.execute("EVALUATE MODEL stars FROM test_set").df().iloc[0]
+    mean_rmse, mean_mae = con.execute(
+        "SELECT sqrt(avg((rating - m) ^ 2)), avg(abs(rating - m)) FROM test_set, "
+        "(SELECT avg(rating) AS m FROM train) WHERE movieId IN (SELECT movieId FROM train)").fetchone()
+    assert got["rmse"] < 0.88 * mean_rmse, (got["rmse"], mean_rmse)
+    assert got["mae"] < 0.88 * mean_mae, (got["mae"], mean_mae)
+    assert got["rmse"] < 0.93
+
+
+@pytest.mark.slow
+def test_explicit_evaluation_reports_rmse_and_mae(movielens):
+    con = movielens
+    con.execute("CREATE MODEL held FROM ratings PREDICT movieId USING engine = 'explicit', user_id = 'userId', "
+                "rating = 'rating', evaluation = true, random_state = 2, verbose = false")
+    stored = dict(con.execute("SELECT metric, value FROM held.metrics").fetchall())
+    std = con.execute("SELECT stddev_pop(rating) FROM ratings").fetchone()[0]
+    assert 0.5 < stored["mae"] < stored["rmse"] < 0.88 * std
+    again = con.execute("EVALUATE MODEL held").df().iloc[0]
+    assert again["rmse"] == pytest.approx(stored["rmse"]) and again["mae"] == pytest.approx(stored["mae"])
+    assert again["precision_at_k"] == pytest.approx(stored["precision_at_k"])
