@@ -394,7 +394,7 @@ def test_complete_using_options_and_values(with_model):
     assert {"recommender_type", "n_recommendations", "exclude_seen", "candidates"} <= set(complete(with_model, query))
     assert complete(with_model, query + "recommender") == ["recommender_type"]
     assert complete(with_model, query + "recommender_type = ") == \
-        ["'user_item'", "'item_user'", "'item_item'", "'user_user'"]
+        ["'user_item'", "'item_user'", "'item_item'", "'user_user'", "'rating'"]
     assert complete(with_model, query + "recommender_type = 'item_") == ["item_user", "item_item"]
     # JOIN ... USING (col) is SQL, not options
     assert "n_recommendations" not in complete(with_model, "SELECT * FROM ratings JOIN movies USING (")
