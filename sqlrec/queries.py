@@ -180,6 +180,11 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef,
     q = _query_options(ref, where)
     kind = q["recommender_type"]
     if kind == "rating":
+        unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",
+                              "interactions") if q[o] is not None]
+        if unused:
+            raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
+                             "(it predicts exactly the asked pairs, seen or not, of known ids)")
         return model.predict(_keys(session, model, "user_item", ref, where), _targets(model, "user_item", ref, where),
                              where)
     keys = _keys(session, model, kind, ref, where)

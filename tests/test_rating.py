@@ -103,3 +103,14 @@ def test_explicit_evaluation_reports_rmse_and_mae(movielens):
     again = con.execute("EVALUATE MODEL held").df().iloc[0]
     assert again["rmse"] == pytest.approx(stored["rmse"]) and again["mae"] == pytest.approx(stored["mae"])
     assert again["precision_at_k"] == pytest.approx(stored["precision_at_k"])
+
+
+def test_options_that_do_not_apply_are_errors(con):
+    con.execute(EXPLICIT)
+    with pytest.raises(errors.QueryError, match="option exclude_seen does not apply to recommender_type 'rating'"):
+        con.execute("SELECT * FROM stars WHERE userId = 1 AND movieId = 101 "
+                    "USING recommender_type = 'rating', exclude_seen = false")
+    with pytest.raises(errors.OptionError, match="engine 'explicit' fits every rating alike and does not use option weight"):
+        con.execute("CREATE OR REPLACE MODEL stars FROM ratings PREDICT movieId USING engine = 'explicit', "
+                    "user_id = 'userId', rating = 'rating', weight = 'ts'")
+    assert con.execute("SELECT count(*) FROM stars WHERE userId = 1").fetchone() == (10,), "the model is intact"
