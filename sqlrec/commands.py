@@ -122,6 +122,9 @@ def evaluate(session: Session, catalog: Catalog, st: EvaluateModel) -> pa.Table:
                                                    q["threshold"], where)
         seen = model.seen if q["exclude_seen"] else None
         result = selection.evaluate_pairs(model.handler, seen, model.popularity, users, items, k)
+        rated = data_mod.test_ratings(session, model, st.source.select_sql(), st.source.database, where)
+        if rated is not None:
+            result["values"].update(selection.rating_errors_on(model.handler, *rated))
         counts["n_seen_dropped"] = result["n_seen"]
         source = "query"
     return pa.table({

@@ -280,3 +280,22 @@ def test_pairs(session: Session, model: "Model", sql: str, database: str | None,
     }
     ok = ~(bad_u | bad_i)
     return upos[ok], ipos[ok], counts
+
+
+def test_ratings(session: Session, model: "Model", sql: str, database: str | None,
+                 where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(user indices, item indices, ratings) of a test query's rated rows whose ids the model
+    knows, every rating (no threshold); None when the query lacks the model's rating column."""
+    columns = list(session.columns(sql, where=f"{where}: the test query failed", database=database))
+    rating = model.info.get("rating_col")
+    rcol = find_column(columns, rating) if rating else None
+    ucol, icol = find_column(columns, model.user_col), find_column(columns, model.item_col)
+    if rcol is None or ucol is None or icol is None:
+        return None
+    with session.in_database(database, where):
+        got = session.arrow(f"SELECT {quote_ident(ucol)} AS u, {quote_ident(icol)} AS i, "
+                            f"CAST({quote_ident(rcol)} AS DOUBLE) AS r FROM ({sql}) WHERE {quote_ident(rcol)} IS NOT NULL",
+                            where=f"{where}: the test query failed")
+    (_, upos), (_, ipos) = (model.side(s).lookup(got.column(c).to_pylist(), where) for s, c in (("user", "u"), ("item", "i")))
+    ok = (upos >= 0) & (ipos >= 0)
+    return upos[ok], ipos[ok], np.asarray(got.column("r").to_numpy(zero_copy_only=False), np.float64)[ok]

@@ -216,6 +216,18 @@ def popular_items(counts: np.ndarray, share: float = POPULAR_SHARE) -> np.ndarra
     return mask
 
 
+def rating_errors(user_vecs: np.ndarray, user_bias: np.ndarray, item_vecs: np.ndarray, item_bias: np.ndarray,
+                  users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+                  bounds: tuple[float, float]) -> dict[str, float]:
+    """RMSE and MAE of the predicted ratings (U·V + biases, clipped to `bounds`) of given pairs."""
+    if len(ratings) == 0:
+        return {"rmse": float("nan"), "mae": float("nan")}
+    pred = np.einsum("ij,ij->i", np.asarray(user_vecs, np.float64)[users], np.asarray(item_vecs, np.float64)[items])
+    pred = np.clip(pred + np.asarray(user_bias, np.float64)[users] + np.asarray(item_bias, np.float64)[items], *bounds)
+    err = pred - np.asarray(ratings, np.float64)
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err)))}
+
+
 def evaluate(user_vecs: np.ndarray, user_bias: np.ndarray | None, item_vecs: np.ndarray,
              item_bias: np.ndarray | None, train: sp.spmatrix | None, test: sp.spmatrix, k: int,
              metrics: Sequence[str] = METRIC_NAMES, *, item_popularity: np.ndarray | None = None,

@@ -234,17 +234,19 @@ class Model:
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
                   where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
-                  span: tuple[int, int] | None = None) -> pa.Table:
+                  targets: Sequence[Any] | None = None, span: tuple[int, int] | None = None) -> pa.Table:
         """Top-k rows for the requested keys (None = every known id of the key side, or those at
         positions span[0]..span[1]-1), ordered by request order then rank, with the model's own
-        column names. `cancelled` is asked between scoring chunks (sqlrec.errors.Cancelled)."""
+        column names. `targets` (a filter on the target column) scores just those targets: every
+        one the model knows and the key may have (exclude_seen, self-similarity) gets a row,
+        ranked among them, k ignored. `cancelled` is asked between scoring chunks
+        (sqlrec.errors.Cancelled when it says so)."""
         if kind not in self.handler.recommender_types:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
                 f"(supported: {', '.join(self.handler.recommender_types)})")
         spec = KINDS[kind]
         key, target = self.side(spec.key), self.side(spec.target)
-        k = min(k, len(target.ids))  # more slots than targets would only allocate padding
         if keys is None:
             a, b = span or (0, len(key.ids))
             key_ids, pos = key.ids[a:b], np.arange(a, b, dtype=np.int64)
@@ -259,13 +261,10 @@ class Model:
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
                 f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
-        cand_idx = None
-        if candidates is not None:
-            if spec.target != "item":
-                raise QueryError(f"{where}: candidates restricts items; recommender_type {kind!r} returns users")
-            _, cand_pos = self.side("item").lookup(list(candidates), where)
-            cand_idx = np.unique(cand_pos[cand_pos >= 0])
-
+        cand_idx = self._allowed(spec, kind, candidates, targets, where)
+        if targets is not None:
+            k = len(cand_idx)
+        k = min(k, len(target.ids))  # more slots than targets would only allocate padding
         rows = pos[known]
         if spec.similarity:
             q, qb, exclude = key.unit[rows], None, None
@@ -299,6 +298,52 @@ class Model:
         for a in range(0, max(n, 1), batch_keys):
             yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
                                  cancelled=cancelled, span=(a, min(a + batch_keys, n)))
+
+    def predict(self, users: Sequence[Any] | None, items: Sequence[Any] | None, where: str = "SELECT") -> pa.Table:
+        """recommender_type 'rating': (user, item, rating) for every asked user (None = all) and
+        asked item the model knows, by request order of users then items. rating is the pair's
+        score, clipped to the training ratings' range for an engine that predicts ratings."""
+        if items is None:
+            raise QueryError(f"{where}: recommender_type 'rating' predicts given pairs: filter the item column "
+                             f"too, e.g. WHERE {self.user_col} = 1 AND {self.item_col} IN (1, 2)")
+        user, item = self.side("user"), self.side("item")
+        if users is None:
+            user_ids, upos = user.ids, np.arange(len(user.ids), dtype=np.int64)
+        else:
+            user_ids, upos = user.lookup(list(dict.fromkeys(users)), where)
+        item_ids, ipos = item.lookup(list(dict.fromkeys(items)), where)
+        ku, ki = np.flatnonzero(upos >= 0), np.flatnonzero(ipos >= 0)
+        uu, ii = np.repeat(ku, len(ki)), np.tile(ki, len(ku))
+        rating = self.score_pairs(upos[uu], ipos[ii])
+        self.n_scored += len(ku)
+        if (bounds := self.handler.rating_range()) is not None:
+            rating = np.clip(rating, *bounds)
+        return pa.table({self.user_col: user_ids.take(pa.array(uu)), self.item_col: item_ids.take(pa.array(ii)),
+                         "rating": pa.array(rating, pa.float32())})
+
+    def _allowed(self, spec: Kind, kind: str, candidates: Sequence[Any] | None,
+                 targets: Sequence[Any] | None, where: str) -> np.ndarray | None:
+        """Target indices the ranking may return (None = all): candidates and asked targets."""
+        allowed = None
+        if candidates is not None:
+            if spec.target != "item":
+                raise QueryError(f"{where}: candidates restricts items; recommender_type {kind!r} returns users")
+            _, cand_pos = self.side("item").lookup(list(candidates), where)
+            allowed = np.unique(cand_pos[cand_pos >= 0])
+        if targets is not None:
+            _, pos = self.side(spec.target).lookup(list(targets), where)
+            pos = np.unique(pos[pos >= 0])
+            allowed = pos if allowed is None else np.intersect1d(allowed, pos)
+        return allowed
+
+    def score_pairs(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """The user_item score of each (user position, item position) pair, as the ranking
+        computes it: U[u]·V[i] + bu[u] + bi[i] (float32)."""
+        u, bu = self.side("user").factors
+        v, bi = self.side("item").factors
+        user_idx, item_idx = np.asarray(user_idx, np.int64), np.asarray(item_idx, np.int64)
+        dots = np.einsum("ij,ij->i", np.asarray(u, np.float32)[user_idx], np.asarray(v, np.float32)[item_idx])
+        return (dots + np.asarray(bu, np.float32)[user_idx] + np.asarray(bi, np.float32)[item_idx]).astype(np.float32)
 
     def _top(self, spec: Kind, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
              cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,

@@ -91,7 +91,8 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user")
+# 'rating' is no ranking: the predicted rating (an implicit engine's score) of asked pairs.
+RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user", "rating")
 
 # Options every CREATE MODEL understands, whatever the engine. The engine's own model parameters
 # are the handler's `params` table; the engine names are the handler registry's (sqlrec.handlers).

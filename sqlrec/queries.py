@@ -188,6 +188,14 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     where = f"SELECT FROM {model.name}"
     q = _query_options(ref, where)
     kind = q["recommender_type"]
+    if kind == "rating":
+        unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",
+                              "interactions") if q[o] is not None]
+        if unused:
+            raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
+                             "(it predicts exactly the asked pairs, seen or not, of known ids)")
+        return model.predict(_keys(session, model, "user_item", ref, where), _targets(model, "user_item", ref, where),
+                             where)
     keys = _keys(session, model, kind, ref, where)
     k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
     exclude = q["exclude_seen"]
@@ -197,10 +205,18 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     if q["candidates"] is not None:
         sql = parse_select(q["candidates"], f"{where} USING: option candidates")
         candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
+    targets = _targets(model, kind, ref, where)
     keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
     if stream and keys is None and cold is None:
         return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
                                                         where=where, cancelled=cancelled,
                                                         batch_keys=streaming.BATCH_KEYS))
     return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
-                           cancelled=cancelled)
+                           cancelled=cancelled, targets=targets)
+
+
+def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:
+    """`=` / `IN` filters on the target column (movieId of user_item, similar_movieId of
+    item_item...): those pairs are scored instead of filtering the top-N after its cut."""
+    values = rewrite.pushed_keys(ref, model.columns(kind)[1])
+    return None if values is None else model.side(KINDS[kind].target).representable(values, where)

@@ -1,10 +1,12 @@
 """Queries over models: find model references in a sqlglot tree, push id filters into scoring,
 and swap each reference for a registered relation so DuckDB runs the rest.
 
-Only `=` and `IN` filters of literals on the relation's key column (the user column for
-user_item / user_user, the item column for item_item / item_user) are pushed down: the rows of
-one key do not depend on the other keys, so scoring just those keys gives the same rows as
-filtering after scoring every key. The WHERE clause stays as written and DuckDB applies it.
+Only `=` and `IN` filters of literals are pushed down. On the relation's key column (the user
+column for user_item / user_user, the item column for item_item / item_user): the rows of one
+key do not depend on the other keys, so scoring just those keys gives the same rows as
+filtering after scoring every key. On the target column (sqlrec.queries): those targets alone
+are scored and ranked, instead of filtering a top-N cut that may not hold them. The WHERE
+clause stays as written and DuckDB applies it.
 """
 
 from __future__ import annotations

@@ -114,7 +114,9 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
     early = bool(settings.get("early_stopping"))
     positive = data.positive
     if test_pairs is None:
-        test_pairs = _split(data, positive, split, test_size, seed)
+        # A rating model is judged on every held-out rating (RMSE), low ones too.
+        pool = np.ones(len(positive), bool) if handler_cls.needs_rating else positive
+        test_pairs = _split(data, pool, split, test_size, seed)
     if len(test_pairs) == 0:
         raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
     # Masks over all pairs: below-threshold pairs are never held out (they are no positives to
@@ -126,7 +128,7 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
         valid_pairs, fit_mask = validation_split(data, train_mask, split, test_size, seed, f"{where}: early_stopping")
         watch = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
     else:
-        watch = data.matrix(mask=_pairs_mask(len(positive), test_pairs))
+        watch = data.matrix(mask=_pairs_mask(len(positive), test_pairs) & positive)
     curve = _Curve(settings.get("stopping_metric") or "auc", settings.get("patience") if early else None)
     handler = handler_cls(params)
     # Measuring costs about one epoch of training on MovieLens-sized data: history = false skips
@@ -139,10 +141,15 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
         pass
     factors = curve.best_factors if early and curve.best_factors is not None else _factors(handler)
     train = data.matrix(mask=train_mask & positive)
-    test = data.matrix(mask=_pairs_mask(len(positive), test_pairs))
+    test = data.matrix(mask=_pairs_mask(len(positive), test_pairs) & positive)
     metrics = _held_out_metrics(factors, train, test, k, settings, curve, early, len(test_pairs))
     arrays = {f"{EVAL_PREFIX}{n}": np.asarray(a, np.float32)
               for n, a in zip(("user_vecs", "user_bias", "item_vecs", "item_bias"), factors)}
+    if (bounds := handler.rating_range()) is not None:
+        held = {"rating_rows": data.rows[test_pairs], "rating_cols": data.cols[test_pairs],
+                "rating_values": data.rating[test_pairs], "rating_range": np.asarray(bounds, np.float32)}
+        arrays.update({f"{EVAL_PREFIX}{n}": v for n, v in held.items()})
+        metrics["values"].update(_rating_errors(arrays))
     for part, m in (("train", train), ("test", test)):
         arrays[f"{EVAL_PREFIX}{part}_indptr"] = m.indptr.astype(np.int64)
         arrays[f"{EVAL_PREFIX}{part}_indices"] = m.indices.astype(np.int32)
@@ -223,7 +230,23 @@ def evaluate_held_out(arrays: dict[str, np.ndarray], k: int) -> dict[str, Any]:
     test = csr("test")
     values = evaluation.evaluate(a["user_vecs"], a["user_bias"], a["item_vecs"], a["item_bias"],
                                  csr("train"), test, k)
+    if f"{EVAL_PREFIX}rating_values" in arrays:
+        values.update(_rating_errors(arrays))
     return {"values": values, "n_users": int((test.getnnz(axis=1) > 0).sum()), "n_test": int(test.nnz)}
+
+
+def _rating_errors(arrays: dict[str, np.ndarray]) -> dict[str, float]:
+    """RMSE and MAE of the stored held-out fit on the stored held-out ratings."""
+    a = {n[len(EVAL_PREFIX):]: v for n, v in arrays.items() if n.startswith(EVAL_PREFIX)}
+    bounds = (float(a["rating_range"][0]), float(a["rating_range"][1]))
+    return evaluation.rating_errors(a["user_vecs"], a["user_bias"], a["item_vecs"], a["item_bias"],
+                                    a["rating_rows"], a["rating_cols"], a["rating_values"], bounds)
+
+
+def rating_errors_on(handler: Handler, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE of a rating model on given pairs; nothing for a model that predicts no rating."""
+    bounds = handler.rating_range()
+    return {} if bounds is None else evaluation.rating_errors(*_factors(handler), users, items, ratings, bounds)
 
 
 def evaluate_pairs(handler: Handler, seen: sp.csr_matrix | None, popularity: np.ndarray,

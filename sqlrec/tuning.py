@@ -75,6 +75,9 @@ SPACES: dict[str, dict[str, Param]] = {
     },
     "svd": {"no_components": Param("int", 4, 512, log=True)},
     "popularity": {},  # nothing to search: one trial, as a yardstick among engines
+    # The trials rank by top-N metrics, which a rating model is not fitted for (its goal is RMSE):
+    # no search, one trial with the given parameters.
+    "explicit": {},
 }
 SEARCHED = tuple(SPACES["lightfm"])  # the lightfm engine's, as before tuning went across engines
 LOWER_IS_BETTER = ("popularity_bias_at_k",)

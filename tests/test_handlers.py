@@ -17,7 +17,7 @@ from sqlrec.model import KINDS
 from conftest import file_database, group
 
 ENGINES = sorted(HANDLERS)
-OPTIONS = {"als": "no_components = 8", "lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
+OPTIONS = {"als": "no_components = 8", "explicit": "no_components = 8", "lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
 
 
 def create_sql(engine: str, name: str = "m", extra: str = "") -> str:
@@ -120,3 +120,17 @@ def test_fold_in_a_new_user(model, engine):
     assert not {100, 101, 102, 103} & {r[0] for r in got}, "the given interactions count as seen"
     if engine != "popularity":
         assert sum(group(r[0]) == 0 for r in got) >= 8, "folded in near the even taste group"
+
+
+def test_pair_scores_equal_the_ranking(model, engine):
+    """Model.score_pairs and an item filter give every pair the score its ranking gives it."""
+    full = model.execute("SELECT movieId, score FROM m WHERE userId = 2 USING n_recommendations = 40, "
+                         "exclude_seen = false").fetchall()
+    m = model.engine.model("m")
+    items = m.side("item").index.get_indexer([r[0] for r in full])
+    pairs = m.score_pairs(np.full(len(items), m.side("user").index.get_loc(2)), items)
+    np.testing.assert_allclose(pairs, [r[1] for r in full], rtol=1e-5, atol=1e-5)
+    asked = [full[-1][0], full[0][0]]
+    got = model.execute(f"SELECT movieId, rank FROM m WHERE userId = 2 AND movieId IN ({asked[0]}, {asked[1]}) "
+                        "USING exclude_seen = false").fetchall()
+    assert got == [(asked[1], 1), (asked[0], 2)]

@@ -188,3 +188,42 @@ def test_bound_parameters_are_pushed_down(trained):
     before = model.n_scored
     got = trained.execute("SELECT userId FROM movie_rec WHERE userId = ?", [9]).fetchall()
     assert model.n_scored - before == 1 and {r[0] for r in got} == {9}
+
+
+def test_item_filter_scores_the_asked_pairs(trained, ratings):
+    """An item filter scores those pairs (no top-N cut first); seen items follow exclude_seen."""
+    full = {r[1]: r[2] for r in rows(trained, "SELECT * FROM movie_rec WHERE userId = 1 USING n_recommendations = 40, "
+                                              "exclude_seen = false")}
+    seen = set(ratings.loc[ratings.userId == 1, "movieId"])
+    unseen = sorted(set(full) - seen)
+    bottom, seen_one = min(unseen, key=full.get), sorted(seen)[0]
+    got = rows(trained, f"SELECT * FROM movie_rec WHERE userId = 1 AND movieId IN ({bottom}, {unseen[0]}, {seen_one}, 9999)")
+    want = sorted([bottom, unseen[0]], key=lambda i: -full[i])
+    assert [r[1] for r in got] == want and [r[3] for r in got] == [1, 2]
+    assert [r[2] for r in got] == pytest.approx([full[i] for i in want], abs=1e-5)
+    with_seen = rows(trained, f"SELECT movieId, score FROM movie_rec WHERE userId = 1 AND movieId = {seen_one} "
+                              "USING exclude_seen = false")
+    assert with_seen == [(seen_one, pytest.approx(full[seen_one], abs=1e-5))]
+    assert rows(trained, f"SELECT count(*) FROM movie_rec WHERE movieId = {bottom}") == \
+        [(int((~ratings.groupby("userId").movieId.apply(lambda s: bottom in set(s))).sum()),)]
+
+
+def test_score_pairs_matches_the_ranking(trained):
+    model = trained.engine.catalog(trained.duckdb).load("movie_rec", "test")
+    got = rows(trained, "SELECT movieId, score FROM movie_rec WHERE userId = 5")
+    items = model.side("item").index.get_indexer([r[0] for r in got])
+    user = model.side("user").index.get_loc(5)
+    pairs = model.score_pairs(np.full(len(items), user), items)
+    assert pairs == pytest.approx([r[1] for r in got], abs=1e-5)
+
+
+def test_similar_filter_scores_the_asked_pairs(trained):
+    full = rows(trained, "SELECT similar_movieId, score FROM movie_rec WHERE movieId = 101 "
+                         "USING recommender_type = 'item_item', n_recommendations = 40")
+    last, first = full[-1][0], full[0][0]
+    got = rows(trained, f"SELECT similar_movieId, score, rank FROM movie_rec WHERE movieId = 101 "
+                        f"AND similar_movieId IN ({last}, 101, {first}) USING recommender_type = 'item_item'")
+    assert got == [(first, pytest.approx(full[0][1], abs=1e-5), 1), (last, pytest.approx(full[-1][1], abs=1e-5), 2)]
+    users = rows(trained, "SELECT userId, rank FROM movie_rec WHERE movieId = 125 AND userId IN (3, 5) "
+                          "USING recommender_type = 'item_user', exclude_seen = false")
+    assert sorted(r[0] for r in users) == [3, 5] and sorted(r[1] for r in users) == [1, 2]

@@ -357,7 +357,7 @@ def test_complete_sql_and_sqlrec_keywords(with_model):
     assert {"create model", "create or replace model", "create table"} <= set(complete(with_model, "cre"))
     assert complete(with_model, "pred") == ["predict"]
     assert complete(with_model, "SHOW ") == ["MODELS", "TABLES", "ALL TABLES", "DATABASES"]
-    assert complete(with_model, "BUILD MODEL m USING ") == ["als", "lightfm", "popularity", "svd"]
+    assert complete(with_model, "BUILD MODEL m USING ") == ["als", "explicit", "lightfm", "popularity", "svd"]
 
 
 def test_complete_tables_models_and_columns(with_model):
@@ -385,7 +385,7 @@ def test_complete_using_options_and_values(with_model):
             "engine", "test_size", "split"} <= set(names)
     assert complete(with_model, create + "ep") == ["epochs", "epoch", "epsilon"]
     assert complete(with_model, create + "loss = ") == ["'warp'", "'bpr'", "'logistic'", "'warp-kos'"]
-    assert complete(with_model, create + "engine = ") == ["'als'", "'lightfm'", "'popularity'", "'svd'"]
+    assert complete(with_model, create + "engine = ") == ["'als'", "'explicit'", "'lightfm'", "'popularity'", "'svd'"]
     assert complete(with_model, create + "epochs = 3, user_id = ") == ["'userId'", "'movieId'", "'rating'", "'ts'"]
     assert complete(with_model, create + "epochs = 3, user_id = 'us") == ["userId"]
     assert complete(with_model, create + "evaluation = ") == ["true", "false"]
@@ -394,7 +394,7 @@ def test_complete_using_options_and_values(with_model):
     assert {"recommender_type", "n_recommendations", "exclude_seen", "candidates"} <= set(complete(with_model, query))
     assert complete(with_model, query + "recommender") == ["recommender_type"]
     assert complete(with_model, query + "recommender_type = ") == \
-        ["'user_item'", "'item_user'", "'item_item'", "'user_user'"]
+        ["'user_item'", "'item_user'", "'item_item'", "'user_user'", "'rating'"]
     assert complete(with_model, query + "recommender_type = 'item_") == ["item_user", "item_item"]
     # JOIN ... USING (col) is SQL, not options
     assert "n_recommendations" not in complete(with_model, "SELECT * FROM ratings JOIN movies USING (")

@@ -10,12 +10,14 @@ from .. import options as opts
 from ..errors import OptionError, did_you_mean
 from .als import ALSHandler
 from .base import Handler
+from .explicit import ExplicitHandler
 from .lightfm import LightFMHandler
 from .popularity import PopularityHandler
 from .svd import SVDHandler
 
 HANDLERS: dict[str, type[Handler]] = {
     ALSHandler.engine: ALSHandler,
+    ExplicitHandler.engine: ExplicitHandler,
     LightFMHandler.engine: LightFMHandler,
     PopularityHandler.engine: PopularityHandler,
     SVDHandler.engine: SVDHandler,
@@ -41,4 +43,4 @@ def create_option_specs(handler_cls: type[Handler] | None = None) -> list[opts.O
     return specs
 
 
-__all__ = ["ALSHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SVDHandler"]
+__all__ = ["ALSHandler", "ExplicitHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SVDHandler"]

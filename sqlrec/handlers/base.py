@@ -32,6 +32,8 @@ class Handler(ABC):
     # Stored arrays only training needs (FINETUNE's optimizer state): a stored model is opened
     # without them, from_arrays then gets `load_rest`, which arrays() calls for them on first use.
     training_only_arrays: ClassVar[tuple[str, ...]] = ()
+    # True: the engine learns rating values (explicit feedback); CREATE MODEL needs option rating.
+    needs_rating: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any]):
         self.params = params
@@ -61,6 +63,10 @@ class Handler(ABC):
     @abstractmethod
     def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
         ...
+
+    def rating_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) training rating for engines whose score predicts a rating, else None."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Learned-model facts for DESCRIBE m.model (beyond params)."""
