@@ -27,8 +27,9 @@ BIGQUERY_OPTIONS = {
     "user_col": "user_id", "item_col": "item_id", "num_factors": "no_components", "l2_reg": "regularization",
     "max_iterations": "epochs", "wals_alpha": "alpha", "data_split_eval_fraction": "test_size",
 }
-# feedback_type -> engine; 'explicit' needs a rating-prediction engine sqlrec does not have yet.
-FEEDBACK_ENGINES = {"implicit": "als"}
+# feedback_type -> engine: explicit ratings are predicted by sqlrec's biased ALS on rating values,
+# implicit feedback goes to implicit's ALS (rating_col a confidence, scaled by wals_alpha).
+FEEDBACK_ENGINES = {"implicit": "als", "explicit": "explicit"}
 _SPLITS = {"no_split": False, "random": True}
 
 
@@ -108,12 +109,14 @@ def bigquery_create(st: BigQueryCreateModel) -> CreateModel:
                           f"model type), got {model_type or 'none'!r}")
     feedback = str(given.pop("feedback_type", "explicit")).lower()
     if feedback not in FEEDBACK_ENGINES:
-        raise OptionError(f"{where}: option feedback_type = {feedback!r} is not supported: explicit rating "
-                          "prediction is not available in sqlrec yet; use feedback_type = 'implicit' "
-                          "(BigQuery's default is 'explicit', so name it)")
+        raise OptionError(f"{where}: option feedback_type must be 'explicit' or 'implicit', got {feedback!r}")
     options: dict[str, Any] = {"engine": FEEDBACK_ENGINES[feedback]}
     rating = given.pop("rating_col", None)
-    if rating is not None:
+    if feedback == "explicit":
+        options["rating"] = rating or "rating"  # BigQuery's default rating_col
+        if "wals_alpha" in given:
+            raise OptionError(f"{where}: option wals_alpha applies to feedback_type = 'implicit' only")
+    elif rating is not None:
         options["weight"] = rating  # implicit: the column is a confidence, scaled by wals_alpha
     split = given.pop("data_split_method", None)
     if split is not None:
@@ -142,7 +145,8 @@ def bigquery_names(st: BigQueryCreateModel) -> Iterator[None]:
     except (OptionError, ColumnError) as exc:
         message = str(exc)
         written = {k.lower() for k in st.options}
-        for theirs, ours in {**BIGQUERY_OPTIONS, "rating_col": "weight"}.items():
+        rating = "rating" if str(st.options.get("feedback_type", "explicit")).lower() == "explicit" else "weight"
+        for theirs, ours in {**BIGQUERY_OPTIONS, "rating_col": rating}.items():
             if theirs in written:
                 message = re.sub(rf"\boption {ours}\b", f"option {theirs} ({ours} in sqlrec)", message)
         if message == str(exc):

@@ -133,6 +133,9 @@ def rating_col(model: Model) -> str:
 
 
 def _predicted(model: Model) -> str:
+    """BigQuery's column: a predicted rating for explicit feedback, a confidence for implicit."""
+    if model.handler.rating_range() is not None:
+        return f"predicted_{rating_col(model)}"
     return f"predicted_{rating_col(model)}_confidence"
 
 
@@ -157,14 +160,10 @@ def predict(session: Session, catalog: Catalog, model: Model, sql: str | None) -
     got = session.arrow(sql, where=f"{where}: the input query failed")
     _, upos = model.side("user").lookup(_column(got, model.user_col, where).to_pylist(), where)
     _, ipos = model.side("item").lookup(_column(got, model.item_col, where).to_pylist(), where)
-    (uvec, ubias), (ivec, ibias) = model.side("user").factors, model.side("item").factors
     known = (upos >= 0) & (ipos >= 0)
-    u, i = upos[known], ipos[known]
-    scores = np.einsum("ij,ij->i", uvec[u].astype(np.float64), ivec[i].astype(np.float64))
-    if ubias is not None:
-        scores += ubias[u]
-    if ibias is not None:
-        scores += ibias[i]
+    scores = model.score_pairs(upos[known], ipos[known]).astype(np.float64)
+    if (bounds := model.handler.rating_range()) is not None:
+        scores = np.clip(scores, *bounds)  # a rating on the training scale, as recommender_type 'rating'
     full = np.zeros(len(known))
     full[known] = scores
     return got.append_column(_predicted(model), pa.array(full, mask=~known))

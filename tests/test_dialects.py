@@ -238,8 +238,6 @@ def test_thanosql_goodbooks_tutorial_on_ratings_1_to_10():
 
 @pytest.mark.slow
 def test_bigquery_matrix_factorization_and_its_table_functions(ml):
-    with pytest.raises(OptionError, match="option feedback_type = 'explicit' is not supported"):
-        ml.execute(BIGQUERY_EXPLICIT)
     cols, status = rows(ml, BIGQUERY_IMPLICIT)
     assert status[0][:2] == ("bq_rec", "als")
     cols, got = rows(ml, "SELECT * FROM ML.RECOMMEND(MODEL `my-project.movies.bq_rec`, (SELECT 1 AS userId))")
@@ -272,6 +270,28 @@ def test_bigquery_matrix_factorization_and_its_table_functions(ml):
     ours = dict(zip(names, values[0]))
     assert 0 < ev[0][cols.index("mean_average_precision")] == pytest.approx(ours["map_at_k"])
     assert 0 < ev[0][cols.index("normalized_discounted_cumulative_gain")] == pytest.approx(ours["ndcg_at_k"])
+
+
+@pytest.mark.slow
+def test_bigquery_explicit_feedback_predicts_ratings(ml):
+    ml.execute("CREATE TABLE bq_ratings AS SELECT userId AS user_id, movieId AS item_id, rating FROM ratings "
+               "WHERE (userId + movieId) % 5 <> 0")
+    cols, status = rows(ml, BIGQUERY_EXPLICIT.replace("CREATE MODEL m", "CREATE MODEL bq_stars"))  # verbatim
+    assert status[0][:2] == ("bq_stars", "explicit")
+    test = "SELECT userId AS user_id, movieId AS item_id, rating FROM ratings WHERE (userId + movieId) % 5 = 0"
+    cols, got = rows(ml, f"SELECT * FROM ML.PREDICT(MODEL bq_stars, ({test}))")
+    assert cols == ["user_id", "item_id", "rating", "predicted_rating"]
+    known = [r for r in got if r[3] is not None]
+    assert len(known) > 0.9 * len(got) and all(0.5 <= r[3] <= 5 for r in known)
+    mean = ml.execute("SELECT avg(rating) FROM bq_ratings").fetchone()[0]
+    rmse = float(np.sqrt(np.mean([(r[3] - r[2]) ** 2 for r in known])))
+    baseline = float(np.sqrt(np.mean([(mean - r[2]) ** 2 for r in known])))
+    # l2_reg 9.83 is strong on the count-scaled L2 (see README), but the biases still beat the mean
+    assert rmse < baseline
+    cols, recs = rows(ml, "SELECT * FROM ML.RECOMMEND(MODEL bq_stars, (SELECT 1 AS user_id)) LIMIT 5")
+    assert cols == ["user_id", "item_id", "predicted_rating"] and len(recs) == 5
+    with pytest.raises(OptionError, match="wals_alpha applies to feedback_type = 'implicit' only"):
+        ml.execute(BIGQUERY_EXPLICIT.replace("l2_reg=9.83", "wals_alpha=40"))
 
 
 def test_bigquery_options_without_an_equivalent_are_named(con):
