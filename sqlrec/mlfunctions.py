@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from . import commands, dialects, rewrite
@@ -25,7 +26,8 @@ from .sql import EvaluateModel, Source
 from .sql.foreign import MINDSDB_PROJECT, ML_FUNCTIONS, SqlRecMLCall
 
 # Our metric -> BigQuery's column of ML.EVALUATE for implicit models.
-EVALUATE_COLUMNS = {"map_at_k": "mean_average_precision", "ndcg_at_k": "normalized_discounted_cumulative_gain"}
+EVALUATE_COLUMNS = {"map_at_k": "mean_average_precision", "ndcg_at_k": "normalized_discounted_cumulative_gain",
+                    "mae": "mean_absolute_error"}
 
 
 def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered: list[str],
@@ -173,6 +175,8 @@ def evaluate(session: Session, catalog: Catalog, model: Model, sql: str | None) 
     """EVALUATE MODEL's metrics, the ones BigQuery names under its names."""
     source = Source(query=sql) if sql is not None else None
     table = commands.evaluate(session, catalog, EvaluateModel(model.name, source))
+    if "rmse" in table.column_names:  # BigQuery reports the squared error of explicit models
+        table = table.append_column("mean_squared_error", pc.multiply(table.column("rmse"), table.column("rmse")))
     return table.rename_columns([EVALUATE_COLUMNS.get(c, c) for c in table.column_names])
 
 

@@ -290,6 +290,10 @@ def test_bigquery_explicit_feedback_predicts_ratings(ml):
     assert rmse < baseline
     cols, recs = rows(ml, "SELECT * FROM ML.RECOMMEND(MODEL bq_stars, (SELECT 1 AS user_id)) LIMIT 5")
     assert cols == ["user_id", "item_id", "predicted_rating"] and len(recs) == 5
+    cols, ev = rows(ml, f"SELECT * FROM ML.EVALUATE(MODEL bq_stars, ({test}))")
+    got_ev = dict(zip(cols, ev[0]))
+    assert got_ev["mean_squared_error"] == pytest.approx(got_ev["rmse"] ** 2)
+    assert got_ev["rmse"] == pytest.approx(rmse, rel=0.02) and 0 < got_ev["mean_absolute_error"] < got_ev["rmse"]
     with pytest.raises(OptionError, match="wals_alpha applies to feedback_type = 'implicit' only"):
         ml.execute(BIGQUERY_EXPLICIT.replace("l2_reg=9.83", "wals_alpha=40"))
 
