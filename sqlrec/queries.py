@@ -93,7 +93,7 @@ def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
     store the reference (a view: its relation exists for one statement only) is refused."""
     word = " ".join(st.text.split()[:2]).upper()
     for ref in refs:
-        if ref.select is None or not _in_from(ref.table):
+        if ref.select is None or not rewrite.read_in_from(ref.table):
             raise QueryError(f"{word}: {ref.model!r} is a model, not a table; models are read with SELECT and "
                              "changed with CREATE OR REPLACE MODEL or DROP MODEL")
     create = st.tree if isinstance(st.tree, exp.Create) else None
@@ -114,15 +114,6 @@ def _view_created(st: Query) -> exp.Create | None:
             and isinstance(tree.expression, exp.Query):
         return tree
     return None
-
-
-def _in_from(table: exp.Table) -> bool:
-    node = table
-    while node.parent is not None and not isinstance(node, exp.Select):
-        if isinstance(node.parent, (exp.From, exp.Join)):
-            return True
-        node = node.parent
-    return False
 
 
 def _typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:

@@ -237,3 +237,13 @@ def _with_visible_ctes(inner: exp.Select, select: exp.Select) -> exp.Select:
 
 def gather_options(ref: ModelRef) -> dict[str, Any]:
     return dict(query_options(ref.select)) if ref.select is not None else {}
+
+
+def read_in_from(table: exp.Table) -> bool:
+    """Whether `table` is read in a FROM or JOIN of its own SELECT (not named in an expression)."""
+    node = table
+    while node.parent is not None and not isinstance(node, exp.Select):
+        if isinstance(node.parent, (exp.From, exp.Join)):
+            return True
+        node = node.parent
+    return False

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from . import rewrite
 from .catalog import Catalog
 from .errors import QueryError, SqlRecError
 from .session import Session
@@ -77,20 +78,11 @@ def _match(views: dict[tuple[str, str, str], dict[str, Any]], table: exp.Table) 
     return views.get((here["database"], here["schema"], name)) or views.get(("temp", "main", name))
 
 
-def _read_in_from(table: exp.Table) -> bool:
-    node = table
-    while node.parent is not None and not isinstance(node, exp.Select):
-        if isinstance(node.parent, (exp.From, exp.Join)):
-            return True
-        node = node.parent
-    return False
-
-
 def _candidates(catalog: Catalog, tree: exp.Expression) -> list[exp.Table]:
     """Tables read in FROM / JOIN that are neither CTEs nor models: only these may be views (a
     query reading models alone asks DuckDB nothing more)."""
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    return [t for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes and _read_in_from(t)
+    return [t for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes and rewrite.read_in_from(t)
             and not (not t.db and catalog.exists(t.name))]
 
 
