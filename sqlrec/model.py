@@ -291,13 +291,13 @@ class Model:
 
     def recommend_all(self, kind: str, k: int, *, exclude_seen: bool, candidates: Sequence[Any] | None = None,
                       where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
-                      batch_keys: int = 32_768) -> Iterator[pa.Table]:
+                      targets: Sequence[Any] | None = None, batch_keys: int = 32_768) -> Iterator[pa.Table]:
         """recommend(kind, None, ...) in tables of batch_keys keys each, scored as they are asked
         for: all rows of a large model are never held at once."""
         n = len(self.side(KINDS[kind].key).ids) if kind in KINDS else 0
         for a in range(0, max(n, 1), batch_keys):
             yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
-                                 cancelled=cancelled, span=(a, min(a + batch_keys, n)))
+                                 cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)))
 
     def predict(self, users: Sequence[Any] | None, items: Sequence[Any] | None, where: str = "SELECT") -> pa.Table:
         """recommender_type 'rating': (user, item, rating) for every asked user (None = all) and

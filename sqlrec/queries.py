@@ -200,7 +200,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
     if stream and keys is None and cold is None:
         return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
-                                                        where=where, cancelled=cancelled,
+                                                        where=where, cancelled=cancelled, targets=targets,
                                                         batch_keys=streaming.BATCH_KEYS))
     return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
                            cancelled=cancelled, targets=targets)

@@ -48,6 +48,18 @@ def test_create_table_as_and_insert_give_the_rows_of_the_query(con):
         con.execute("SELECT count(*) FROM m USING recommender_type = 'item_item'").fetchone())
 
 
+def test_a_streamed_target_filter_scores_the_asked_items_like_the_query(con):
+    # Every user who has not seen the movie gets its row, as the plain query gives (not only the
+    # users whose top 10 happened to hold it).
+    top = con.execute("SELECT movieId FROM m").fetchall()
+    movie = min(set(top), key=top.count)[0]  # in few users' top 10
+    want = con.execute(f"SELECT * FROM m WHERE movieId = {movie} {ORDER}").fetchall()
+    assert len(want) > top.count((movie,))
+    con.execute(f"CREATE TABLE one_movie AS SELECT * FROM m WHERE movieId = {movie}")
+    got = con.execute(f"SELECT * FROM one_movie {ORDER}").fetchall()
+    assert [r[:2] for r in got] == [r[:2] for r in want]
+
+
 def test_a_model_read_twice_in_one_statement_is_read_whole_both_times(con):
     con.execute("CREATE TABLE cte AS WITH r AS (SELECT * FROM m) "
                 "SELECT count(*) AS n FROM r a JOIN r b USING (userId, rank)")
