@@ -37,7 +37,7 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
     runs here, so its placeholders are bound first. CREATE VIEW keeps its calls: sqlrec.views
     stores the query as written and each read computes them."""
     changed = False
-    creates_view = isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "VIEW"
+    creates_view = rewrite.created_kind(tree) == "VIEW"
     if params is not None and not creates_view and any(isinstance(t.this, SqlRecMLCall) for t in tree.find_all(exp.Table)):
         _bind(tree, params)
         changed, params = True, None

@@ -96,8 +96,8 @@ def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
         if ref.select is None or not rewrite.read_in_from(ref.table):
             raise QueryError(f"{word}: {ref.model!r} is a model, not a table; models are read with SELECT and "
                              "changed with CREATE OR REPLACE MODEL or DROP MODEL")
-    create = st.tree if isinstance(st.tree, exp.Create) else None
-    kind = str(create.args.get("kind") or "").upper() if create is not None else "TABLE"
+    kind = rewrite.created_kind(st.tree)
+    kind = "TABLE" if kind is None else kind
     if kind not in ("TABLE", "VIEW"):
         # DuckDB would store the statement with the reference swapped for a relation that
         # lives for this statement only: every later read would fail.
@@ -110,8 +110,7 @@ def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
 def _view_created(st: Query) -> exp.Create | None:
     """The CREATE VIEW node of `CREATE VIEW v AS SELECT ...`, None for other statements."""
     tree = st.tree
-    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "VIEW" \
-            and isinstance(tree.expression, exp.Query):
+    if rewrite.created_kind(tree) == "VIEW" and isinstance(tree.expression, exp.Query):
         return tree
     return None
 

@@ -247,3 +247,8 @@ def read_in_from(table: exp.Table) -> bool:
             return True
         node = node.parent
     return False
+
+
+def created_kind(tree: exp.Expression) -> str | None:
+    """What a CREATE statement creates (TABLE, VIEW, MACRO ...), None for other statements."""
+    return str(tree.args.get("kind") or "").upper() if isinstance(tree, exp.Create) else None

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 from sqlglot import exp
 
+from . import rewrite
 from .errors import Error
 from .session import Session
 
@@ -52,7 +53,7 @@ def streamable(session: Session, tree: exp.Expression, table: exp.Table) -> bool
     """Whether the model reference `table` in statement `tree` may be read as a stream."""
     if not isinstance(tree, (exp.Create, exp.Insert)):
         return False
-    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() != "TABLE":
+    if rewrite.created_kind(tree) not in (None, "TABLE"):
         return False
     node = table
     while node.parent is not None and node is not tree:
