@@ -179,6 +179,9 @@ def _feature_info(model: Model) -> list[tuple[str, Any]]:
     """DESCRIBE m.info lines of a hybrid model: its sources and the ids only they know."""
     rows: list[tuple[str, Any]] = []
     for side, _, spec in _feature_sides(model):
+        if f"n_catalogue_only_{side}s" in model.info:  # option users / items (sqlrec.known_ids)
+            rows += [(f"{side}s", model.options.get(f"{side}s")),
+                     (f"n_{side}s_only_in_catalogue", model.info[f"n_catalogue_only_{side}s"])]
         if spec is not None:
             rows += [(f"{side}_features", spec["source"]), (f"n_{side}_features", len(spec["names"])),
                      (f"n_{side}s_only_in_features", spec["n_feature_only"]),
@@ -197,7 +200,8 @@ def features_table(model: Model) -> pa.Table:
             rows.append((side, "identity", "identity", n))
             continue
         if spec["identity"]:
-            rows.append((side, "identity", "identity", n - spec["n_feature_only"]))
+            rows.append((side, "identity", "identity",
+                         n - spec["n_feature_only"] - model.info.get(f"n_catalogue_only_{side}s", 0)))
         rows += zip([side] * len(spec["names"]), spec["names"], spec["kinds"], spec["n_entities"])
     cols = list(zip(*rows)) if rows else [[], [], [], []]
     return pa.table({

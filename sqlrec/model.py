@@ -261,6 +261,8 @@ class Model:
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
                 f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
+        blank = _blank(key, pos, known)
+        known, unknown = known & ~blank, unknown | blank
         cand_idx = self._allowed(spec, kind, candidates, targets, where)
         if targets is not None:
             k = len(cand_idx)
@@ -371,6 +373,18 @@ class Model:
             exclude = sp.csr_matrix((np.ones(len(idx), np.float32), idx, indptr),
                                     shape=(len(rows), len(self.side(spec.target).ids)))
         return self._top(spec, q, qb, exclude, k, cand_idx, key_positions, None, cancelled)
+
+
+def _blank(key: Side, pos: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Known ids that only the catalogue gave (options users / items) and no feature scores: nothing
+    was learned about them, so they get the fallback as unknown ids do (never cold_start's error)."""
+    blank = np.zeros(len(pos), bool)
+    if f"n_catalogue_only_{key.name}s" not in key.model.info or not known.any():
+        return blank
+    rows, indptr = pos[known], key.seen.indptr
+    empty = (indptr[rows + 1] == indptr[rows]) & (key.features is None or ~key.factors[0][rows].any(axis=1))
+    blank[np.flatnonzero(known)[empty]] = True
+    return blank
 
 
 def _fallback(target: Side, key_positions: np.ndarray, k: int, cand_idx: np.ndarray | None) -> tuple:

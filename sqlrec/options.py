@@ -116,6 +116,10 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            high=2**32 - 1),
     Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
     Option("item_names", str, None, "column of item labels (titles) that PREDICT USING shows (ThanoSQL)"),
+    # Catalogue ids (sqlrec.known_ids): known before their first interaction.
+    Option("items", str, None, "table or quoted SELECT of every item id: ones without interactions are known too "
+           "(scored from item_features; otherwise below the liked items)"),
+    Option("users", str, None, "table or quoted SELECT of every user id: ones without interactions are known too"),
     Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
     # Model lifecycle (issue 11): versions whose arrays stay stored, for rollback and USING version.
     Option("keep_versions", int, 3, "versions whose arrays are kept (rollback, USING version); older ones "

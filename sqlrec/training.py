@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import data as data_mod
-from . import features, options as opts, selection, tuning
+from . import features, known_ids, options as opts, selection, tuning
 from .catalog import Catalog, check_name
 from .errors import Cancelled, ModelExistsError, OptionError, TrainingError
 from .handlers import Handler, create_option_specs, get_handler
@@ -173,7 +173,12 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
     started = time.perf_counter()
     data = data_mod.load(session, sql, cols, resolved["threshold"], where, st.source.database, midpoint_default=True)
     resolved["threshold"] = data.threshold  # stored: RETRAIN, EVALUATE and DESCRIBE read the one that applied
-    data, feature_specs = features.attach(session, data, {"user": cols.user, "item": cols.item}, resolved, where)
+    id_columns = {"user": cols.user, "item": cols.item}
+    data, feature_specs = features.attach(session, data, id_columns, resolved, where)
+    data, catalogue_only = known_ids.extend(session, data, id_columns, resolved, where)
+    for side, n in catalogue_only.items():
+        if side in feature_specs:
+            feature_specs[side]["n_without_features"] += n
     if resolved["cold_start"] is None:  # features when the model has some, else popularity
         resolved["cold_start"] = "features" if feature_specs else "popularity"
     num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())
@@ -188,6 +193,7 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         "n_positives": int(data.positive.sum()), "n_source_rows": data.n_source_rows,
         "source_sql": sql, "source_database": st.source.database, "num_threads": num_threads,
         "features": feature_specs, "kind": kind, "notes": notes, **info_extra,
+        **{f"n_catalogue_only_{side}s": n for side, n in catalogue_only.items()},
     }
     model = Model(
         name=st.name, engine=handler.engine, info=info, metrics=metrics,
