@@ -21,8 +21,8 @@ HANDLERS: dict[str, type[Handler]] = {
     ExplicitHandler.engine: ExplicitHandler,
     LightFMHandler.engine: LightFMHandler,
     PopularityHandler.engine: PopularityHandler,
-    SVDHandler.engine: SVDHandler,
     SparkALSHandler.engine: SparkALSHandler,
+    SVDHandler.engine: SVDHandler,
 }
 
 
