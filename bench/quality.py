@@ -60,13 +60,19 @@ def raw_lightfm_check(con: sqlrec.Connection, seed: int) -> dict[str, tuple[floa
                             (np.searchsorted(users, pos[:, 0]), np.searchsorted(items, pos[:, 1]))),
                            shape=(len(users), len(items)))
     train, test = SPLITS["user"](matrix, 0.2, seed)
+    # sqlrec's metrics exclude every training pair, below-threshold ratings too (as SELECT does)
+    every = np.array(con.execute("SELECT userId, movieId FROM ratings").fetchall())
+    seen = sp.csr_matrix((np.ones(len(every), np.float32),
+                          (np.searchsorted(users, every[:, 0]), np.searchsorted(items, every[:, 1]))),
+                         shape=matrix.shape)
+    seen = (seen - test > 0).astype(np.float32).tocsr()
     # sqlrec's defaults (README "Defaults"), single thread as sqlrec uses with random_state
     model = LightFM(no_components=64, loss="warp", learning_rate=0.025, random_state=seed)
     for _ in range(50):
         model.fit_partial(train.tocoo(), epochs=1, num_threads=1)
-    raw = {"precision_at_k": lfm_eval.precision_at_k(model, test, train, k=10).mean(),
-           "recall_at_k": lfm_eval.recall_at_k(model, test, train, k=10).mean(),
-           "auc": lfm_eval.auc_score(model, test, train).mean()}
+    raw = {"precision_at_k": lfm_eval.precision_at_k(model, test, seen, k=10).mean(),
+           "recall_at_k": lfm_eval.recall_at_k(model, test, seen, k=10).mean(),
+           "auc": lfm_eval.auc_score(model, test, seen).mean()}
     ours = dict(con.execute("SELECT metric, value FROM \"lightfm warp\".metrics").fetchall())
     return {m: (ours[m], float(v)) for m, v in raw.items()}
 

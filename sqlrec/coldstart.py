@@ -125,8 +125,9 @@ def _fold_in_all(side: Side, unknown: pa.Array, inter: tuple[list[Any], list[np.
         # ridge 0: the model has no vectors to fit against (the popularity engine)
         if targets is None or len(targets) == 0 or ridge <= 0:
             continue
-        vectors[row] = fold_in(targets_v, targets, target_score=target_score, ridge=ridge,
-                               prior=vectors[row] if has_prior[row] else None)
+        own = None if has_prior[row] else side.model.handler.fold_in(side.name, targets_v, targets)
+        vectors[row] = own if own is not None else fold_in(
+            targets_v, targets, target_score=target_score, ridge=ridge, prior=vectors[row] if has_prior[row] else None)
         if not has_prior[row]:
             biases[row] = float(np.mean(keys_b)) if len(keys_b) else 0.0
         given[row] = targets

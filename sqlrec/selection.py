@@ -134,13 +134,15 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
     # Measuring costs about one epoch of training on MovieLens-sized data: history = false skips
     # it (early stopping cannot).
     measure = early or settings.get("history", True)
-    on_epoch = _epoch_meter(handler, curve, data.matrix(mask=fit_mask & positive), watch, k, measure)
+    # Every metric excludes every pair the fit saw, below-threshold ratings too, as SELECT's
+    # exclude_seen does: the metrics measure the lists a user gets.
+    on_epoch = _epoch_meter(handler, curve, data.matrix(mask=fit_mask), watch, k, measure)
     try:
         fit(handler, fit_mask, f"evaluating {name}", on_epoch)
     except _StopTraining:
         pass
     factors = curve.best_factors if early and curve.best_factors is not None else _factors(handler)
-    train = data.matrix(mask=train_mask & positive)
+    train = data.matrix(mask=train_mask)
     test = data.matrix(mask=_pairs_mask(len(positive), test_pairs) & positive)
     metrics = _held_out_metrics(factors, train, test, k, settings, curve, early, len(test_pairs))
     arrays = {f"{EVAL_PREFIX}{n}": np.asarray(a, np.float32)

@@ -234,7 +234,7 @@ def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[st
             raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
         train_mask[test_pairs] = False
     valid_pairs, fit_mask = validation_split(data, train_mask, split, test_size, seed, f"{where}: tune")
-    fit_train = data.matrix(mask=fit_mask & positive)
+    fit_train = data.matrix(mask=fit_mask)  # excluded from the lists: every pair the fit saw
     valid = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
 
     engines = list(candidates)

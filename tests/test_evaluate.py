@@ -31,17 +31,31 @@ def positives(ratings):
                          shape=(len(users), len(items)))
 
 
+def rated(ratings):
+    """Users x items of every rated pair, below-threshold ones too (what exclude_seen excludes)."""
+    users, items = np.sort(ratings.userId.unique()), np.sort(ratings.movieId.unique())
+    return sp.csr_matrix((np.ones(len(ratings), np.float32),
+                          (np.searchsorted(users, ratings.userId), np.searchsorted(items, ratings.movieId))),
+                         shape=(len(users), len(items)))
+
+
 def raw_lightfm(ratings, split="user", test_size=0.25, seed=7, epochs=5, on_epoch=None, **params):
-    """The held-out fit sqlrec runs, done by hand: same split, data order, seed and params."""
+    """The held-out fit sqlrec runs, done by hand: same split, data order, seed and params.
+
+    Returns (model, seen, test): the fit learns the training positives; `seen` is every training
+    pair, below-threshold ratings too, which sqlrec's metrics exclude from the lists as SELECT does.
+    """
     matrix = positives(ratings)
     train, test = SPLITS[split](matrix, test_size, seed)
+    seen = (rated(ratings) - test > 0).astype(np.float32).tocsr()
+    seen.eliminate_zeros()
     model = LightFM(**{"no_components": 8, "loss": "warp", "learning_rate": 0.025, "random_state": seed,
                        **params})
     for epoch in range(1, epochs + 1):
         model.fit_partial(train.tocoo(), epochs=1, num_threads=1)
         if on_epoch:
-            on_epoch(epoch, model, train, test)
-    return model, train, test
+            on_epoch(epoch, model, seen, test)
+    return model, seen, test
 
 
 def lightfm_metrics(model, train, test, k):

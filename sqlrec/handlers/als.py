@@ -97,6 +97,7 @@ class ALSHandler(FactorsWithoutBiases, Handler):
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)
         self._epochs_done = 0
+        self._grams: dict[str, np.ndarray] = {}  # YᵀY of the other side's factors, per fold-in side
         self.user_vecs = self.item_vecs = np.zeros((0, int(params["no_components"])), np.float32)
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
@@ -104,6 +105,7 @@ class ALSHandler(FactorsWithoutBiases, Handler):
         from threadpoolctl import threadpool_limits
 
         p, total = self.params, int(self.params["epochs"])
+        self._grams = {}
         cui = confidence(data, mask, p)
         # implicit runs its own threads and asks for BLAS on one (else it warns and runs ~10x slower).
         with threadpool_limits(limits=1, user_api="blas"):
@@ -119,6 +121,22 @@ class ALSHandler(FactorsWithoutBiases, Handler):
             model.fit(cui, show_progress=False, callback=callback)
         self.user_vecs = np.ascontiguousarray(model.user_factors, np.float32)
         self.item_vecs = np.ascontiguousarray(model.item_factors, np.float32)
+
+    def fold_in(self, side: str, targets: np.ndarray, positives: np.ndarray) -> np.ndarray:
+        """One ALS half-step for the new id, the other side fixed: the normal equations implicit's
+        `recalculate_user` solves (equal to float tolerance: tested), in numpy from the stored
+        factors, so folding in needs no implicit. A given pair's value is 1 (log1p: log 2); bm25 and
+        tfidf weight by training statistics that are not stored, so there it is 1 as well.
+            u = (YᵀY + λI + Σ_i (c_i - 1) y_i y_iᵀ)⁻¹ Σ_i c_i y_i,   c_i = alpha × value
+        (YᵀY over every target is the part of the confidence-1 missing pairs; cached per side.)"""
+        y = np.asarray(targets, np.float64)
+        if side not in self._grams:
+            self._grams[side] = y.T @ y
+        p = y[np.unique(np.asarray(positives, np.int64))]
+        value = float(np.log1p(1.0)) if self.params["weighting"] == "log1p" else 1.0
+        c = float(self.params["alpha"]) * value
+        lhs = self._grams[side] + float(self.params["regularization"]) * np.eye(y.shape[1]) + (c - 1.0) * (p.T @ p)
+        return np.linalg.solve(lhs, c * p.sum(axis=0)).astype(np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs}

@@ -70,6 +70,12 @@ class Handler(ABC):
     def item_factors(self) -> tuple[np.ndarray, np.ndarray]:
         ...
 
+    def fold_in(self, side: str, targets: np.ndarray, positives: np.ndarray) -> np.ndarray | None:
+        """The engine's own vector for a new id of `side` ('user' or 'item') from the indices of its
+        positive targets on the other side (whose vectors are `targets`), or None: sqlrec's generic
+        closed form (coldstart.fold_in) then folds it in."""
+        return None
+
     def rating_range(self) -> tuple[float, float] | None:
         """(lowest, highest) training rating for engines whose score predicts a rating, else None."""
         return None
