@@ -56,6 +56,7 @@ def assert_same_rows(exported: list[tuple], selected: list[tuple]) -> None:
 # --- without Spark ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a subprocess (1-2 s); it needs no pyspark, so it runs on every machine
 def test_without_pyspark_the_spark_statements_say_install_sqlrec_spark(tmp_path):
     """pyspark made unimportable (sys.modules['pyspark'] = None, as Python does for a missing
     package's cached failure): the error names the extra, and nothing was created or written."""
@@ -238,6 +239,26 @@ def test_spark_als_maps_text_ids_back_and_every_model_surface_works(con, tmp_pat
     stored = con.engine.model("m").handler.user_vecs
     vectors = con.execute("SELECT vector FROM m.user_embeddings ORDER BY id").fetchall()
     np.testing.assert_array_equal(np.array([v[0] for v in vectors], np.float32), stored)
+    got = con.execute("FINETUNE m FROM (SELECT 'u999' AS userId, movieId, rating FROM named WHERE userId = 'u002')"
+                      ).fetchall()
+    assert (got[0][1], got[0][2], got[0][4]) == ("spark_als", 2, 61)  # refit: one more user
+    twin = con.execute("SELECT movieId FROM m WHERE userId = 'u999' USING exclude_seen = false").fetchall()
+    assert sum(group(r[0]) == 1 for r in twin) >= 8  # u002's taste, learnt from u002's rows
+
+
+@pytest.mark.slow
+def test_fold_in_is_the_half_step_spark_takes(con):
+    """Each Spark iteration solves items, then users, so each stored user vector is exactly
+    Spark's solve against the stored item vectors: folding that user in must give it back."""
+    needs_spark()
+    create(con, using=SPARK_ALS + ", alpha = 3, regularization = 0.05")
+    model = con.engine.model("m")
+    liked = con.execute("SELECT userId, list(movieId) FROM ratings WHERE rating >= 4 GROUP BY userId").fetchall()
+    user, item = model.side("user").index, model.side("item").index
+    for u, items in liked[:5]:
+        positives = item.get_indexer(items)
+        np.testing.assert_allclose(model.handler.fold_in("user", model.handler.item_vecs, positives),
+                                   model.handler.user_vecs[user.get_loc(u)], rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.slow

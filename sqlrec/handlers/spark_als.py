@@ -98,11 +98,13 @@ class SparkALSHandler(FactorsWithoutBiases, Handler):
         super().__init__(params)
         self.user_vecs = self.item_vecs = np.zeros((0, int(params["no_components"])), np.float32)
         self.range = np.zeros(2, np.float32)
+        self._grams: dict[str, np.ndarray] = {}  # YᵀY of the other side's factors, per fold-in side
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
         where = "training engine 'spark_als'"
         self.check_available(where)
         p, rank, total = self.params, int(self.params["no_components"]), int(self.params["epochs"])
+        self._grams = {}
         pairs = training_pairs(data, mask, bool(p["implicit_prefs"]))
         values = pairs.column("value").to_numpy()
         self.range = np.array([values.min(), values.max()] if len(values) else [0, 0], np.float32)
@@ -121,6 +123,23 @@ class SparkALSHandler(FactorsWithoutBiases, Handler):
             self.user_vecs = collect_factors(fitted.userFactors, data.shape[0], rank)
             self.item_vecs = collect_factors(fitted.itemFactors, data.shape[1], rank)
         on_epoch(total, total)  # Spark runs all iterations as one job: no per-epoch callback
+
+    def fold_in(self, side: str, targets: np.ndarray, positives: np.ndarray) -> np.ndarray | None:
+        """The half-step Spark's implicit ALS takes for one row, the other side fixed, each given
+        pair of value 1 (confidence 1 + alpha), regParam scaled by the row's count as Spark does
+        (equal to float tolerance to Spark's own last user step: tested):
+            u = (YᵀY + alpha Σ_i y_i y_iᵀ + λ n I)⁻¹ (1 + alpha) Σ_i y_i
+        Explicit models (the ratings are not given) and nonnegative ones (Spark solves NNLS) fold
+        in by sqlrec's generic closed form instead."""
+        if self.learns_ratings(self.params) or self.params["nonnegative"]:
+            return None
+        y = np.asarray(targets, np.float64)
+        if side not in self._grams:
+            self._grams[side] = y.T @ y
+        p = y[np.unique(np.asarray(positives, np.int64))]
+        alpha, reg = float(self.params["alpha"]), float(self.params["regularization"])
+        lhs = self._grams[side] + alpha * (p.T @ p) + reg * len(p) * np.eye(y.shape[1])
+        return np.linalg.solve(lhs, (1.0 + alpha) * p.sum(axis=0)).astype(np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs, "value_range": self.range}
