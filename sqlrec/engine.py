@@ -24,13 +24,14 @@ import pyarrow as pa
 
 from sqlglot import exp
 
-from . import commands, dialects, finetune, lifecycle, queries, rewrite, training, views
+from . import commands, dialects, export, finetune, lifecycle, queries, rewrite, training, views
 from .catalog import Catalog, CatalogCache
 from .errors import ProgrammingError
 from .model import Model
 from .session import Session
 from .sql import (
-    OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, Finetune, Query, Retrain, ShowModels,
+    OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, ExportRecommendations, Finetune,
+    Query, Retrain, ShowModels,
     Statement, parse_script,
 )
 from .sql.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
@@ -90,6 +91,8 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     EvaluateModel: (_plain(commands.evaluate), False),
     Retrain: (_retrain, True),
     Finetune: (_finetune, True),
+    # Writes files, not the database; a write all the same (refused read-only and by sqlrec serve).
+    ExportRecommendations: (_plain(export.export), True),
     Query: (_query, False),
     BigQueryCreateModel: (_create, True),
     CreateMLEngine: (_plain(dialects.create_ml_engine), False),

@@ -109,6 +109,10 @@ class Cancelled(SqlRecError, OperationalError):
     """A statement interrupted by the user (Ctrl-C); nothing it started was saved."""
 
 
+class SparkError(SqlRecError, OperationalError):
+    """A Spark job (engine = 'spark_als', EXPORT RECOMMENDATIONS) failed on the cluster or could not start."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)

@@ -231,6 +231,21 @@ QUERY_OPTIONS: tuple[Option, ...] = (
 )
 
 
+# EXPORT RECOMMENDATIONS m TO 'dir/' (FORMAT parquet, ...): every user's top-N on Spark.
+EXPORT_OPTIONS: tuple[Option, ...] = (
+    Option("format", str, "parquet", "file format of the written files", choices=("parquet",)),
+    Option("n_recommendations", int, None, "top-N per user (default: the model's)", low=1, high=100_000,
+           aliases=("k", "nrec", "n")),
+    Option("exclude_seen", bool, True, "drop items the user had in training"),
+    Option("candidates", str, None, "quoted SELECT of allowed item ids, applied before top-N"),
+    Option("overwrite", bool, False, "replace what the path holds (a local directory only if it holds "
+           "nothing but Parquet output)"),
+    Option("partitions", int, None, "Spark partitions the users are split into (default: the session's "
+           "default parallelism); one file each", low=1, high=1_000_000),
+    Option("spark_master", str, None, "Spark master URL (default: $SQLREC_SPARK_MASTER, else 'local[*]')"),
+)
+
+
 def resolve(given: Mapping[str, Any], specs: Iterable[Option], where: str, *, fill_defaults: bool = True) -> dict[str, Any]:
     """Validate user options against specs: canonical names, coerced values, defaults filled."""
     specs = list(specs)

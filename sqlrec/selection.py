@@ -115,7 +115,7 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
     positive = data.positive
     if test_pairs is None:
         # A rating model is judged on every held-out rating (RMSE), low ones too.
-        pool = np.ones(len(positive), bool) if handler_cls.needs_rating else positive
+        pool = np.ones(len(positive), bool) if handler_cls.learns_ratings(params) else positive
         test_pairs = _split(data, pool, split, test_size, seed)
     if len(test_pairs) == 0:
         raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")

@@ -135,16 +135,19 @@ def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tun
     opts.check_rules(resolved, where)
     for cls in engines:
         cls.check_available(where)
-        if cls.needs_rating and resolved["rating"] is None:
+    candidates = {cls.engine: _engine_params(cls, given, resolved, where) for cls in engines}
+    for cls in engines:
+        ratings = cls.learns_ratings(candidates[cls.engine].params)
+        if ratings and resolved["rating"] is None:
             raise OptionError(f"{where}: engine {cls.engine!r} learns rating values and needs option rating "
                               "(the column holding them, e.g. rating = 'rating')")
-        if cls.needs_rating and resolved["weight"] is not None:
+        if ratings and resolved["weight"] is not None:
             raise OptionError(f"{where}: engine {cls.engine!r} fits every rating alike and does not use option "
                               "weight; leave it out")
         if features_given(resolved) and not cls.supports_features:
             raise OptionError(f"{where}: option tune_engines: engine {cls.engine!r} does not learn from "
                               f"item_features / user_features; leave it out or drop the features")
-    return resolved, {cls.engine: _engine_params(cls, given, resolved, where) for cls in engines}
+    return resolved, candidates
 
 
 def features_given(resolved: dict[str, Any]) -> bool:

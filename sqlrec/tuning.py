@@ -78,6 +78,8 @@ SPACES: dict[str, dict[str, Param]] = {
     # The trials rank by top-N metrics, which a rating model is not fitted for (its goal is RMSE):
     # no search, one trial with the given parameters.
     "explicit": {},
+    # Each trial would be a Spark job (seconds of scheduling even for small data): one trial.
+    "spark_als": {},
 }
 SEARCHED = tuple(SPACES["lightfm"])  # the lightfm engine's, as before tuning went across engines
 LOWER_IS_BETTER = ("popularity_bias_at_k",)

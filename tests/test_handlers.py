@@ -16,8 +16,18 @@ from sqlrec.handlers import HANDLERS
 from sqlrec.model import KINDS
 from conftest import file_database, group
 
-ENGINES = sorted(HANDLERS)
-OPTIONS = {"als": "no_components = 8", "explicit": "no_components = 8", "lightfm": "epochs = 10, no_components = 8", "svd": "no_components = 4", "popularity": ""}
+def _spark_missing() -> bool:
+    from sqlrec.spark.session import java_command, pyspark_installed
+
+    return not pyspark_installed() or java_command() is None
+
+
+# spark_als trains on a local[2] Spark (a job per test): slow, and skipped without pyspark or java.
+ENGINES = [pytest.param(e, marks=[pytest.mark.slow, pytest.mark.skipif(_spark_missing(), reason="no pyspark or java")])
+           if e == "spark_als" else e for e in sorted(HANDLERS)]
+OPTIONS = {"als": "no_components = 8", "explicit": "no_components = 8", "lightfm": "epochs = 10, no_components = 8",
+           "svd": "no_components = 4", "popularity": "",
+           "spark_als": "no_components = 8, epochs = 5, spark_master = 'local[2]'"}
 
 
 def create_sql(engine: str, name: str = "m", extra: str = "") -> str:

@@ -210,6 +210,7 @@ def test_a_huge_body_without_length_is_cut_off(client):
     "ATTACH ':memory:' AS other",
     "SET threads = 1",
     "COPY ratings TO 'out.csv'",
+    "EXPORT RECOMMENDATIONS movie_rec TO 'recs/' (FORMAT parquet)",
     "/* a comment */ -- and another\nCREATE TABLE t2 AS SELECT 1",
     "SELECT 1; DROP TABLE ratings",
 ])
@@ -227,6 +228,10 @@ def test_external_access_is_off_even_with_write(db, tmp_path):
             target = tmp_path / "out.csv"
             r = c.post("/sql", json={"sql": f"COPY ratings TO '{target}'"})
             assert r.status_code == 403 and not target.exists()
+            recs = tmp_path / "recs"
+            r = c.post("/sql", json={"sql": f"EXPORT RECOMMENDATIONS movie_rec TO '{recs}'"})
+            assert r.status_code == 400 and "enable_external_access = false" in r.json()["error"]
+            assert not recs.exists()
             r = c.post("/sql", json={"sql": "SET enable_external_access = true"})
             assert r.status_code >= 400
             assert c.post("/sql", json={"sql": "SELECT * FROM read_csv('/etc/passwd')"}).status_code == 403

@@ -19,6 +19,7 @@ from sqlrec.sql import (
     Describe,
     DropModel,
     EvaluateModel,
+    ExportRecommendations,
     Finetune,
     Passthrough,
     Query,
@@ -75,6 +76,8 @@ ROUND_TRIP = [
     "FINETUNE MODEL m FROM new_ratings",
     "EVALUATE MODEL m",
     "EVALUATE MODEL m FROM test_ratings USING split = 'user', test_size = 0.2",
+    "EXPORT RECOMMENDATIONS m TO 'recs/'",
+    "EXPORT RECOMMENDATIONS \"My Model\" TO 's3a://bucket/it''s' (format = 'parquet', k = 5, overwrite = TRUE)",
 ]
 
 
@@ -235,6 +238,17 @@ def test_other_model_statements():
         "m", None, {"test_size": 0.3}
     )
     assert parse_statement("EVALUATE MODEL m FROM held_out").source == Source(table="held_out")
+
+
+def test_export_recommendations_takes_copy_style_options():
+    """DuckDB's COPY / EXPORT DATABASE spelling (FORMAT parquet, a bare OVERWRITE) and sqlrec's
+    key = value spelling give the same statement; DuckDB's own EXPORT DATABASE stays DuckDB's."""
+    duckdb_style = parse_statement("export recommendations m to 'out' (FORMAT parquet, K 3, OVERWRITE)")
+    assert duckdb_style == ExportRecommendations("m", "out", {"format": "parquet", "k": 3, "overwrite": True})
+    assert parse_statement("EXPORT RECOMMENDATIONS m TO 'out' (format = 'parquet', k = 3, overwrite = true)") \
+        == duckdb_style
+    assert parse_statement("EXPORT RECOMMENDATIONS m TO 'out' ()") == ExportRecommendations("m", "out", {})
+    assert isinstance(parse_statement("EXPORT DATABASE 'dir' (FORMAT parquet)"), Passthrough)
 
 
 @pytest.mark.parametrize(
@@ -549,6 +563,15 @@ def test_parse_script():
         ("RETRAIN m WHERE x", 1, 11, ["RETRAIN m: expected FROM, USING or end of statement"]),
         ("FINETUNE m USING a = 1", 1, 12, ["FINETUNE m: expected FROM after the model name"]),
         ("EVALUATE MODEL", 1, 15, ["EVALUATE MODEL: missing model name"]),
+        ("EXPORT RECOMMENDATIONS TO 'x'", 1, 24, ["EXPORT RECOMMENDATIONS: missing model name before TO"]),
+        ("EXPORT RECOMMENDATIONS m 'x'", 1, 26, ["EXPORT RECOMMENDATIONS m: expected TO 'path' after the model name"]),
+        ("EXPORT RECOMMENDATIONS m TO recs", 1, 29, ["expected a quoted path after TO (e.g. TO 'recs/'), found 'recs'"]),
+        ("EXPORT RECOMMENDATIONS m TO ''", 1, 29, ["expected a quoted path after TO"]),
+        ("EXPORT RECOMMENDATIONS m TO 'x' (k 5", 1, 37, ["expected ',' or ')' after option k, found end of statement"]),
+        ("EXPORT RECOMMENDATIONS m TO 'x' (k 5 6)", 1, 38, ["expected ',' or ')' after option k, found '6'"]),
+        ("EXPORT RECOMMENDATIONS m TO 'x' (k 1, K 2)", 1, 39, ["option 'k' is given twice"]),
+        ("EXPORT RECOMMENDATIONS m TO 'x' (k 1) USING a = 1", 1, 39,
+         ["EXPORT RECOMMENDATIONS m: expected end of statement, found 'USING'"]),
         ("SELECT * FROM m USING k = 1, k = 2", 1, 30, ["USING: option 'k' is given twice"]),
         ("SELECT * FROM (SELECT * FROM m USING k = 1,) s", 1, 44, ["USING: expected key = value"]),
         ("SELECT * FROM m USING k = 1 + 2", 1, 29, ["USING: expected ',' or the end of the options"]),

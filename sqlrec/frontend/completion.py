@@ -37,7 +37,7 @@ SQL_KEYWORDS = (
 SQLREC_KEYWORDS = (
     "MODEL", "MODELS", "PREDICT", "USING", "OPTIONS", "CREATE MODEL", "CREATE OR REPLACE MODEL",
     "BUILD MODEL", "DROP MODEL", "SHOW MODELS", "DESCRIBE MODEL", "RETRAIN", "FINETUNE",
-    "EVALUATE", "EVALUATE MODEL", "ALTER MODEL",
+    "EVALUATE", "EVALUATE MODEL", "ALTER MODEL", "EXPORT RECOMMENDATIONS",
     # the other products' statements (sqlrec.dialects)
     "CREATE ML_ENGINE", "SHOW ML_ENGINES",
 )
@@ -46,7 +46,7 @@ KEYWORDS = SQL_KEYWORDS + SQLREC_KEYWORDS
 # Options whose value is a column of the training data: completed from the referenced tables.
 COLUMN_OPTIONS = ("user_id", "item_id", "rating", "weight", "timestamp", "user_col", "item_col", "rating_col")
 _TABLE_WORDS = {"FROM", "JOIN", "INTO", "TABLE", "UPDATE", "SUMMARIZE", "DESCRIBE", "VIEW"}
-_MODEL_WORDS = {"MODEL", "RETRAIN", "FINETUNE"}
+_MODEL_WORDS = {"MODEL", "RETRAIN", "FINETUNE", "RECOMMENDATIONS"}
 # After these a term is complete, so keywords are the useful continuation, not columns.
 _OPEN_WORDS = ("", "SELECT", ",", "(", "WHERE", "AND", "OR", "BY", "ON")
 _NOT_ALIASES = {

@@ -6,7 +6,7 @@ from typing import Any
 
 # Words pygments' SqlLexer does not know as keywords but the shell's users type all the time.
 EXTRA_KEYWORDS = ("MODEL", "MODELS", "PREDICT", "OPTIONS", "BUILD", "RETRAIN", "FINETUNE",
-                  "EVALUATE", "SHOW", "DESCRIBE", "SUMMARIZE", "QUALIFY", "ATTACH", "PRAGMA")
+                  "EVALUATE", "RECOMMENDATIONS", "SHOW", "DESCRIBE", "SUMMARIZE", "QUALIFY", "ATTACH", "PRAGMA")
 
 
 def make_lexer() -> Any:

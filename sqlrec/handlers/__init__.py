@@ -13,6 +13,7 @@ from .base import Handler
 from .explicit import ExplicitHandler
 from .lightfm import LightFMHandler
 from .popularity import PopularityHandler
+from .spark_als import SparkALSHandler
 from .svd import SVDHandler
 
 HANDLERS: dict[str, type[Handler]] = {
@@ -20,6 +21,7 @@ HANDLERS: dict[str, type[Handler]] = {
     ExplicitHandler.engine: ExplicitHandler,
     LightFMHandler.engine: LightFMHandler,
     PopularityHandler.engine: PopularityHandler,
+    SparkALSHandler.engine: SparkALSHandler,
     SVDHandler.engine: SVDHandler,
 }
 
@@ -43,4 +45,4 @@ def create_option_specs(handler_cls: type[Handler] | None = None) -> list[opts.O
     return specs
 
 
-__all__ = ["ALSHandler", "ExplicitHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SVDHandler"]
+__all__ = ["ALSHandler", "ExplicitHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SparkALSHandler", "SVDHandler"]

@@ -42,6 +42,12 @@ class Handler(ABC):
     def check_available(cls, where: str) -> None:
         """Raise an OptionError naming the engine when a library it trains with is missing."""
 
+    @classmethod
+    def learns_ratings(cls, params: dict[str, Any]) -> bool:
+        """Whether a model of these parameters fits rating values (needs_rating, or an engine
+        option such as spark_als' implicit_prefs = false)."""
+        return cls.needs_rating
+
     @abstractmethod
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
         """Learn from the pairs of `data` selected by `mask` (bool per pair)."""

@@ -17,6 +17,7 @@ from .statements import (
     Describe,
     DropModel,
     EvaluateModel,
+    ExportRecommendations,
     Finetune,
     OptionValue,
     Passthrough,
@@ -31,6 +32,6 @@ __all__ = [
     "READ_ONLY", "split_script", "parse_statement", "parse_script", "parse_select", "query_options", "option_value",
     "set_query_options", "OPTIONS_ARG", "SqlRec", "SqlRecOptions", "StatementError",
     "OptionValue", "Source", "Statement", "CreateModel", "DropModel", "ShowModels", "Describe",
-    "Retrain", "Finetune", "AlterModel", "EvaluateModel", "Query", "Passthrough", "quote_ident", "quote_literal",
+    "Retrain", "Finetune", "AlterModel", "EvaluateModel", "ExportRecommendations", "Query", "Passthrough", "quote_ident", "quote_literal",
     "quote_name",
 ]

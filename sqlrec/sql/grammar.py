@@ -13,6 +13,7 @@ import typing as t
 from sqlglot.tokens import TokenType
 
 from .clauses import STRING_TOKENS, StatementError
+from .nodes import option_value
 from .foreign import ForeignGrammar
 from .statements import (
     AlterModel,
@@ -20,6 +21,7 @@ from .statements import (
     Describe,
     DropModel,
     EvaluateModel,
+    ExportRecommendations,
     Finetune,
     OptionValue,
     Retrain,
@@ -193,6 +195,41 @@ class ModelGrammar(ForeignGrammar):
     def _parse_evaluate_model(self) -> Statement:
         return EvaluateModel(*self._parse_model_source_options("EVALUATE MODEL", False))
 
+    def _parse_export_recommendations(self) -> Statement:
+        if self._is_word(self._curr, "TO") and self._next and self._next.token_type in STRING_TOKENS:
+            self._fail(f"EXPORT RECOMMENDATIONS: missing model name before TO, found {self._found()}")
+        name = self._model_name("EXPORT RECOMMENDATIONS")
+        label = f"EXPORT RECOMMENDATIONS {name}"
+        if not self._match_text_seq("TO"):
+            self._fail(f"{label}: expected TO 'path' after the model name, found {self._found()}")
+        path = self._curr
+        if not path or path.token_type not in STRING_TOKENS or not path.text.strip():
+            self._fail(f"{label}: expected a quoted path after TO (e.g. TO 'recs/'), found {self._found()}")
+        self._advance()
+        options: dict[str, OptionValue] = {}
+        if self._match(TokenType.L_PAREN):
+            options = self._parse_copy_options(label)
+        self._expect_end(label, "(options) or end of statement" if not options else "end of statement")
+        return ExportRecommendations(name, path.text, options)
+
+    def _parse_copy_options(self, label: str) -> dict[str, OptionValue]:
+        """COPY-style options after '(': `key value`, `key = value` or a bare `key` (true), up to ')'."""
+        options: dict[str, OptionValue] = {}
+        while not self._match(TokenType.R_PAREN):
+            key = self._curr
+            if not self._is_key(key):
+                self._fail(f"{label}: expected an option name (FORMAT parquet, k = 10, ...), found {self._found()}")
+            self._advance()
+            name = key.text.lower()
+            if name in options:
+                self._fail(f"{label}: option '{name}' is given twice", key)
+            bare = not self._match(TokenType.EQ) and (
+                not self._curr or self._curr.token_type in (TokenType.COMMA, TokenType.R_PAREN))
+            options[name] = True if bare else option_value(self._parse_option_literal(label, name))
+            if not self._match(TokenType.COMMA) and not (self._curr and self._curr.token_type == TokenType.R_PAREN):
+                self._fail(f"{label}: expected ',' or ')' after option {name}, found {self._found()}")
+        return options
+
     # Statement openers, tried in order at the start of a statement. A parser returning None
     # gives the statement back to DuckDB's grammar.
     MODEL_STATEMENT_PARSERS: t.ClassVar[dict[tuple[str, ...], t.Callable]] = {
@@ -207,5 +244,6 @@ class ModelGrammar(ForeignGrammar):
         ("RETRAIN",): lambda self: self._parse_retrain(),
         ("FINETUNE",): lambda self: self._parse_finetune(),
         ("EVALUATE", "MODEL"): lambda self: self._parse_evaluate_model(),
+        ("EXPORT", "RECOMMENDATIONS"): lambda self: self._parse_export_recommendations(),
         **ForeignGrammar.FOREIGN_STATEMENT_PARSERS,
     }

@@ -216,6 +216,22 @@ class EvaluateModel(_ModelFromUsing):
 
 
 @dataclass
+class ExportRecommendations(Statement):
+    """EXPORT RECOMMENDATIONS name TO 'path' [(option [=] value, ...)]: every user's top-N as files,
+    in the shape of DuckDB's EXPORT DATABASE db TO 'dir' (FORMAT parquet)."""
+
+    kind: ClassVar[str] = "export_recommendations"
+
+    name: str
+    path: str
+    options: dict[str, OptionValue] = field(default_factory=dict)
+
+    def sql(self) -> str:
+        options = f" ({format_options(self.options)})" if self.options else ""
+        return f"EXPORT RECOMMENDATIONS {quote_name(self.name)} TO {format_value(self.path)}{options}"
+
+
+@dataclass
 class Query(Statement):
     """A statement sqlglot understands; it may read models as tables and carry SELECT ... USING."""
 
@@ -238,4 +254,5 @@ class Passthrough(Statement):
         return self.text
 
 
-MODEL_STATEMENTS = (CreateModel, DropModel, AlterModel, ShowModels, Describe, Retrain, Finetune, EvaluateModel)
+MODEL_STATEMENTS = (CreateModel, DropModel, AlterModel, ShowModels, Describe, Retrain, Finetune, EvaluateModel,
+                    ExportRecommendations)
