@@ -114,6 +114,18 @@ def test_item_item_has_its_own_cosine_index(shop):
                         "itemId", "similar_itemId") < 1.0
 
 
+def test_describe_shows_the_index_and_the_recall_measured_when_it_was_built(shop):
+    facts = {k: v for k, v in shop.execute("DESCRIBE m.model").fetchall() if k.startswith("approximate_")}
+    assert set(facts) == {"approximate_nlist", "approximate_nprobe", "approximate_build_seconds",
+                          "approximate_ip_recall_at_10", "approximate_cos_recall_at_10"}
+    assert (facts["approximate_nlist"], facts["approximate_nprobe"]) == ("30", "1")
+    assert 0.5 < float(facts["approximate_ip_recall_at_10"]) < 1.0  # a 256-user sample, at nprobe 1
+    shop.execute(MODEL.replace("MODEL m", "MODEL full").replace("nprobe = 1", "nprobe = 30"))
+    facts = dict(shop.execute("DESCRIBE full.model").fetchall())
+    assert facts["approximate_ip_recall_at_10"] == facts["approximate_cos_recall_at_10"] == "1"
+    shop.execute("DROP MODEL full")
+
+
 def _factors(n_items: int, n_users: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n_users, 8)).astype(np.float32), rng.normal(0, 0.1, n_users).astype(np.float32),
