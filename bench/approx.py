@@ -12,12 +12,14 @@ Lanes, interleaved round robin (every repeat runs each lane once, so load bursts
 processes hit all of them), min and median of --repeats:
   exact          sqlrec.scoring.top_k with the seen items excluded (what Model.recommend runs)
   approx nprobe  sqlrec.approx.top_k over the index CREATE builds (default nlist), same inputs
+  faiss IP-IVF   (--ip) faiss's inner-product IVF recipe, same nlist, through the same top_k
 recall@10 = mean over users of |approx top-10 & exact top-10| / 10. Speed-up = exact median /
 lane median. Also: index build (k-means + assignment, what CREATE adds), assembly (first
 approximate query) and one-user latency (the SQL single-user case, scoring only).
 
     python bench/approx.py                        # 10^6 items, nprobe 8..64
-    python bench/approx.py --sizes 10000,30000,100000,300000,1000000 --nprobe 32   # the 'auto' size
+    python bench/approx.py --sizes 10000,30000,100000,300000 --nprobe 16,32 --data lightfm  # 'auto' size
+    python bench/approx.py --data lightfm --nprobe 16,32 --ip    # lifted L2 index vs inner-product IVF
 """
 
 from __future__ import annotations
@@ -68,6 +70,27 @@ def factors(kind: str, n_items: int, n_users: int, moments, seed: int = 0):
     return u, bu, v, bi
 
 
+class InnerProductIvf:
+    """faiss's own recipe for inner products (IndexIVFFlat, METRIC_INNER_PRODUCT, same nlist and
+    k-means budget), behind IvfIndex's search(): what sqlrec's lifted L2 index is compared with."""
+
+    def __init__(self, x: np.ndarray, nlist: int):
+        import faiss
+
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(x.shape[1]), x.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+        self.index.cp.max_points_per_centroid = approx.TRAIN_POINTS_PER_LIST
+        self.index.cp.niter = approx.KMEANS_ITERATIONS
+        self.index.train(x)
+        self.index.add(x)
+
+    def search(self, queries, k, nprobe, where):
+        import faiss
+
+        scores, idx = self.index.search(queries, int(k), params=faiss.SearchParametersIVF(nprobe=int(nprobe)))
+        scores[idx < 0] = -np.inf
+        return idx, scores
+
+
 def recall(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.mean([len(set(g[g >= 0]) & set(w[w >= 0])) / max(1, (w >= 0).sum()) for g, w in zip(got, want)]))
 
@@ -102,6 +125,10 @@ def run_size(kind: str, n_items: int, a, moments) -> list[tuple]:
                             nprobe=nprobe, where="bench")
 
     lanes = {"exact": exact, **{f"approx nprobe={p}": (lambda p=p: approximate(p)) for p in a.nprobe}}
+    if a.ip:
+        ip = InnerProductIvf(np.ascontiguousarray(prepared.T), facts["nlist"])
+        lanes.update({f"faiss IP-IVF nprobe={p}": (lambda p=p: approx.top_k(
+            ip, u, bu, v, bi, a.k, exclude=seen, prepared=prepared, nprobe=p, where="bench")) for p in a.nprobe})
     times: dict[str, list[float]] = {name: [] for name in lanes}
     results = {}
     for _ in range(a.repeats):
@@ -110,7 +137,8 @@ def run_size(kind: str, n_items: int, a, moments) -> list[tuple]:
             results[name] = fn()[0]
             times[name].append(time.perf_counter() - t0)
     base = statistics.median(times["exact"])
-    single = {"exact": one_user_ms(lambda i: exact(slice(i, i + 1)), a.users)}
+    single = {name: float("nan") for name in lanes}
+    single["exact"] = one_user_ms(lambda i: exact(slice(i, i + 1)), a.users)
     single.update({f"approx nprobe={p}": one_user_ms(lambda i, p=p: approximate(p, slice(i, i + 1)), a.users)
                    for p in a.nprobe})
     rows = []
@@ -133,6 +161,7 @@ def main() -> None:
     ap.add_argument("--nlist", type=int, default=None, help="default: sqlrec's (2 sqrt(items))")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--ip", action="store_true", help="also faiss's inner-product IVF (the design alternative)")
     a = ap.parse_args()
     a.nprobe = [int(p) for p in a.nprobe.split(",")]
     sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else [a.items]

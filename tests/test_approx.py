@@ -196,8 +196,9 @@ def test_a_model_without_an_index_says_how_to_build_one():
     con = open_shop(create=MODEL.replace("approximate = true, nlist = 30, nprobe = 1", "approximate = 'auto'"))
     # 'auto' below the measured catalogue size (approx.AUTO_MIN_ITEMS) builds nothing
     assert con.execute("SELECT count(*) FROM sqlrec.arrays WHERE name LIKE 'a.%'").fetchone() == (0,)
+    missing = r"model has no approximate index for user_item \(CREATE OR REPLACE MODEL"
     for using in ("approximate = true", "nprobe = 3"):
-        with pytest.raises(errors.QueryError, match=r"the model has no approximate index \(CREATE OR REPLACE MODEL"):
+        with pytest.raises(errors.QueryError, match=missing):
             con.execute(f"SELECT * FROM m WHERE userId = 1 USING {using}")
     with pytest.raises(errors.QueryError, match="option approximate does not apply to recommender_type 'rating'"):
         con.execute("SELECT * FROM m WHERE userId = 1 AND itemId = 3 USING recommender_type = 'rating', "
