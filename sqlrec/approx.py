@@ -86,19 +86,25 @@ def default_nlist(n_items: int) -> int:
     return int(np.clip(round(LISTS_PER_SQRT_ITEM * np.sqrt(n_items)), 1, MAX_NLIST))
 
 
-def wanted(setting: Any, n_items: int) -> bool:
+def setting(options: dict[str, Any]) -> Any:
+    """A model's approximate option: true, false or 'auto' (a model saved before it existed: 'auto')."""
+    value = options.get("approximate")
+    return "auto" if value is None else value
+
+
+def wanted(value: Any, n_items: int) -> bool:
     """Whether CREATE builds an index: approximate = true, or 'auto' on a large catalogue with
     faiss installed (without it 'auto' stays exact rather than failing)."""
-    if setting == "auto":
+    if value == "auto":
         return n_items >= AUTO_MIN_ITEMS and available()
-    return bool(setting)
+    return bool(value)
 
 
 def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str, Any], kinds: tuple[str, ...],
           where: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The stored arrays of the indexes a model needs (none when it wants none), and the facts
     DESCRIBE shows. vectors(similarity) is the augmented item matrix (n_items, d) float32."""
-    if not wanted(options.get("approximate"), n_items):
+    if not wanted(setting(options), n_items):
         return {}, {}
     faiss = require(where)
     nlist = int(min(options.get("nlist") or default_nlist(n_items), max(1, n_items // MIN_ITEMS_PER_LIST)))
@@ -129,7 +135,7 @@ def attach(model: Any, where: str) -> None:
         facts["nprobe"] = indexes.nprobe
         for name, index in indexes.by_name.items():
             facts[f"{name}_recall_at_10"] = recall = sampled_recall(model, index, name, indexes.nprobe, where)
-            if model.options.get("approximate") != "auto" or recall >= AUTO_MIN_RECALL:
+            if setting(model.options) != "auto" or recall >= AUTO_MIN_RECALL:
                 model.index_arrays.update({k: v for k, v in arrays.items() if k.startswith(f"{name}.")})
     model.info["approximate_index"] = facts if model.index_arrays else None
 
