@@ -137,7 +137,13 @@ def attach(model: Any, where: str) -> None:
             facts[f"{name}_recall_at_10"] = recall = sampled_recall(model, index, name, indexes.nprobe, where)
             if setting(model.options) != "auto" or recall >= AUTO_MIN_RECALL:
                 model.index_arrays.update({k: v for k, v in arrays.items() if k.startswith(f"{name}.")})
+            else:
+                facts[f"{name}_dropped"] = f"recall below {AUTO_MIN_RECALL} ('auto'): {kinds_of(name)} stays exact"
     model.info["approximate_index"] = facts if model.index_arrays else None
+
+
+def kinds_of(name: str) -> str:
+    return ", ".join(kind for kind, index in KIND_INDEX.items() if index == name)
 
 
 def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, where: str, sample: int = 256) -> float:
