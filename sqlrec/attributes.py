@@ -68,6 +68,8 @@ def model_table(model: Model) -> pa.Table:
     rows = [(k, v) for k, v in sorted(model.params.items())]
     rows += [(k, v) for k, v in sorted(model.handler.describe().items()) if k not in model.params]
     rows.append(("num_threads", model.info.get("num_threads")))
+    # sqlrec.approx's index: lists, lists scanned, recall@10 against exact measured at save
+    rows += [(f"approximate_{k}", v) for k, v in sorted((model.info.get("approximate_index") or {}).items())]
     rows += selection_facts(model)
     return _kv(rows, key="parameter")
 

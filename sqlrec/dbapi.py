@@ -10,6 +10,8 @@ and .arrow() behave the same for all statements.
 
 from __future__ import annotations
 
+import os
+
 import sys
 import threading
 import warnings
@@ -206,6 +208,8 @@ class Connection:
     def __init__(self, database: str = ":memory:", read_only: bool = False, config: dict | None = None,
                  safe: bool = False, trust_stored_sql: bool = False):
         config = dict(config or {})
+        if not isinstance(database, (str, os.PathLike)):  # str(None) would open a file named 'None'
+            raise errors.InterfaceError(f"connect: database must be a file path or ':memory:', got {database!r}")
         if safe:  # DuckDB refuses to turn it back on while the database is open
             config["enable_external_access"] = False
         try:

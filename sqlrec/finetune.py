@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
-from . import data as data_mod, lifecycle, options as opts, training
+from . import approx, data as data_mod, lifecycle, options as opts, training
 from .catalog import Catalog
 from .errors import ColumnError, OptionError, TrainingError
 from .handlers import LightFMHandler
@@ -82,6 +82,7 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
                 params=dict(model.params, epochs_trained=handler.epochs), info=info, metrics={},
                 users=users, items=items, seen=seen, popularity=_popularity(seen), handler=handler,
                 train_seconds=time.perf_counter() - started)
+    approx.attach(out, where)  # the index follows the new factors and the new items
     catalog.save(out, where)
     return out, "finetuned"
 

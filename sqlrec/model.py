@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
+from . import approx, fallback
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
 from .scoring import flatten_top_k, normalize_rows, prepare_targets, top_k
@@ -204,6 +205,7 @@ class Model:
     created_at: datetime | None = None
     train_seconds: float = 0.0
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    index_arrays: dict[str, np.ndarray] = field(default_factory=dict)  # sqlrec.approx's stored clustering
     # Query rows scored since the model was loaded: what pushdown saves is visible (tests, bench).
     n_scored: int = field(default=0, compare=False)
     # Whether SQL stored in the model (its feature sources) may run: true when this connection
@@ -216,6 +218,13 @@ class Model:
 
     def side(self, name: str) -> Side:
         return self._sides[name]
+
+    @functools.cached_property
+    def approx(self) -> approx.Indexes:
+        """The approximate indexes (sqlrec.approx), assembled on the first query that uses one."""
+        item = self.side("item")
+        return approx.Indexes(self.index_arrays, lambda sim: item.prepared(sim, not sim).T,
+                              self.options.get("nprobe"))
 
     @property
     def user_col(self) -> str:
@@ -234,13 +243,14 @@ class Model:
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
                   where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
-                  targets: Sequence[Any] | None = None, span: tuple[int, int] | None = None) -> pa.Table:
+                  targets: Sequence[Any] | None = None, span: tuple[int, int] | None = None,
+                  search: approx.Search | None = None) -> pa.Table:
         """Top-k rows for the requested keys (None = every known id of the key side, or those at
         positions span[0]..span[1]-1), ordered by request order then rank, with the model's own
         column names. `targets` (a filter on the target column) scores just those targets: every
         one the model knows and the key may have (exclude_seen, self-similarity) gets a row,
         ranked among them, k ignored. `cancelled` is asked between scoring chunks
-        (sqlrec.errors.Cancelled when it says so)."""
+        (sqlrec.errors.Cancelled when it says so). `search`: USING approximate / nprobe."""
         if kind not in self.handler.recommender_types:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
@@ -261,26 +271,28 @@ class Model:
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
                 f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
-        blank = _blank(key, pos, known)
+        blank = fallback.blank(key, pos, known)
         known, unknown = known & ~blank, unknown | blank
         cand_idx = self._allowed(spec, kind, candidates, targets, where)
         if targets is not None:
             k = len(cand_idx)
         k = min(k, len(target.ids))  # more slots than targets would only allocate padding
+        scorer = self.approx.scorer(kind, search, cand_idx is not None, where)
         rows = pos[known]
         if spec.similarity:
             q, qb, exclude = key.unit[rows], None, None
         else:
             q, qb = key.factors[0][rows], key.factors[1][rows]
             exclude = key.seen[rows] if exclude_seen else None
-        parts = [self._top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
-                           rows if spec.similarity else None, cancelled)]
+        top = functools.partial(self._top, scorer=scorer)
+        parts = [top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
+                     rows if spec.similarity else None, cancelled)]
         covered = np.flatnonzero(cold_rows >= 0)
         if len(covered):
             parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
-                                        cancelled))
+                                        cancelled, top))
         if unknown.any():
-            parts.append(_fallback(target, np.flatnonzero(unknown), k, cand_idx))
+            parts.append(fallback.popular(target, np.flatnonzero(unknown), k, cand_idx))
         key_rows = np.concatenate([p[0] for p in parts])
         order = np.lexsort((np.concatenate([p[3] for p in parts]), key_rows))  # request order, then rank
         table = pa.table({
@@ -293,13 +305,15 @@ class Model:
 
     def recommend_all(self, kind: str, k: int, *, exclude_seen: bool, candidates: Sequence[Any] | None = None,
                       where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
-                      targets: Sequence[Any] | None = None, batch_keys: int = 32_768) -> Iterator[pa.Table]:
+                      targets: Sequence[Any] | None = None, batch_keys: int = 32_768,
+                      search: approx.Search | None = None) -> Iterator[pa.Table]:
         """recommend(kind, None, ...) in tables of batch_keys keys each, scored as they are asked
         for: all rows of a large model are never held at once."""
         n = len(self.side(KINDS[kind].key).ids) if kind in KINDS else 0
         for a in range(0, max(n, 1), batch_keys):
             yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
-                                 cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)))
+                                 cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)),
+                                 search=search)
 
     def predict(self, users: Sequence[Any] | None, items: Sequence[Any] | None, where: str = "SELECT") -> pa.Table:
         """recommender_type 'rating': (user, item, rating) for every asked user (None = all) and
@@ -349,18 +363,19 @@ class Model:
 
     def _top(self, spec: Kind, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
              cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,
-             cancelled: Callable[[], bool] | None) -> tuple:
+             cancelled: Callable[[], bool] | None, scorer: Callable[..., tuple] = top_k) -> tuple:
         target = self.side(spec.target)
         t, tb = (target.unit, None) if spec.similarity else target.factors
         self.n_scored += len(q)
-        idx, scores = top_k(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
-                            candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled,
-                            prepared=target.prepared(spec.similarity, qb is not None))
+        idx, scores = scorer(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
+                             candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled,
+                             prepared=target.prepared(spec.similarity, qb is not None))
         qrows, tcols, tscores, ranks = flatten_top_k(idx, scores)
         return key_positions[qrows], target.ids.take(pa.array(tcols)), tscores, ranks
 
     def _cold_top(self, spec: Kind, cold: ColdVectors, rows: np.ndarray, key_positions: np.ndarray, k: int,
-                  cand_idx: np.ndarray | None, exclude_seen: bool, cancelled: Callable[[], bool] | None) -> tuple:
+                  cand_idx: np.ndarray | None, exclude_seen: bool, cancelled: Callable[[], bool] | None,
+                  top: Callable[..., tuple]) -> tuple:
         """Covered unknown keys, scored like known ones from the vectors cold start built."""
         q, qb = cold.vectors[rows], cold.biases[rows]
         exclude = None
@@ -372,26 +387,4 @@ class Model:
             idx = np.concatenate(given) if given else np.zeros(0, np.int64)
             exclude = sp.csr_matrix((np.ones(len(idx), np.float32), idx, indptr),
                                     shape=(len(rows), len(self.side(spec.target).ids)))
-        return self._top(spec, q, qb, exclude, k, cand_idx, key_positions, None, cancelled)
-
-
-def _blank(key: Side, pos: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Known ids that only the catalogue gave (options users / items) and no feature scores: nothing
-    was learned about them, so they get the fallback as unknown ids do (never cold_start's error)."""
-    blank = np.zeros(len(pos), bool)
-    if f"n_catalogue_only_{key.name}s" not in key.model.info or not known.any():
-        return blank
-    rows, indptr = pos[known], key.seen.indptr
-    empty = (indptr[rows + 1] == indptr[rows]) & (key.features is None or ~key.factors[0][rows].any(axis=1))
-    blank[np.flatnonzero(known)[empty]] = True
-    return blank
-
-
-def _fallback(target: Side, key_positions: np.ndarray, k: int, cand_idx: np.ndarray | None) -> tuple:
-    """Unknown keys get the most popular items (or most active users): the cold_start fallback."""
-    pop = target.popularity
-    allowed = np.arange(len(pop)) if cand_idx is None else cand_idx
-    top = allowed[np.lexsort((allowed, -pop[allowed]))][:k]
-    n = len(key_positions)
-    return (np.repeat(key_positions, len(top)), target.ids.take(pa.array(np.tile(top, n))),
-            np.tile(pop[top], n).astype(np.float32), np.tile(np.arange(1, len(top) + 1), n))
+        return top(spec, q, qb, exclude, k, cand_idx, key_positions, None, cancelled)

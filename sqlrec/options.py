@@ -53,9 +53,12 @@ class Option:
                 return value
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
                 return value.lower() in ("true", "yes", "on")
+            if isinstance(value, str) and self.choices is not None and value.lower() in self.choices:
+                return value.lower()  # a named setting beside true / false (approximate = 'auto')
             if isinstance(value, int) and value in (0, 1):
                 return bool(value)
-            raise OptionError(f"{label} must be true or false, got {value!r}")
+            allowed = ["true", "false", *(repr(c) for c in self.choices or ())]
+            raise OptionError(f"{label} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
         if self.kind is int:
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                     or int(value) != value):
@@ -140,6 +143,13 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("tune_trials", int, 20, "tune: number of trials", low=1),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
     Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
+    # Approximate top-N (sqlrec.approx, issue 13): a faiss IVF index built at CREATE, FINETUNE, RETRAIN.
+    Option("approximate", bool, "auto", "top-N of user_item and item_item from a faiss IVF index (sqlrec[approx]); "
+           "'auto': from 200,000 items when faiss is installed", choices=("auto",)),
+    Option("nlist", int, None, "approximate: k-means lists of the index (default: 2 sqrt(items))", low=1,
+           high=65_536),
+    Option("nprobe", int, None, "approximate: lists a query scans (default: 32); more is slower and nearer exact",
+           low=1, high=65_536),
 )
 
 # Hybrid models (sqlrec.features), for the engines whose handler supports features: read at
@@ -197,6 +207,13 @@ CREATE_RULES: tuple[Rule, ...] = (
     *(Rule(lambda o, s=side: o.get(f"{s}_identity") is False, lambda o, s=side: o.get(f"{s}_features") is not None,
            f"option {side}_identity = false needs option {side}_features "
            f"(without features a {side} has nothing but its identity)") for side in ("user", "item")),
+    *(Rule(lambda o, n=name: o.get(n) is not None, lambda o: o["approximate"] is not False,
+           f"option {name} sets up the approximate index; it needs approximate = true or 'auto'")
+      for name in ("nlist", "nprobe")),
+    Rule(lambda o: o["nlist"] is not None and o["nprobe"] is not None, lambda o: o["nprobe"] <= o["nlist"],
+         "option nprobe ({nprobe}) cannot exceed nlist ({nlist}): a query scans at most every list"),
+    Rule(lambda o: o["approximate"] is True, lambda o: o["engine"] != "popularity",
+         "option approximate: engine 'popularity' ranks every user's items by one score, which needs no index"),
     *(Rule(lambda o, n=name, d=default: o.get(n) not in (None, d), _features,
            f"option {name} needs option item_features or user_features")
       for name, default in (("bucket_numeric", None), ("feature_weight", 0.5), ("feature_values", "raw"))),
@@ -228,6 +245,8 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     Option("item_features", str, None, "table or quoted SELECT: features of new items (item id column first)"),
     Option("interactions", str, None, "quoted SELECT of (user id, item id[, rating]): fold in new users/items"),
     Option("version", int, None, "read this stored version instead of the active one (see m.versions)", low=1),
+    Option("approximate", bool, None, "false: exact top-N even when the model has an approximate index"),
+    Option("nprobe", int, None, "approximate: lists to scan (default: the model's)", low=1, high=65_536),
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from . import attributes, coldstart, mlfunctions, options as opts, rewrite, streaming, views
+from . import approx, attributes, coldstart, mlfunctions, options as opts, rewrite, streaming, views
 from .catalog import Catalog
 from .errors import QueryError, did_you_mean
 from .model import KINDS, Model
@@ -180,7 +180,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     kind = q["recommender_type"]
     if kind == "rating":
         unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",
-                              "interactions") if q[o] is not None]
+                              "interactions", "approximate", "nprobe") if q[o] is not None]
         if unused:
             raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
                              "(it predicts exactly the asked pairs, seen or not, of known ids)")
@@ -197,12 +197,13 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
         candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
     targets = _targets(model, kind, ref, where)
     keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
+    search = approx.Search(q["approximate"], q["nprobe"])
     if stream and keys is None and cold is None:
         return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
                                                         where=where, cancelled=cancelled, targets=targets,
-                                                        batch_keys=streaming.BATCH_KEYS))
+                                                        batch_keys=streaming.BATCH_KEYS, search=search))
     return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
-                           cancelled=cancelled, targets=targets)
+                           cancelled=cancelled, targets=targets, search=search)
 
 
 def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from . import approx
 from .errors import CorruptModelError
 from .handlers import HANDLERS
 from .model import Model
@@ -142,11 +143,15 @@ def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.
             raise _corrupt(name, where, f"{side} factors of shape {vecs.shape} for {n} {side}s")
         if not (np.isfinite(vecs).all() and np.isfinite(bias).all()):
             raise _corrupt(name, where, f"{side} factors are not all finite")
+    index_arrays = {k[2:]: v for k, v in arrays_.items() if k.startswith("a.")}
+    dims = factors[1][0].shape[1]  # the index's rows: [V | 1 | bi] (user_item), unit V (item_item)
+    if (problem := approx.check(index_arrays, n_items, {"ip": dims + 2, "cos": dims})) is not None:
+        raise _corrupt(name, where, problem)
     return Model(
         name=name, engine=meta["engine"], options=meta["options"], params=meta["params"], info=info,
         metrics=meta["metrics"], users=users, items=items, seen=seen, popularity=popularity, handler=handler,
         version=version, created_at=meta["created_at"], train_seconds=float(meta["train_seconds"]),
-        extra_arrays={k[2:]: v for k, v in arrays_.items() if k.startswith("x.")},
+        extra_arrays={k[2:]: v for k, v in arrays_.items() if k.startswith("x.")}, index_arrays=index_arrays,
     )
 
 
@@ -157,6 +162,7 @@ def model_arrays(model: Model) -> dict[str, np.ndarray]:
            "popularity": model.popularity.astype(np.float32)}
     out.update({f"h.{k}": v for k, v in model.handler.arrays().items()})
     out.update({f"x.{k}": v for k, v in model.extra_arrays.items()})
+    out.update({f"a.{k}": v for k, v in model.index_arrays.items()})
     return out
 
 

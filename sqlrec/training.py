@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import data as data_mod
+from . import approx, data as data_mod
 from . import features, known_ids, options as opts, selection, tuning
 from .catalog import Catalog, check_name
 from .errors import Cancelled, ModelExistsError, OptionError, TrainingError
@@ -133,6 +133,8 @@ def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tun
     resolved = opts.resolve(given, specs, where)
     resolved["engine"] = handler_cls.engine
     opts.check_rules(resolved, where)
+    if resolved["approximate"] is True:  # before training, not after it
+        approx.require(where)
     for cls in engines:
         cls.check_available(where)
     candidates = {cls.engine: _engine_params(cls, given, resolved, where) for cls in engines}
@@ -204,6 +206,7 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         params=dict(params, epochs_trained=handler.epochs), users=data.users, items=data.items,
         seen=data.seen(), popularity=popularity_scores(data, np.ones(len(data.rows), bool))[0],
         handler=handler, train_seconds=time.perf_counter() - started, extra_arrays=arrays)
+    approx.attach(model, where)
     catalog.save(model, where)
     return model, "trained"
 

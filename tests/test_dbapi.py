@@ -72,3 +72,10 @@ def test_no_result_fetch_is_an_error(con):
 def test_context_manager(tmp_path):
     with sqlrec.connect(str(tmp_path / "x.duckdb")) as c:
         assert c.execute("SELECT 42").fetchone() == (42,)
+
+
+def test_connect_none_is_an_error_not_a_file_named_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sqlrec.InterfaceError, match="database must be a file path or ':memory:', got None"):
+        sqlrec.connect(None)
+    assert list(tmp_path.iterdir()) == []
