@@ -257,22 +257,7 @@ class Model:
                 f"(supported: {', '.join(self.handler.recommender_types)})")
         spec = KINDS[kind]
         key, target = self.side(spec.key), self.side(spec.target)
-        if keys is None:
-            a, b = span or (0, len(key.ids))
-            key_ids, pos = key.ids[a:b], np.arange(a, b, dtype=np.int64)
-        else:
-            key_ids, pos = key.lookup(list(dict.fromkeys(keys)), where)
-        known = pos >= 0
-        cold_rows = cold.positions(key_ids) if cold is not None else np.full(len(pos), -1, np.int64)
-        cold_rows[known] = -1
-        unknown = ~known & (cold_rows < 0)
-        if unknown.any() and self.options.get("cold_start") == "error":
-            missing = key_ids.filter(pa.array(unknown)).to_pylist()
-            raise UnknownIdError(
-                f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
-                f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
-        blank = fallback.blank(key, pos, known)
-        known, unknown = known & ~blank, unknown | blank
+        key_ids, pos, known, unknown, cold_rows = self._keys(key, keys, span, cold, where)
         cand_idx = self._allowed(spec, kind, candidates, targets, where)
         if targets is not None:
             k = len(cand_idx)
@@ -302,6 +287,27 @@ class Model:
             "rank": pa.array(np.concatenate([p[3] for p in parts])[order].astype(np.int32)),
         })
         return table.rename_columns(self.columns(kind))
+
+    def _keys(self, key: Side, keys: Sequence[Any] | None, span: tuple[int, int] | None, cold: ColdVectors | None,
+              where: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(key ids, positions, known, unknown, rows in `cold`) of a request's keys; an error for
+        unknown ones when cold_start is 'error'."""
+        if keys is None:
+            a, b = span or (0, len(key.ids))
+            key_ids, pos = key.ids[a:b], np.arange(a, b, dtype=np.int64)
+        else:
+            key_ids, pos = key.lookup(list(dict.fromkeys(keys)), where)
+        known = pos >= 0
+        cold_rows = cold.positions(key_ids) if cold is not None else np.full(len(pos), -1, np.int64)
+        cold_rows[known] = -1
+        unknown = ~known & (cold_rows < 0)
+        if unknown.any() and self.options.get("cold_start") == "error":
+            missing = key_ids.filter(pa.array(unknown)).to_pylist()
+            raise UnknownIdError(
+                f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
+                f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
+        blank = fallback.blank(key, pos, known)
+        return key_ids, pos, known & ~blank, unknown | blank, cold_rows
 
     def recommend_all(self, kind: str, k: int, *, exclude_seen: bool, candidates: Sequence[Any] | None = None,
                       where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
