@@ -20,6 +20,7 @@ items excluded, precision@10. Per seed:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -123,7 +124,8 @@ def sqlrec_lane(con: sqlrec.Connection, name: str, using: str, seed: int) -> dic
     con.execute(f'CREATE OR REPLACE MODEL "{name}" FROM ratings PREDICT movieId USING {COMMON}, {using}, '
                 f"random_state = {seed}")
     seconds = time.perf_counter() - t0
-    p = con.execute("SELECT precision_at_k FROM sqlrec.metrics WHERE name = ?", [name]).fetchone()[0]
+    # the active version: CREATE OR REPLACE keeps the earlier seeds' versions in sqlrec.metrics
+    p = con.execute("SELECT precision_at_k FROM sqlrec.metrics WHERE name = ? AND active", [name]).fetchone()[0]
     out = {"p": float(p), "p_same": float(p), "seconds": seconds}
     if "tune = true" in using:
         rows = con.execute(f'SELECT engine, count(*) FROM "{name}".trials GROUP BY ALL ORDER BY 1').fetchall()
@@ -134,7 +136,7 @@ def sqlrec_lane(con: sqlrec.Connection, name: str, using: str, seed: int) -> dic
 
 
 def run_seed(con: sqlrec.Connection, matrix: sp.csr_matrix, rated: sp.csr_matrix, seed: int,
-             budget: float) -> dict[str, dict]:
+             budget: float, only_sqlrec: bool = False) -> dict[str, dict]:
     train, test = SPLITS["user"](matrix, 0.2, seed)
     # What sqlrec leaves out of a user's list: every training pair, the ratings below 4 too. The
     # outside libraries are given the positives (ratings >= 4) and leave out those.
@@ -142,6 +144,11 @@ def run_seed(con: sqlrec.Connection, matrix: sp.csr_matrix, rated: sp.csr_matrix
     out: dict[str, dict] = {}
     for engine in ("popularity", "svd", "lightfm", "als"):
         out[f"sqlrec {engine} (default)"] = sqlrec_lane(con, engine, f"engine = '{engine}'", seed)
+    if only_sqlrec:
+        out["sqlrec tune = true"] = sqlrec_lane(
+            con, "tuned", f"tune = true, tune_engines = ['lightfm', 'als', 'svd'], tune_trials = 1000000, "
+                          f"tune_seconds = {budget}", seed)
+        return out
     for name, fit, params in (("implicit ALS (library defaults)", implicit_fit, {}),
                               ("LightFM (library defaults)", lightfm_fit, {}),
                               ("LightFM WARP d64 e30 (hand-set)", lightfm_fit,
@@ -212,13 +219,23 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--budget", type=float, default=600.0, help="seconds of trials per tuned lane")
     ap.add_argument("--markdown", help="also write the report to this file")
+    ap.add_argument("--json", help="write the results (per seed and lane) to this file")
+    ap.add_argument("--only-sqlrec", action="store_true", help="run only sqlrec's lanes, replacing theirs in --merge")
+    ap.add_argument("--merge", help="a --json file of an earlier run whose other lanes are kept")
     args = ap.parse_args()
     con = sqlrec.connect()
     load_movielens(con)
     matrix, rated = pairs(con, "rating >= 4"), pairs(con, "true")
-    results = {}
+    results: dict[int, dict[str, dict]] = {}
+    earlier = {int(k): v for k, v in json.load(open(args.merge)).items()} if args.merge else {}
     for seed in args.seeds:
-        results[seed] = run_seed(con, matrix, rated, seed, args.budget)
+        got = run_seed(con, matrix, rated, seed, args.budget, args.only_sqlrec)
+        results[seed] = {**earlier.get(seed, {}), **got}
+        if "check" in results[seed] and "sqlrec lightfm (default)" in got:
+            results[seed]["check"]["sqlrec"] = got["sqlrec lightfm (default)"]["p"]
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1, default=str)
         text = report(results, args.budget)
         if args.markdown:  # after every seed, so a long run that is stopped still leaves its seeds
             with open(args.markdown, "w") as f:
