@@ -66,13 +66,14 @@ def _new_ids(session: Session, value: Any, option: str, id_col: str, id_type: st
     if type_ is None:
         raise ColumnError(f"{where}: option {option}: unsupported id type {id_type!r}")
     q = quote_ident(col)
-    bad = session.one(f"SELECT count(*), any_value({q})::VARCHAR FROM ({sql}) "
-                      f"WHERE {q} IS NOT NULL AND TRY_CAST({q} AS {type_}) IS NULL", where=label)
-    if bad and bad[0]:
-        raise TrainingDataError(f"{where}: option {option}: {bad[0]} value(s) of column {col!r} do not convert "
-                                f"to the model's {id_col} type {type_} (e.g. {bad[1]!r})")
-    with session.registered("known_ids", pa.table({"id": ids})) as known:
-        table = session.arrow(
-            f"SELECT DISTINCT CAST({q} AS {type_}) AS id FROM ({sql}) WHERE {q} IS NOT NULL "
-            f"AND CAST({q} AS {type_}) NOT IN (SELECT CAST(id AS {type_}) FROM {known}) ORDER BY 1", where=label)
+    # The catalogue query runs once: its ids in a temp table, checked, then compared.
+    with session.temp_table("catalogue_ids", f"SELECT {q} AS raw, TRY_CAST({q} AS {type_}) AS id "
+                            f"FROM ({sql}) WHERE {q} IS NOT NULL", where=label) as got, \
+            session.registered("known_ids", pa.table({"id": ids})) as known:
+        bad = session.one(f"SELECT count(*), any_value(raw)::VARCHAR FROM {got} WHERE id IS NULL", where=label)
+        if bad and bad[0]:
+            raise TrainingDataError(f"{where}: option {option}: {bad[0]} value(s) of column {col!r} do not convert "
+                                    f"to the model's {id_col} type {type_} (e.g. {bad[1]!r})")
+        table = session.arrow(f"SELECT DISTINCT id FROM {got} WHERE id NOT IN (SELECT CAST(id AS {type_}) "
+                              f"FROM {known}) ORDER BY 1", where=label)
     return table.column(0).combine_chunks()
