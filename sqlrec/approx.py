@@ -168,7 +168,7 @@ def lift(x: np.ndarray) -> np.ndarray:
     """[x | sqrt(M - |x|^2)] float32: L2 neighbours of [q | 0] among these rows are q's best by q.x."""
     sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
     top = float(sq.max()) if len(sq) else 0.0
-    return np.hstack([x, np.sqrt(np.maximum(top - sq, 0.0))[:, None]]).astype(np.float32)
+    return np.ascontiguousarray(np.hstack([x, np.sqrt(np.maximum(top - sq, 0.0))[:, None]]), dtype=np.float32)
 
 
 def _cluster(faiss: Any, x: np.ndarray, nlist: int, seed: Any) -> tuple[np.ndarray, np.ndarray]:

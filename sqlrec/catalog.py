@@ -122,6 +122,11 @@ class CatalogCache:
     def remember(self, handle: int, actives: dict[str, Any], store: dict | None = None) -> None:
         (self.actives if store is None else store)[handle] = (_WRITES.get(self.database, 0), actives)
 
+    def generation(self) -> int:
+        """How many writes this process has made to the database: what was read before holds
+        while it has not moved."""
+        return _WRITES.get(self.database, 0)
+
     def wrote(self) -> None:
         _WRITES[self.database] = _WRITES.get(self.database, 0) + 1
         self.actives.clear()
@@ -154,6 +159,10 @@ class Catalog:
                     f"SELECT key, name, version FROM {SCHEMA}.models WHERE active", where="reading the model catalog")}
             self.cache.remember(handle, actives)
         return actives
+
+    def actives(self) -> dict[str, tuple[str, int]]:
+        """Model key -> (stored name, active version), as this handle sees them (cached)."""
+        return self._actives()
 
     def names(self) -> list[str]:
         return sorted(name for name, _ in self._actives().values())

@@ -25,6 +25,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from . import commands, dialects, export, finetune, lifecycle, queries, rewrite, training, views
+from .plans import Plans
 from .catalog import Catalog, CatalogCache
 from .errors import ProgrammingError
 from .model import Model
@@ -114,6 +115,9 @@ class Engine:
         # for its last statement (released when the next one starts).
         self._running: dict[int, tuple[duckdb.DuckDBPyConnection, threading.Event]] = {}
         self._registered: dict[int, tuple[Session, list[str]]] = {}
+        # Per DuckDB handle: Arrow tables its last statement reads by replacement scan (sqlrec.plans).
+        self._kept: dict[int, list] = {}
+        self._plans = Plans()
 
     def catalog(self, duck: duckdb.DuckDBPyConnection) -> Catalog:
         return Catalog(Session(duck), self._cache, self.trust_stored_sql)
@@ -137,6 +141,8 @@ class Engine:
         """Run a statement or a script on `duck`; the last statement's result stays on it."""
         session = Session(duck)
         self.release(session)
+        if self._planned(session, sql, params):
+            return
         statements = parse_script(sql)
         if not statements:
             raise ProgrammingError("empty statement: nothing to run")
@@ -149,6 +155,26 @@ class Engine:
             for st in statements:
                 self.release(session)
                 self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
+        finally:
+            with self._lock:
+                self._running.pop(id(duck), None)
+
+    def _planned(self, session: Session, sql: str, params: Any) -> bool:
+        """Run `sql` by its plan (sqlrec.plans) when it has a valid one; False when it has none."""
+        catalog = Catalog(session, self._cache, self.trust_stored_sql)
+        plan = self._plans.find(sql, catalog, params)
+        if plan is None:
+            return False
+        cancel = threading.Event()
+        duck = session.duck
+        registered: list[str] = []
+        keep: list = []
+        with self._lock:
+            self._running[id(duck)] = (duck, cancel)
+        try:
+            self._registered[id(duck)] = (session, registered)
+            self._kept[id(duck)] = keep
+            return plan.run(session, catalog, params, registered, keep, cancel.is_set)
         finally:
             with self._lock:
                 self._running.pop(id(duck), None)
@@ -195,6 +221,7 @@ class Engine:
 
     def release(self, session: Session) -> None:
         """Drop the relations registered for the previous statement on this handle."""
+        self._kept.pop(id(session.duck), None)
         owner, names = self._registered.pop(id(session.duck), (session, []))
         for name in names:
             owner.unregister(name)

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from . import approx, fallback
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
+from .lookups import FEW_KEYS, csr_rows, few_positions
 from .scoring import flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
@@ -177,6 +178,9 @@ class Side:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError) as exc:
             raise QueryError(f"{where}: {list(values)[:5]} cannot be compared with column {self.column} "
                              f"({ids.type})") from exc
+        if len(keys) <= FEW_KEYS and (pa.types.is_integer(ids.type) or pa.types.is_string(ids.type)):
+            # a few keys (one user's query): hash look-ups, without building a pandas array
+            return keys, few_positions(self.index, keys.to_pylist())
         positions = self.index.get_indexer(keys.to_pandas()) if len(keys) else np.zeros(0, np.int64)
         return keys, np.asarray(positions, np.int64)
 
@@ -268,7 +272,7 @@ class Model:
             q, qb, exclude = key.unit[rows], None, None
         else:
             q, qb = key.factors[0][rows], key.factors[1][rows]
-            exclude = key.seen[rows] if exclude_seen else None
+            exclude = csr_rows(key.seen, rows) if exclude_seen else None
         top = functools.partial(self._top, scorer=scorer)
         parts = [top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
                      rows if spec.similarity else None, cancelled)]

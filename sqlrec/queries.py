@@ -62,7 +62,7 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
         if isinstance(rel, streaming.RecsStream):
             streams.append(rel)
         registered.append(session.register("rel", rel.reader if isinstance(rel, streaming.RecsStream) else rel))
-        ref.table.replace(exp.Subquery(this=_typed_select(registered[-1], model, rel.column_names), alias=alias))
+        ref.table.replace(exp.Subquery(this=typed_select(registered[-1], model, rel.column_names), alias=alias))
     with streaming.errors_of(streams):
         session.run(prefix + tree.sql(dialect="duckdb"))
 
@@ -115,7 +115,7 @@ def _view_created(st: Query) -> exp.Create | None:
     return None
 
 
-def _typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:
+def typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:
     """SELECT over a registered relation casting id columns back to the model's id types.
 
     Arrow carries some DuckDB types (UUID, HUGEINT, ENUM...) as other types; the relation must
@@ -123,15 +123,21 @@ def _typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:
     """
     types = {}
     for side in (model.side("user"), model.side("item")):
-        types[side.column] = types[f"similar_{side.column}"] = side.type
+        if _ARROW_SAME.get(side.type.upper()) != side.ids.type:
+            types[side.column] = types[f"similar_{side.column}"] = side.type
     items = []
     for col in columns:
         ident = exp.to_identifier(col, quoted=True)
         node: exp.Expression = exp.Column(this=ident)
         if col in types:
             node = exp.Cast(this=node, to=exp.DataType.build(types[col], dialect="duckdb"))
-        items.append(exp.alias_(node, ident))
+        items.append(exp.alias_(node, ident) if col in types else node)
     return exp.select(*items).from_(exp.to_identifier(view, quoted=True))
+
+
+# DuckDB types that an Arrow column of this type already has when DuckDB reads it: no cast needed.
+_ARROW_SAME = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "SMALLINT": pa.int16(), "TINYINT": pa.int8(),
+               "VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
 
 
 def _no_model_check(catalog: Catalog, st: Query) -> None:
@@ -148,7 +154,7 @@ def _no_model_check(catalog: Catalog, st: Query) -> None:
         f"models: {', '.join(models) or 'none (CREATE MODEL first)'}")
 
 
-def _query_options(ref: rewrite.ModelRef, where: str) -> dict[str, Any]:
+def options_of(ref: rewrite.ModelRef, where: str) -> dict[str, Any]:
     given = rewrite.gather_options(ref)
     in_where = rewrite.take_where_option(ref, "recommender_type")
     if in_where is not None:
@@ -176,7 +182,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
                     stream: bool = False) -> pa.Table | streaming.RecsStream:
     """The reference's rows; with `stream`, every key's rows come as a RecsStream (sqlrec.streaming)."""
     where = f"SELECT FROM {model.name}"
-    q = _query_options(ref, where)
+    q = options_of(ref, where)
     kind = q["recommender_type"]
     if kind == "rating":
         unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",

@@ -70,6 +70,20 @@ class Session:
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
+    def run_with(self, sql: str, params: Params, objects: dict[str, Any]) -> None:
+        """Run a statement that reads `objects` (Arrow tables) by name: DuckDB's replacement scan
+        finds them among the calling frame's names, with the user's own names still visible."""
+        scope = PYTHON_SCOPE.get()
+        user_globals, user_locals = scope if scope is not None else ({}, {})
+        frame_locals = dict(user_locals)
+        frame_locals.update(objects)
+        frame_locals.update(__sqlrec_call__=self.duck.execute, __sqlrec_args__=(sql,) if params is None else (sql, params),
+                            __sqlrec_kwargs__={})
+        try:
+            eval(_CALL, user_globals, frame_locals)  # noqa: S307 - fixed code, no user text
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, None) from exc
+
     def in_transaction(self, where: str) -> bool:
         """Whether the user has a transaction open on this handle. Probed without BEGIN: a BEGIN
         inside a transaction fails, and in DuckDB a failed statement aborts the open transaction
@@ -176,6 +190,15 @@ class Session:
             self.duck.register(name, table)
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, f"handing the {what} relation to DuckDB") from exc
+        return name
+
+    def register_as(self, name: str, table: pa.Table) -> str:
+        """register() under a name of the caller's choosing (replacing what it named)."""
+        self.finish_pending()
+        try:
+            self.duck.register(name, table)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "handing the rows to DuckDB") from exc
         return name
 
     def unregister(self, name: str) -> None:
