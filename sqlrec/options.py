@@ -235,6 +235,9 @@ EVALUATE_OPTIONS: tuple[Option, ...] = (
            "(default: the model's threshold)"),
 )
 
+# The default of USING max_scored (README, Recommend: why 100,000).
+MAX_SCORED = 100_000
+
 QUERY_OPTIONS: tuple[Option, ...] = (
     Option("recommender_type", str, "user_item", "what to recommend", choices=RECOMMENDER_TYPES),
     Option("n_recommendations", int, None, "top-N per query row (default: the model's)", low=1, high=100_000, aliases=("nrec", "n")),
@@ -249,8 +252,8 @@ QUERY_OPTIONS: tuple[Option, ...] = (
     Option("nprobe", int, None, "approximate: lists to scan (default: the model's)", low=1, high=65_536),
     # A SELECT over every key of a large model runs for minutes (ML-25M's 162,541 users: 440 s):
     # refused unless asked for; CREATE TABLE AS and INSERT store every key's rows by intent.
-    Option("max_scored", int, 100_000, "most keys (users of user_item) one SELECT may score; 0: no bound "
-           "(CREATE TABLE AS and INSERT have none)", low=0),
+    Option("max_scored", int, None, f"most keys (users of user_item) one SELECT may score (default {MAX_SCORED:,}); "
+           "0: no bound (CREATE TABLE AS and INSERT have none)", low=0),
 )
 
 

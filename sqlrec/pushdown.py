@@ -116,7 +116,18 @@ class _Finder:
             return None
         query = exp.select("*").distinct().from_(exp.Subquery(this=inner.copy(), alias=exp.TableAlias(
             this=exp.to_identifier("_sqlrec_keys")))).order_by(exp.Literal.number(1))
-        return self.run(with_visible_ctes(query, self.select), f"the subquery on {self.key}")
+        return self._run(query, f"the subquery on {self.key}")
+
+    def _run(self, query: exp.Select, what: str) -> list[Any] | None:
+        """The query's values, run alone with the WITH clauses it sees; not one reading a model
+        (DuckDB has no such table: a failed statement would abort a user's transaction)."""
+        query = with_visible_ctes(query, self.select)
+        ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
+        for table in query.find_all(exp.Table):
+            name = (table.db or table.name).lower()
+            if name in self.ref.models and (table.db or name not in ctes):
+                return None
+        return None if self.run is None else self.run(query, what)
 
     def _source_values(self, alias: str, column: str, on: list[exp.Expression]) -> list[Any] | None:
         """Distinct `alias.column` of that source of the query, under its own WHERE / ON filters."""
@@ -128,7 +139,9 @@ class _Finder:
         for part in own:
             query = query.where(part.copy(), copy=False)
         query = query.order_by(exp.Literal.number(1), copy=False)
-        return self.run(with_visible_ctes(query, self.select), f"the {alias}.{column} values joined on {self.key}")
+        if _correlated(query):  # a LATERAL subquery reading the model...
+            return None
+        return self._run(query, f"the {alias}.{column} values joined on {self.key}")
 
     def joins(self) -> list[list[Any]]:
         """Key sets of the joins that keep only the model rows matching another source."""

@@ -12,12 +12,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from . import approx, attributes, coldstart, mlfunctions, options as opts, pushdown, rewrite, streaming, views
 from .catalog import Catalog
-from .errors import Error, ProgrammingError, QueryError, did_you_mean
+from .errors import ProgrammingError, QueryError, did_you_mean
 from .model import KINDS, Model
 from .session import Session
 from .sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
@@ -182,15 +183,11 @@ def _runner(session: Session, where: str, skipped: list[str]) -> pushdown.Run:
         try:
             table = session.arrow(query.sql(dialect="duckdb"), where=label)
         except ProgrammingError as exc:
-            # It reads what only the whole query has (a column of the outer query, a model):
-            # DuckDB runs it as written. In a transaction the failure has aborted it: say why.
-            try:
-                inside = session.in_transaction(where)
-            except Error:
-                inside = True
-            if inside:
-                raise
-            skipped.append(f"{what} was not pushed: {str(exc).splitlines()[0]}")
+            if not isinstance(exc.__cause__, (duckdb.BinderException, duckdb.CatalogException)):
+                raise  # it ran and failed: the whole query would fail the same way
+            # It reads what only the whole query has (a column of the outer query): DuckDB runs
+            # it as written. A statement that fails to bind leaves a user's transaction open.
+            skipped.append(f"{what} was not pushed: {str(exc.__cause__).splitlines()[0]}")
             return None
         if table.num_columns != 1:
             skipped.append(f"{what} was not pushed: it has {table.num_columns} columns")
@@ -237,7 +234,8 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
                              where)
     skipped: list[str] = []
     keys = _keys(session, model, kind, ref, where, skipped)
-    _check_bound(model, kind, ref, keys, q["max_scored"], where, skipped)
+    bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]
+    _check_bound(model, kind, ref, keys, bound, where, skipped)
     k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
     exclude = q["exclude_seen"]
     if exclude is None:

@@ -24,6 +24,7 @@ class ModelRef:
     attribute: str | None  # m.info, m.metrics ... ; None = recommendations
     select: exp.Select | None  # the SELECT whose FROM/JOIN holds it
     options: dict[str, Any] = field(default_factory=dict)  # USING of that SELECT (+ WHERE recommender_type)
+    models: frozenset[str] = frozenset()  # every model the statement reads (lower case)
 
     @property
     def alias(self) -> str:
@@ -93,6 +94,9 @@ def find_model_refs(tree: exp.Expression, is_model: Any) -> list[ModelRef]:
             refs.append(ModelRef(table, name, None, table.find_ancestor(exp.Select)))
         elif db and name.lower() in ATTRIBUTE_HELP and is_model(db):
             refs.append(ModelRef(table, db, name.lower(), table.find_ancestor(exp.Select)))
+    models = frozenset(r.model.lower() for r in refs)
+    for ref in refs:
+        ref.models = models
     return refs
 
 

@@ -173,9 +173,15 @@ def test_subqueries_in_a_transaction(db):
     db.execute("CREATE TEMP TABLE picked AS SELECT 5 AS userId UNION ALL SELECT 6")
     scored, rows = run(db, "SELECT DISTINCT userId FROM movie_rec WHERE userId IN (SELECT userId FROM picked) ORDER BY 1")
     assert scored == 2 and rows == [(5,), (6,)]
-    # one that cannot run alone has failed the transaction: the error says which part
-    with pytest.raises(errors.ProgrammingError, match=r"the subquery on userId \(run first"):
-        db.execute("SELECT * FROM movie_rec WHERE userId IN (SELECT nosuch FROM picked)")
+    # one reading a model is not run alone (DuckDB has no such table)
+    sql = ("SELECT userId, rank FROM movie_rec WHERE userId IN (SELECT similar_userId FROM movie_rec "
+           "WHERE userId = 3 USING recommender_type = 'user_user', n_recommendations = 4) ORDER BY userId, rank")
+    scored, rows = run(db, sql)
+    assert scored == 60 + 1 and len(rows) == 40
+    # one that cannot run alone (`score` is the model's) fails to bind, which leaves the transaction open
+    sql = "SELECT count(*) FROM movie_rec WHERE userId IN (SELECT userId FROM picked WHERE score > 100)"
+    assert run(db, sql) == (60, [(0,)])
+    assert db.execute("SELECT count(*) FROM picked").fetchone() == (2,)
     db.execute("ROLLBACK")
     assert db.execute("SELECT count(*) FROM movie_rec WHERE userId = 1").fetchone() == (10,)
 
