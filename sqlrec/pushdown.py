@@ -28,6 +28,10 @@ from sqlglot import exp
 from .rewrite import ModelRef, conjuncts, is_literal, refers_to, with_visible_ctes
 from .sql import option_value
 
+# Names of the relations sqlrec registers (Session.unique_name): a model reference already
+# replaced by one may be a stream that can be scanned once (sqlrec.streaming), so none is read.
+_RELATIONS = "__sqlrec_"
+
 # (standalone query, what it is) -> its first column's distinct non-null values; None: not pushed.
 Run = Callable[[exp.Query, str], list[Any] | None]
 
@@ -120,13 +124,15 @@ class _Finder:
 
     def _run(self, query: exp.Select, what: str) -> list[Any] | None:
         """The query's values, run alone with the WITH clauses it sees; not one reading a model
-        (DuckDB has no such table: a failed statement would abort a user's transaction)."""
+        (DuckDB has no such table) or the relation computed for one (a stream is read once)."""
         query = with_visible_ctes(query, self.select)
         ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
         for table in query.find_all(exp.Table):
             name = (table.db or table.name).lower()
             if name in self.ref.models and (table.db or name not in ctes):
                 return None
+        if any(i.name.lower().startswith(_RELATIONS) for i in query.find_all(exp.Identifier)):
+            return None
         return None if self.run is None else self.run(query, what)
 
     def _source_values(self, alias: str, column: str, on: list[exp.Expression]) -> list[Any] | None:
@@ -164,7 +170,7 @@ class _Finder:
             using = [u.name.lower() for u in join.args.get("using") or []]
             if self.key.lower() in using and i == 0 and first is not None:
                 other_node = first.this if join.this is self.ref.table else join.this
-                if self.ref.table in (first.this, join.this):
+                if any(self.ref.table is node for node in (first.this, join.this)):
                     values = self._source_values(other_node.alias_or_name, self.key, [])
                     if values is not None:
                         found.append(values)

@@ -172,7 +172,8 @@ def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, wher
     if batch is not None:
         got = session.rows(batch.sql(dialect="duckdb"), where=f"{where}: the joined table's {key} values")
         batch_keys = [r[0] for r in got if r[0] is not None]
-        keys = batch_keys if keys is None else [k for k in keys if k in set(batch_keys)]
+        batch_set = set(batch_keys)
+        keys = batch_keys if keys is None else [k for k in keys if k in batch_set]
     return keys
 
 
