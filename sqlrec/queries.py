@@ -12,12 +12,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from . import approx, attributes, coldstart, mlfunctions, options as opts, rewrite, streaming, views
+from . import approx, attributes, coldstart, mlfunctions, options as opts, pushdown, rewrite, streaming, views
 from .catalog import Catalog
-from .errors import QueryError, did_you_mean
+from .errors import ProgrammingError, QueryError, did_you_mean
 from .model import KINDS, Model
 from .session import Session
 from .sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
@@ -164,18 +165,64 @@ def options_of(ref: rewrite.ModelRef, where: str) -> dict[str, Any]:
     return opts.resolve(given, opts.QUERY_OPTIONS, f"{where} USING")
 
 
-def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:
-    """The keys the query asks for: pushed-down filters, and the MindsDB batch join's table."""
+def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, where: str,
+          skipped: list[str] | None = None) -> list[Any] | None:
+    """The keys the query asks for: pushed-down filters (sqlrec.pushdown: values, subqueries,
+    joins on the key), and the MindsDB batch join's table. Filters left to DuckDB, with why,
+    are appended to `skipped`."""
     key = model.key_column(kind)
-    keys = rewrite.pushed_keys(ref, key)
+    keys = pushdown.keys(ref, key, _runner(session, where, [] if skipped is None else skipped))
     if keys is not None:
         keys = model.side(KINDS[kind].key).representable(keys, where)
     batch = rewrite.batch_join(ref, key, where)
     if batch is not None:
         got = session.rows(batch.sql(dialect="duckdb"), where=f"{where}: the joined table's {key} values")
         batch_keys = [r[0] for r in got if r[0] is not None]
-        keys = batch_keys if keys is None else [k for k in keys if k in set(batch_keys)]
+        batch_set = set(batch_keys)
+        keys = batch_keys if keys is None else [k for k in keys if k in batch_set]
     return keys
+
+
+def _runner(session: Session, where: str, skipped: list[str]) -> pushdown.Run:
+    """Runs the queries giving pushed keys (a subquery, a joined table's ids) in DuckDB first."""
+    def values(query: exp.Query, what: str) -> list[Any] | None:
+        label = f"{where}: {what} (run first to score only its values)"
+        try:
+            table = session.arrow(query.sql(dialect="duckdb"), where=label)
+        except ProgrammingError as exc:
+            if not isinstance(exc.__cause__, (duckdb.BinderException, duckdb.CatalogException)):
+                raise  # it ran and failed: the whole query would fail the same way
+            # It reads what only the whole query has (a column of the outer query): DuckDB runs
+            # it as written. A statement that fails to bind leaves a user's transaction open.
+            skipped.append(f"{what} was not pushed: {str(exc.__cause__).splitlines()[0]}")
+            return None
+        if table.num_columns != 1:
+            skipped.append(f"{what} was not pushed: it has {table.num_columns} columns")
+            return None
+        return [v for v in table.column(0).to_pylist() if v is not None]
+    return values
+
+
+def _check_bound(model: Model, kind: str, ref: rewrite.ModelRef, keys: list[Any] | None, bound: int,
+                 where: str, skipped: list[str]) -> None:
+    """A SELECT scoring more than `bound` keys is refused (USING max_scored); CREATE TABLE AS
+    and INSERT store every key's rows by intent and have no bound."""
+    if not bound or isinstance(ref.table.root(), (exp.Create, exp.Insert)):
+        return
+    column = model.key_column(kind)
+    n = len(model.side(KINDS[kind].key).ids) if keys is None else len(keys)
+    if n <= bound:
+        return
+    allow = (f"store the rows with CREATE TABLE ... AS SELECT, or allow it with USING max_scored = 0 "
+             f"(no bound) or a larger bound")
+    if keys is not None:
+        raise QueryError(f"{where}: the query asks for {n:,} {column} ids, more than max_scored = {bound:,} "
+                         f"scored in one SELECT; {allow}")
+    why = f" ({'; '.join(skipped)})" if skipped else ""
+    raise QueryError(
+        f"{where}: the query would score all {n:,} {column} ids of the model, more than max_scored = "
+        f"{bound:,}: no filter on {column} is pushed into scoring{why}. Pushed are {column} = v, IN (values), "
+        f"IN (SELECT ...), OR of those, and joins ON {ref.alias}.{column} = t.{column}; add one, {allow}")
 
 
 def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cancelled: Cancelled = lambda: False,
@@ -186,13 +233,16 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     kind = q["recommender_type"]
     if kind == "rating":
         unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",
-                              "interactions", "approximate", "nprobe") if q[o] is not None]
+                              "interactions", "approximate", "nprobe", "max_scored") if q[o] is not None]
         if unused:
             raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
                              "(it predicts exactly the asked pairs, seen or not, of known ids)")
         return model.predict(_keys(session, model, "user_item", ref, where), _targets(model, "user_item", ref, where),
                              where)
-    keys = _keys(session, model, kind, ref, where)
+    skipped: list[str] = []
+    keys = _keys(session, model, kind, ref, where, skipped)
+    bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]
+    _check_bound(model, kind, ref, keys, bound, where, skipped)
     k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
     exclude = q["exclude_seen"]
     if exclude is None:
@@ -213,7 +263,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
 
 
 def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:
-    """`=` / `IN` filters on the target column (movieId of user_item, similar_movieId of
-    item_item...): those pairs are scored instead of filtering the top-N after its cut."""
-    values = rewrite.pushed_keys(ref, model.columns(kind)[1])
+    """`=` / `IN` literal filters on the target column (movieId of user_item, similar_movieId of
+    item_item...), and OR of them: those pairs are scored instead of filtering the top-N after its cut."""
+    values = pushdown.targets(ref, model.columns(kind)[1])
     return None if values is None else model.side(KINDS[kind].target).representable(values, where)

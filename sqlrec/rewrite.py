@@ -1,11 +1,7 @@
 """Queries over models: find model references in a sqlglot tree, push id filters into scoring,
 and swap each reference for a registered relation so DuckDB runs the rest.
 
-Only `=` and `IN` filters of literals are pushed down. On the relation's key column (the user
-column for user_item / user_user, the item column for item_item / item_user): the rows of one
-key do not depend on the other keys, so scoring just those keys gives the same rows as
-filtering after scoring every key. On the target column (sqlrec.queries): those targets alone
-are scored and ranked, instead of filtering a top-N cut that may not hold them. The WHERE
+Which id filters are pushed down, and why that keeps results, is sqlrec.pushdown's. The WHERE
 clause stays as written and DuckDB applies it.
 """
 
@@ -28,6 +24,7 @@ class ModelRef:
     attribute: str | None  # m.info, m.metrics ... ; None = recommendations
     select: exp.Select | None  # the SELECT whose FROM/JOIN holds it
     options: dict[str, Any] = field(default_factory=dict)  # USING of that SELECT (+ WHERE recommender_type)
+    models: frozenset[str] = frozenset()  # every model the statement reads (lower case)
 
     @property
     def alias(self) -> str:
@@ -97,6 +94,9 @@ def find_model_refs(tree: exp.Expression, is_model: Any) -> list[ModelRef]:
             refs.append(ModelRef(table, name, None, table.find_ancestor(exp.Select)))
         elif db and name.lower() in ATTRIBUTE_HELP and is_model(db):
             refs.append(ModelRef(table, db, name.lower(), table.find_ancestor(exp.Select)))
+    models = frozenset(r.model.lower() for r in refs)
+    for ref in refs:
+        ref.models = models
     return refs
 
 
@@ -117,7 +117,7 @@ def _set_conjuncts(select: exp.Select, parts: list[exp.Expression]) -> None:
     select.set("where", exp.Where(this=cond))
 
 
-def _refers_to(col: exp.Column, name: str, alias: str) -> bool:
+def refers_to(col: exp.Column, name: str, alias: str) -> bool:
     return col.name.lower() == name.lower() and (not col.table or col.table.lower() == alias.lower())
 
 
@@ -128,7 +128,7 @@ def take_where_option(ref: ModelRef, option: str) -> Any | None:
     found, kept = None, []
     for part in conjuncts(ref.select.args.get("where")):
         if (isinstance(part, exp.EQ) and isinstance(part.this, exp.Column)
-                and _refers_to(part.this, option, ref.alias) and isinstance(part.expression, exp.Literal)):
+                and refers_to(part.this, option, ref.alias) and isinstance(part.expression, exp.Literal)):
             found = option_value(part.expression)
         else:
             kept.append(part)
@@ -137,27 +137,7 @@ def take_where_option(ref: ModelRef, option: str) -> Any | None:
     return found
 
 
-def pushed_keys(ref: ModelRef, key: str) -> list[Any] | None:
-    """Values of `key = v` / `key IN (...)` filters on the reference (intersected), or None."""
-    if ref.select is None:
-        return None
-    result: list[Any] | None = None
-    for part in conjuncts(ref.select.args.get("where")):
-        values = None
-        if isinstance(part, exp.EQ):
-            for col, val in ((part.this, part.expression), (part.expression, part.this)):
-                if isinstance(col, exp.Column) and _refers_to(col, key, ref.alias) and _is_literal(val):
-                    values = [option_value(val)]
-        elif isinstance(part, exp.In) and isinstance(part.this, exp.Column) and _refers_to(part.this, key, ref.alias):
-            items = part.expressions
-            if items and not part.args.get("query") and all(_is_literal(v) for v in items):
-                values = [option_value(v) for v in items]
-        if values is not None:
-            result = values if result is None else [v for v in result if v in values]
-    return result
-
-
-def _is_literal(node: exp.Expression) -> bool:
+def is_literal(node: exp.Expression) -> bool:
     if isinstance(node, exp.Neg):
         node = node.this
     return isinstance(node, (exp.Literal, exp.Boolean))
@@ -196,7 +176,7 @@ def batch_join(ref: ModelRef, key: str, alias_hint: str) -> exp.Select | None:
     if not _reshaped(select):
         # A hash join scrambles the relation's order; the batch reads as one ranked list per key.
         select.order_by(exp.column(key, table=ref.alias), exp.column("rank", table=ref.alias), copy=False)
-    return _with_visible_ctes(inner.copy(), select)
+    return with_visible_ctes(inner.copy(), select)
 
 
 def _check_left_columns(select: exp.Select, own: list[exp.Expression], left_alias: str, key: str,
@@ -221,7 +201,7 @@ def _reshaped(select: exp.Select) -> bool:
     return any(e.find(exp.AggFunc, exp.Window) is not None for e in select.expressions)
 
 
-def _with_visible_ctes(inner: exp.Select, select: exp.Select) -> exp.Select:
+def with_visible_ctes(inner: exp.Select, select: exp.Select) -> exp.Select:
     """The key query runs on its own: it takes the WITH clauses of the query around the join."""
     ctes: list[exp.CTE] = []
     node: exp.Expression | None = select
