@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from . import approx, coldstart, queries, rewrite, views
+from . import approx, coldstart, pushdown, queries, rewrite, views
 from .catalog import Catalog
 from .model import KINDS
 from .session import Session
@@ -257,11 +257,11 @@ def _sources(ref: rewrite.ModelRef, column: str, marks: dict, optional: bool = F
     """Where each pushed value of `column` comes from: ("param", n) or ("value", v). None when the
     column has no pushable filter (False for an optional one that is filtered in a way not planned)."""
     filters = _filters_on(ref, column)
-    values = rewrite.pushed_keys(ref, column)
+    values = pushdown.targets(ref, column)  # exact sets of literals (markers stand for parameters)
     if values is None:
         return False if optional and filters else None
-    if len(filters) != 1:  # pushdown intersects several filters: values of parameters are not known yet
-        return False if optional else None
+    if len(filters) != 1 or filters[0].find(exp.And) is not None:
+        return False if optional else None  # intersected sets: which parameter values remain is not known yet
     return tuple(("param", marks[v][0].meta["param"]) if isinstance(v, str) and v in marks else ("value", v)
                  for v in values)
 

@@ -53,6 +53,11 @@ def test_pushed_pairs_and_in_lists_follow_the_plan(trained):
     for a, b, m in [(2, 4, 130), (6, 8, 131), (2, 4, 130), (10, 999, 119)]:
         assert trained.execute(sql, [a, b, m]).fetchall() == full(
             trained, sql.replace("?", "{}", 3).format(a, b, m))
+    for sql in ("SELECT * FROM movie_rec WHERE userId = ? OR userId = ? ORDER BY userId, rank",
+                "SELECT * FROM movie_rec WHERE (userId = ? AND userId IN (2, 3)) ORDER BY userId, rank"):
+        for a, b in [(2, 5), (3, 4), (2, 5), (4, 3), (7, 2)]:
+            assert trained.execute(sql, [a, b][:sql.count("?")]).fetchall() == full(
+                trained, sql.replace("?", "{}").format(a, b)), (sql, a, b)
     model = trained.engine.model("movie_rec")
     before = model.n_scored
     trained.execute("SELECT * FROM movie_rec WHERE userId = ?", [5]).fetchall()
