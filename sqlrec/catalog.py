@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from . import stored
+from . import arraystore, stored
 from .errors import ModelNotFoundError, ParseError, did_you_mean
 from .evaluation import METRIC_NAMES
 from .model import Model, result_columns
@@ -188,6 +188,7 @@ class Catalog:
         key = (name.lower(), version)
         if key in self._cache:
             return self._cache[key]
+        before = arraystore.pool_bytes(self.session, where)
         with self._transaction(where):
             # Looked up again inside the read transaction: a save on another cursor between the
             # first look-up and this read would otherwise leave half a version to read.
@@ -203,6 +204,7 @@ class Catalog:
         model.trusted = self.trust_stored_sql
         self._forget(key[0])
         self._cache[key] = model
+        arraystore.release_blocks(self.session, before, where)  # the arrays hold those bytes now
         return model
 
     def load_version(self, name: str, version: int, where: str) -> Model:
@@ -212,11 +214,13 @@ class Catalog:
             return self.load(name, where)
         key = (name.lower(), int(version))
         if key not in self._cache:
+            before = arraystore.pool_bytes(self.session, where)
             with self._transaction(where):
                 self._check_version(stored_name, key[1], where)
                 model = self._read(key[0], key[1], where)
             model.trusted = self.trust_stored_sql
             self._cache[key] = model
+            arraystore.release_blocks(self.session, before, where)
         return self._cache[key]
 
     def _check_version(self, name: str, version: int, where: str) -> None:
@@ -254,12 +258,14 @@ class Catalog:
         meta = stored.metadata(row, where)
         later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
         select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
-        raw = self.session.rows(select + " AND list_position(?, name) IS NULL", [key, version, later], where=label)
+        raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
+                              where=label)
         arrays = stored.arrays(raw, meta["name"], where)
+        del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
         users = self._read_ids(key, version, "user", meta["info"]["user_type"], label)
         items = self._read_ids(key, version, "item", meta["info"]["item_type"], label)
         def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks
-            return stored.arrays(self.session.rows(select + " AND list_position(?, name) IS NOT NULL", [
+            return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
                 key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"], where)
         return stored.build_model(meta, arrays, users, items, version, where, load_rest=load_rest)
 
