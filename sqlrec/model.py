@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from . import approx, fallback
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
-from .scoring import flatten_top_k, normalize_rows, prepare_targets, top_k
+from .scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
 OTHER = {"user": "item", "item": "user"}
@@ -177,7 +178,10 @@ class Side:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError) as exc:
             raise QueryError(f"{where}: {list(values)[:5]} cannot be compared with column {self.column} "
                              f"({ids.type})") from exc
-        positions = self.index.get_indexer(keys.to_pandas()) if len(keys) else np.zeros(0, np.int64)
+        if "index" not in self.__dict__ and len(keys) <= DIRECT_ROWS:  # a few keys: a scan each, not a
+            positions = [pc.index(ids, k).as_py() if k.is_valid else -1 for k in keys]  # 4 MB hash table
+        else:
+            positions = self.index.get_indexer(keys.to_pandas()) if len(keys) else np.zeros(0, np.int64)
         return keys, np.asarray(positions, np.int64)
 
 
@@ -375,7 +379,7 @@ class Model:
         self.n_scored += len(q)
         idx, scores = scorer(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
                              candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled,
-                             prepared=target.prepared(spec.similarity, qb is not None))
+                             prepared=None if len(q) <= DIRECT_ROWS else target.prepared(spec.similarity, qb is not None))
         qrows, tcols, tscores, ranks = flatten_top_k(idx, scores)
         return key_positions[qrows], target.ids.take(pa.array(tcols)), tscores, ranks
 
