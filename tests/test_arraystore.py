@@ -111,3 +111,25 @@ def test_loading_a_model_leaves_memory_limit_as_it_was(path):
     con.execute(QUERY).fetchall()
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "117.7 MiB"
     con.close()
+
+
+def test_few_rows_score_as_the_augmented_product_does():
+    # A handful of query rows skips the augmented copy of every target (scoring.DIRECT_ROWS): the
+    # same ranking and the same scores up to float32 rounding.
+    from sqlrec.scoring import DIRECT_ROWS, prepare_targets, top_k
+    rng = np.random.default_rng(1)
+    q, qb, t, tb = rng.random((DIRECT_ROWS, 8), np.float32), rng.random(DIRECT_ROWS, np.float32), \
+        rng.random((500, 8), np.float32), rng.random(500, np.float32)
+    exclude = sp.random(DIRECT_ROWS, 500, density=0.05, random_state=2, format="csr")
+    direct = top_k(q, qb, t, tb, 20, exclude=exclude)
+    augmented = top_k(q, qb, t, tb, 20, exclude=exclude, prepared=prepare_targets(t, tb, True))
+    assert (direct[0] == augmented[0]).all()
+    np.testing.assert_allclose(direct[1], augmented[1], rtol=1e-6)
+
+
+def test_few_keys_are_found_without_the_id_index(path):
+    con = sqlrec.connect(str(path), read_only=True)
+    one = con.execute("SELECT * FROM movie_rec WHERE userId IN (1, 2, 99999)").fetchall()
+    many = con.execute(f"SELECT * FROM movie_rec WHERE userId IN ({', '.join(map(str, range(1, 40)))}, 99999)")
+    assert [r for r in many.fetchall() if r[0] in (1, 2, 99999)] == one and {r[0] for r in one} >= {1, 2}
+    con.close()
