@@ -54,8 +54,11 @@ print(json.dumps({{"s": t1 - t0, "rss": {_RSS} - rss0, "import_s": ti}}))
 
 
 def lane(code: str, path: str, tree: str | None) -> dict:
-    env = dict(os.environ, PYTHONPATH=tree or os.getcwd())
-    out = subprocess.run([sys.executable, "-c", f"import json; PATH = {path!r}\n{code}"], env=env,
+    tree = os.path.abspath(tree or os.getcwd())
+    # Run from inside the tree: `python -c` puts the working directory first on sys.path, ahead
+    # of PYTHONPATH, so a run from this checkout imported this checkout's sqlrec in every lane.
+    out = subprocess.run([sys.executable, "-c", f"import json; PATH = {os.path.abspath(path)!r}\n{code}"],
+                         env=dict(os.environ, PYTHONPATH=tree), cwd=tree,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -95,13 +98,13 @@ def main() -> None:
     print(f"# Cold open, fresh processes — {machine()} | load {os.getloadavg()[0]:.2f}")
     print(f"# {a.path} ({os.path.getsize(a.path) / 1e6:.0f} MB file), scoring arrays {nbytes / 1e6:.0f} MB; "
           f"min / median of {a.repeats}, lanes interleaved")
-    print("| lane | min s | median s | vs ref | RSS added MB (min) | vs scoring arrays | import s |\n"
-          "|---|---:|---:|---:|---:|---:|---:|")
+    print("| lane | min s | median s | vs ref | RSS added MB (min) | RSS MB (median) | vs scoring arrays | import s |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, rs in runs.items():
         t, rss = min(r["s"] for r in rs), min(r["rss"] for r in rs)
         imp = f"{min(r['import_s'] for r in rs):.2f}" if "import_s" in rs[0] else "-"
         print(f"| {name} | {t:.2f} | {statistics.median(r['s'] for r in rs):.2f} | {t / t_ref:.2f}x | "
-              f"{rss / 1e6:.0f} | {rss / nbytes:.2f}x | {imp} |")
+              f"{rss / 1e6:.0f} | {statistics.median(r['rss'] for r in rs) / 1e6:.0f} | {rss / nbytes:.2f}x | {imp} |")
     ours = runs["(sqlrec) connect + first recommendation"]
     t, rss = min(r["s"] for r in ours), min(r["rss"] for r in ours)
     for ok, text in ((t <= 2 * t_ref, f"first recommendation {t / t_ref:.2f}x reading the arrays (target <= 2x)"),

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from . import stored
+from . import arraystore, stored
+from .cache import CatalogCache
 from .errors import ModelNotFoundError, ParseError, did_you_mean
 from .evaluation import METRIC_NAMES
 from .model import Model, result_columns
@@ -93,46 +94,6 @@ def check_name(name: str, where: str) -> None:
         raise ParseError(f"{where}: model name {name[:40]!r} is too long or holds control characters")
 
 
-# Saves and drops per database file, by every connection of this process: a connection's cached
-# list of active versions is good while this count has not moved.
-_WRITES: dict[str, int] = {}
-
-
-@dataclass
-class CatalogCache:
-    """What a connection keeps between statements: loaded models (shared by its cursors), and,
-    per cursor, which versions are active.
-
-    A cursor's active versions are read from the file once and kept while no save, drop or
-    other write has happened on any connection of this process to the same file (`_WRITES`);
-    the engine counts every statement that is not a read as a write. So a warm model query asks
-    DuckDB nothing about models, and a cursor never sees versions another cursor's open
-    transaction wrote: each cursor reads them in its own transaction.
-    """
-
-    database: str  # the file, or a key unique to one in-memory database
-    models: dict[tuple[str, int], Model] = field(default_factory=dict)
-    actives: dict[int, tuple[int, dict[str, tuple[str, int]]]] = field(default_factory=dict)
-    views: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)  # sqlrec.views, same rule
-
-    def current(self, handle: int, store: dict | None = None) -> dict[str, Any] | None:
-        seen, actives = (self.actives if store is None else store).get(handle, (-1, None))
-        return actives if seen == _WRITES.get(self.database, 0) else None
-
-    def remember(self, handle: int, actives: dict[str, Any], store: dict | None = None) -> None:
-        (self.actives if store is None else store)[handle] = (_WRITES.get(self.database, 0), actives)
-
-    def generation(self) -> int:
-        """How many writes this process has made to the database: what was read before holds
-        while it has not moved."""
-        return _WRITES.get(self.database, 0)
-
-    def wrote(self) -> None:
-        _WRITES[self.database] = _WRITES.get(self.database, 0) + 1
-        self.actives.clear()
-        self.views.clear()
-
-
 class Catalog:
     def __init__(self, session: Session, cache: CatalogCache | None = None, trust_stored_sql: bool = False):
         self.session = session
@@ -197,6 +158,7 @@ class Catalog:
         key = (name.lower(), version)
         if key in self._cache:
             return self._cache[key]
+        before = arraystore.pool_bytes(self.session, where)
         with self._transaction(where):
             # Looked up again inside the read transaction: a save on another cursor between the
             # first look-up and this read would otherwise leave half a version to read.
@@ -212,6 +174,7 @@ class Catalog:
         model.trusted = self.trust_stored_sql
         self._forget(key[0])
         self._cache[key] = model
+        arraystore.release_blocks(self.session, before, where)  # the arrays hold those bytes now
         return model
 
     def load_version(self, name: str, version: int, where: str) -> Model:
@@ -221,11 +184,13 @@ class Catalog:
             return self.load(name, where)
         key = (name.lower(), int(version))
         if key not in self._cache:
+            before = arraystore.pool_bytes(self.session, where)
             with self._transaction(where):
                 self._check_version(stored_name, key[1], where)
                 model = self._read(key[0], key[1], where)
             model.trusted = self.trust_stored_sql
             self._cache[key] = model
+            arraystore.release_blocks(self.session, before, where)
         return self._cache[key]
 
     def _check_version(self, name: str, version: int, where: str) -> None:
@@ -263,12 +228,14 @@ class Catalog:
         meta = stored.metadata(row, where)
         later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
         select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
-        raw = self.session.rows(select + " AND list_position(?, name) IS NULL", [key, version, later], where=label)
+        raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
+                              where=label)
         arrays = stored.arrays(raw, meta["name"], where)
+        del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
         users = self._read_ids(key, version, "user", meta["info"]["user_type"], label)
         items = self._read_ids(key, version, "item", meta["info"]["item_type"], label)
         def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks
-            return stored.arrays(self.session.rows(select + " AND list_position(?, name) IS NOT NULL", [
+            return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
                 key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"], where)
         return stored.build_model(meta, arrays, users, items, version, where, load_rest=load_rest)
 

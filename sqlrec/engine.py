@@ -26,7 +26,8 @@ from sqlglot import exp
 
 from . import commands, dialects, export, finetune, lifecycle, queries, rewrite, training, views
 from .plans import Plans
-from .catalog import Catalog, CatalogCache
+from .cache import CatalogCache
+from .catalog import Catalog
 from .errors import ProgrammingError
 from .model import Model
 from .session import Session

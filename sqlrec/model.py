@@ -25,7 +25,7 @@ from . import approx, fallback
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
 from .lookups import FEW_KEYS, csr_rows, few_positions
-from .scoring import flatten_top_k, normalize_rows, prepare_targets, top_k
+from .scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
 OTHER = {"user": "item", "item": "user"}
@@ -379,7 +379,7 @@ class Model:
         self.n_scored += len(q)
         idx, scores = scorer(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
                              candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled,
-                             prepared=target.prepared(spec.similarity, qb is not None))
+                             prepared=None if len(q) <= DIRECT_ROWS else target.prepared(spec.similarity, qb is not None))
         qrows, tcols, tscores, ranks = flatten_top_k(idx, scores)
         return key_positions[qrows], target.ids.take(pa.array(tcols)), tscores, ranks
 

@@ -36,6 +36,10 @@ _FAST_CHUNK_BYTES = 4 << 20
 # 17-row chunks took 2-3x the time of 284-row ones (issue 13). max_chunk_bytes stays the ceiling.
 _MIN_GEMM_ROWS = 256
 _DEFAULT_CHUNK_BYTES = 128 << 20
+# Up to this many query rows, top_k without `prepared` multiplies the targets as they are and adds
+# the biases after: an augmented copy of every target (a quarter of a model's scoring bytes at
+# ML-25M shape) would cost more memory than it saves time for a handful of rows.
+DIRECT_ROWS = 16
 # Block selection (_select_blocks) pays off from this row width; narrower rows partition whole.
 _BLOCK_MIN_WIDTH = 8192
 _MIN_CHUNKS_PER_WORKER = 2
@@ -156,8 +160,11 @@ class _Scorer:
             ei = np.asarray(exclude_index, np.int64)
             self.exclude_index = ei if self.inverse is None else np.where(ei >= 0, self.inverse[ei], -1)
         # Targets are augmented once; query rows chunk by chunk, so no copy of all queries is made.
+        self.direct = None
         if prepared is not None and candidates is None:
             self.t_aug_t = prepared
+        elif len(query) <= DIRECT_ROWS:
+            self.t_aug_t, self.direct = None, np.asarray(targets, np.float32).T
         else:
             self.t_aug_t = prepare_targets(targets, target_bias, query_bias is not None) if self.n else None
         self.query, self.target_bias = query, target_bias
@@ -167,8 +174,15 @@ class _Scorer:
     def score(self, a: int, b: int, buf: np.ndarray) -> None:
         n, qb = self.n, self.qb
         scores = buf[: b - a]
-        q_aug = augment_query(self.query[a:b], None if qb is None else qb[a:b], self.target_bias is not None)
-        np.matmul(q_aug, self.t_aug_t, out=scores)
+        if self.direct is not None:
+            np.matmul(np.asarray(self.query[a:b], np.float32), self.direct, out=scores)
+            if qb is not None:
+                scores += qb[a:b, None]
+            if self.target_bias is not None:
+                scores += np.asarray(self.target_bias, np.float32)
+        else:
+            q_aug = augment_query(self.query[a:b], None if qb is None else qb[a:b], self.target_bias is not None)
+            np.matmul(q_aug, self.t_aug_t, out=scores)
         flat = scores.reshape(-1)
         if self.ex_ptr is not None:
             cnt = np.diff(self.ex_ptr[a: b + 1])

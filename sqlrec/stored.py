@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from . import approx
+from . import approx, arraystore
 from .errors import CorruptModelError
 from .handlers import HANDLERS
 from .model import Model
@@ -74,7 +74,8 @@ def _count(value: Any) -> bool:
 
 
 def arrays(rows: list[tuple], name: str, where: str) -> dict[str, np.ndarray]:
-    """(name, dtype, shape, bytes) rows as numpy arrays, each checked against its shape."""
+    """(name, dtype, shape, bytes) rows as numpy arrays, each checked against its shape; the
+    bytes may be any buffer (sqlrec.arraystore passes views of Arrow's), viewed, not copied."""
     out: dict[str, np.ndarray] = {}
     for array, dtype, shape, data in rows:
         if dtype not in DTYPES or not isinstance(shape, list) or not all(_count(d) for d in shape):
@@ -83,7 +84,7 @@ def arrays(rows: list[tuple], name: str, where: str) -> dict[str, np.ndarray]:
         if data is None or len(data) != expected:
             raise _corrupt(name, where, f"array {array!r} holds {0 if data is None else len(data)} bytes, "
                                         f"its shape needs {expected}")
-        out[array] = np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape)
+        out[array] = arraystore.view(data, np.dtype(dtype), shape)
     return out
 
 
@@ -95,7 +96,21 @@ def _seen(arrays_: dict[str, np.ndarray], n_users: int, n_items: int, name: str,
         raise _corrupt(name, where, "seen interactions index pointers out of order")
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
         raise _corrupt(name, where, "seen interactions name items the model does not have")
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(n_users, n_items))
+    return _csr(indptr, indices, (n_users, n_items))
+
+
+def _csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A checked (indptr, indices) pair as a csr matrix of ones, with no copy of the indices.
+
+    The constructor would copy them (scipy's prune copies an index array that is a small view
+    of a larger buffer, and ours view Arrow's one buffer) and a float32 of ones would add 4
+    bytes per pair: the ones are bool (scoring reads only the pattern; sums count them)."""
+    out = sp.csr_matrix(shape, dtype=bool)
+    index_dtype = np.int32 if len(indices) < np.iinfo(np.int32).max else np.int64
+    out.indptr = np.asarray(indptr, index_dtype)
+    out.indices = np.asarray(indices, index_dtype)
+    out.data = np.ones(len(indices), bool)
+    return out
 
 
 def training_only(engine: str) -> list[str]:
