@@ -1,7 +1,7 @@
 """Single-user recommendations through SQL, warm: p50 latency at 20k and at 59k items (issue 13 item 1).
 
-Lanes, interleaved query by query (a load burst hits every lane alike), in --rounds rounds of
---repeats queries each; the table gives the min and the median over rounds of each lane's p50:
+Lanes, raw and sqlrec interleaved query by query (a load burst hits both alike), then numpy and
+full likewise, in --rounds rounds of --repeats queries each; the table gives the min and the median over rounds of each lane's p50:
   numpy   the bare work for one user on the same factors (GEMV, biases, mask seen,
           argpartition, sort 10), BLAS on one thread as sqlrec's one-user path runs it.
   raw     a plain 10-row SELECT with one parameter on a raw duckdb connection: what any SQL
@@ -81,12 +81,15 @@ def one_size(users: int, items: int, per_user: int, repeats: int, rounds: int) -
 
 
 def round_times(run: dict, users: list[int]) -> dict[str, list[float]]:
+    """The target's two lanes interleaved query by query, then the other two likewise: a lane
+    run between them would evict the item matrix from the caches that both of them share."""
     times: dict[str, list[float]] = {lane: [] for lane in LANES}
-    for u in users:
-        for lane in LANES:
-            t0 = time.perf_counter()
-            run[lane](u)
-            times[lane].append(time.perf_counter() - t0)
+    for pair in (("raw", "sqlrec"), ("numpy", "full")):
+        for u in users:
+            for lane in pair:
+                t0 = time.perf_counter()
+                run[lane](u)
+                times[lane].append(time.perf_counter() - t0)
     return times
 
 

@@ -284,13 +284,13 @@ class Model:
             parts.append(fallback.popular(target, np.flatnonzero(unknown), k, cand_idx))
         key_rows = np.concatenate([p[0] for p in parts])
         order = np.lexsort((np.concatenate([p[3] for p in parts]), key_rows))  # request order, then rank
-        table = pa.table({
-            "key": key_ids.take(pa.array(key_rows[order])),
-            "target": pa.concat_arrays([p[1] for p in parts]).take(pa.array(order)),
-            "score": pa.array(np.concatenate([p[2] for p in parts])[order].astype(np.float32)),
-            "rank": pa.array(np.concatenate([p[3] for p in parts])[order].astype(np.int32)),
-        })
-        return table.rename_columns(self.columns(kind))
+        same = len(parts) == 1 and bool((order == np.arange(len(order))).all())  # one key's list: as is
+        return pa.table([
+            key_ids.take(pa.array(key_rows[order])),
+            parts[0][1] if same else pa.concat_arrays([p[1] for p in parts]).take(pa.array(order)),
+            pa.array(np.concatenate([p[2] for p in parts])[order].astype(np.float32, copy=False)),
+            pa.array(np.concatenate([p[3] for p in parts])[order].astype(np.int32)),
+        ], names=self.columns(kind))
 
     def _keys(self, key: Side, keys: Sequence[Any] | None, span: tuple[int, int] | None, cold: ColdVectors | None,
               where: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
