@@ -213,8 +213,8 @@ def _check_bound(model: Model, kind: str, ref: rewrite.ModelRef, keys: list[Any]
     n = len(model.side(KINDS[kind].key).ids) if keys is None else len(keys)
     if n <= bound:
         return
-    allow = (f"store the rows with CREATE TABLE ... AS SELECT, or allow it with USING max_scored = 0 "
-             f"(no bound) or a larger bound")
+    allow = ("store the rows with CREATE TABLE ... AS SELECT, or allow it with USING max_scored = 0 "
+             "(no bound) or a larger bound")
     if keys is not None:
         raise QueryError(f"{where}: the query asks for {n:,} {column} ids, more than max_scored = {bound:,} "
                          f"scored in one SELECT; {allow}")

@@ -66,6 +66,14 @@ def sqlrec_serve(*args: str):
 
 
 @pytest.fixture
+def path(tmp_path):
+    """A closed database file holding the ratings table and a trained movie_rec."""
+    path = tmp_path / "shop.duckdb"
+    file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}").close()
+    return path
+
+
+@pytest.fixture
 def ratings() -> pd.DataFrame:
     return make_ratings()
 

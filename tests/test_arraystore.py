@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pytest
 import scipy.sparse as sp
 
 import sqlrec
@@ -15,13 +14,6 @@ from sqlrec.session import Session
 from conftest import FAST, file_database
 
 QUERY = "SELECT * FROM movie_rec WHERE userId = 1"
-
-
-@pytest.fixture
-def path(tmp_path):
-    path = tmp_path / "shop.duckdb"
-    file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}").close()
-    return path
 
 
 def test_reopened_model_equals_the_trained_one(tmp_path):

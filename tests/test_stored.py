@@ -15,13 +15,6 @@ from conftest import FAST, file_database
 QUERY = "SELECT * FROM movie_rec WHERE userId = 1"
 
 
-@pytest.fixture
-def path(tmp_path):
-    path = tmp_path / "shop.duckdb"
-    file_database(path, f"CREATE MODEL movie_rec FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}").close()
-    return path
-
-
 def tamper(path, sql, params=None):
     """Change the file behind sqlrec's back, as a crafted file would be."""
     import duckdb
