@@ -55,8 +55,10 @@ print(json.dumps({{"s": t1 - t0, "rss": {_RSS} - rss0, "import_s": ti}}))
 
 def lane(code: str, path: str, tree: str | None) -> dict:
     env = dict(os.environ, PYTHONPATH=tree or os.getcwd())
-    out = subprocess.run([sys.executable, "-c", f"import json; PATH = {path!r}\n{code}"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    # cwd too: `python -c` puts the working directory ahead of PYTHONPATH on sys.path, so run from
+    # this tree a --tree lane imported this tree's sqlrec (found by bench/stream_rss.py).
+    out = subprocess.run([sys.executable, "-c", f"import json; PATH = {os.path.abspath(path)!r}\n{code}"], env=env,
+                         cwd=tree or os.getcwd(), capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
