@@ -14,6 +14,7 @@ gets the materialised table.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,9 +25,13 @@ from . import rewrite
 from .errors import Error
 from .session import Session
 
-# Keys scored per batch: 32k users x 10 rows is about 10 MB of Arrow, against 1.6 GB for every
-# user of ML-25M at 100 recommendations each.
-BATCH_KEYS = 32_768
+# Keys scored per batch. Scoring a batch holds ~3.5x its rows (top-k arrays, flattening,
+# ordering, Arrow) and glibc keeps much of that after it is freed, so at 100 recommendations a
+# user 32k keys peaked at 1.8x DuckDB's own table (20M rows: 1079 MB over a 580 MB table), 8k
+# keys at 1.25x (719 MB), about what DuckDB alone reading a RecordBatchReader peaks at (729 MB);
+# CREATE TABLE AS over ML-25M at 10 a user took the same 24 s with either (bench/stream_rss.py,
+# bench/scale_engines.py). 8k keys x 10 rows are 2 MB of Arrow.
+BATCH_KEYS = 8_192
 
 
 class RecsStream:
@@ -40,10 +45,16 @@ class RecsStream:
         self.reader = pa.RecordBatchReader.from_batches(first.schema, self._batches(first, tables))
 
     def _batches(self, first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.RecordBatch]:
+        # Only the batch DuckDB reads is referenced here: a name still bound to the first table,
+        # or to the last one while the next is scored, would hold one more batch of rows.
+        tables = itertools.chain([first], rest)
+        del first
         try:
-            yield from first.to_batches()
-            for table in rest:
-                yield from table.to_batches()
+            for table in tables:
+                batches = table.to_batches()
+                del table
+                while batches:
+                    yield batches.pop(0)
         except BaseException as exc:
             self.error = exc
             raise
