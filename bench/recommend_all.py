@@ -59,7 +59,7 @@ def main() -> None:
     seen.data[:] = 1.0
     q_aug = scoring.augment_query(uv, ub, True)
     t_aug = scoring.augment_targets(iv, ib, True)
-    prepared = t_aug.T
+    prepared = scoring.prepare_targets(iv, ib, True)  # the layout Model keeps for scoring (C-contiguous)
     rows = scoring.chunk_rows(n)
     mf = AlternatingLeastSquares(factors=d + 2)  # only its recommend is used: factors set below
     mf.user_factors, mf.item_factors = q_aug, t_aug
