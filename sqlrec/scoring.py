@@ -312,10 +312,16 @@ def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     maxima = scores[:, : width * depth].reshape(c, depth, width).max(axis=1)
     if tail:  # the last, partial row of columns joins classes 0..tail-1
         np.maximum(maxima[:, :tail], scores[:, width * depth:], out=maxima[:, :tail])
-    part = np.argpartition(maxima, width - k - 1, axis=1)
-    classes = np.sort(part[:, width - k:], axis=1)
-    kth = np.take_along_axis(maxima, classes, axis=1).min(axis=1)
-    runner_up = np.take_along_axis(maxima, part[:, width - k - 1: width - k], axis=1)[:, 0]
+    # Values, not indices: np.partition costs half of argpartition here (5.5 ms of a 256-row
+    # chunk's 12.7 ms of selection at 59k items). The k classes are those whose maximum reaches
+    # the k-th largest, exactly k wherever it beats the runner-up; other rows are redone below.
+    part = np.partition(maxima, width - k - 1, axis=1)
+    runner_up, kth = part[:, width - k - 1], part[:, width - k:].min(axis=1)
+    redo = np.flatnonzero(~(kth > runner_up) | (kth == -np.inf))  # ties, all -inf, NaN
+    chosen = maxima >= kth[:, None]
+    chosen[redo] = False
+    chosen[redo, :k] = True  # placeholders: these rows take the whole-row path
+    classes = np.nonzero(chosen)[1].reshape(c, k)  # ascending within each row
     # Ascending column order (row t of class j is column t * width + j); past-the-end slots of
     # the partial row score -inf and are never chosen (each chosen class has a finite maximum).
     cols = (classes[:, None, :] + (width * np.arange(depth + (tail > 0)))[None, :, None]).reshape(c, -1)
@@ -324,7 +330,6 @@ def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals[past] = -np.inf
     pos, val = _select_whole(vals, k)
     idx = np.take_along_axis(cols, pos, axis=1)
-    redo = np.flatnonzero((kth <= runner_up) | (kth == -np.inf))
     if len(redo):
         idx[redo], val[redo] = _select_whole(scores[redo], k)
     return idx, val
