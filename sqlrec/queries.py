@@ -257,7 +257,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     if stream and keys is None and cold is None:
         return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
                                                         where=where, cancelled=cancelled, targets=targets,
-                                                        batch_keys=streaming.BATCH_KEYS, search=search))
+                                                        batch_keys=streaming.batch_keys(k), search=search))
     return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
                            cancelled=cancelled, targets=targets, search=search)
 

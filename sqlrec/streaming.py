@@ -32,6 +32,14 @@ from .session import Session
 # CREATE TABLE AS over ML-25M at 10 a user took the same 24 s with either (bench/stream_rss.py,
 # bench/scale_engines.py). 8k keys x 10 rows are 2 MB of Arrow.
 BATCH_KEYS = 8_192
+# Rows per batch at most (8k keys at 100 a user, as measured above): with n_recommendations in the
+# thousands a batch holds fewer keys, so a batch's memory stays bounded whatever N is.
+BATCH_ROWS = 819_200
+
+
+def batch_keys(k: int) -> int:
+    """Keys per streamed batch for top-k lists of length k."""
+    return max(1, min(BATCH_KEYS, BATCH_ROWS // max(k, 1)))
 
 
 class RecsStream:

@@ -100,3 +100,23 @@ def test_cancelling_mid_stream_leaves_no_table(monkeypatch):
     assert con.execute("SELECT count(*) FROM probe").fetchone() == (200_000 * 50,)
     assert con.execute("SELECT * FROM kept").fetchall() == [(1,)]
     assert con.execute("SELECT count(*) FROM pop WHERE u = 3").fetchone() == (10,)  # still serving
+
+
+def test_long_lists_are_streamed_in_fewer_keys_per_batch(con, monkeypatch):
+    """A batch holds at most BATCH_ROWS rows: at 30 a user and 60 rows a batch, 2 users a batch."""
+    monkeypatch.setattr(streaming, "BATCH_ROWS", 60)
+    assert streaming.batch_keys(30) == 2 and streaming.batch_keys(10) == 6 and streaming.batch_keys(10**6) == 1
+    sizes = []
+    real = streaming.RecsStream.__init__
+
+    def spy(self, tables):
+        def counted():
+            for t in tables:
+                sizes.append(t.num_rows)
+                yield t
+        real(self, counted())
+    monkeypatch.setattr(streaming.RecsStream, "__init__", spy)
+    want = con.execute(f"SELECT * FROM m {ORDER} USING n_recommendations = 30").fetchall()
+    con.execute("CREATE TABLE recs AS SELECT * FROM m USING n_recommendations = 30")
+    same(con.execute(f"SELECT * FROM recs {ORDER}").fetchall(), want)
+    assert len(sizes) == 30 and max(sizes) <= 60
