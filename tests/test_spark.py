@@ -159,10 +159,10 @@ def test_the_executor_code_needs_numpy_and_pyarrow_not_sqlrec(tmp_path):
     import pyarrow as pa
     from pyspark import cloudpickle
 
-    from sqlrec import scoring
+    from sqlrec import rowselect, scoring
     from sqlrec.spark import batch, topk
 
-    for module in (topk, scoring):
+    for module in (topk, scoring, rowselect):
         cloudpickle.register_pickle_by_value(module)
     job = batch.Job(user_ids=pa.array([7, 8], pa.int32()), user_vecs=np.array([[1, 0], [0, 1]], np.float32),
                     user_bias=np.zeros(2, np.float32), seen=None, item_ids=pa.array([10, 11, 12], pa.int32()),

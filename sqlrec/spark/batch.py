@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .. import scoring
+from .. import rowselect, scoring
 from . import topk
 
 # Users per Arrow record batch built on the driver: list offsets stay far below 2**31.
@@ -73,7 +73,7 @@ def write_top_k(session: Any, job: Job, path: str, *, overwrite: bool, partition
     from pyspark import cloudpickle
     from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
 
-    for module in (topk, scoring):  # executors import numpy and pyarrow only
+    for module in (topk, scoring, rowselect):  # executors import numpy and pyarrow only
         cloudpickle.register_pickle_by_value(module)
     users = session.createDataFrame(pa.Table.from_batches(list(user_batches(job))))
     if partitions:
