@@ -39,6 +39,8 @@ from .sql.foreign import MINDSDB_PROJECT, SqlRecMLCall
 # Texts remembered (plans and first sightings): an application has a handful of statement shapes;
 # a client inlining literals makes new texts all the time, and those must not grow memory.
 MAX_PLANS = 512
+# Keys written in a planned text at most: longer lists take the full path (and its max_scored bound).
+MAX_KEYS = 1_000
 # Query-time options that read the database or another version: those take the full path.
 _UNPLANNED_OPTIONS = ("candidates", "user_features", "item_features", "interactions", "version")
 _TAG = uuid.uuid4().hex[:12]  # marker literals no query text holds
@@ -203,7 +205,7 @@ class Plans:
             return None
         keys = _sources(ref, model.key_column(kind), placeholders)
         targets = _sources(ref, model.columns(kind)[1], placeholders, optional=True)
-        if keys is None or targets is False:
+        if keys is None or targets is False or len(keys) > MAX_KEYS:
             return None
         bind = not _drop_pushed(ref, [model.key_column(kind)] + ([model.columns(kind)[1]] if targets else []))
         scan = f"__sqlrec_plan_{next(self._scans)}"
