@@ -39,6 +39,10 @@ USERS = [[u] for u in (2, 5, 2, 7, 11, 60, 999, 3, 4)]  # 999: unknown, populari
      "SELECT * FROM movie_rec WHERE userId = {} AND recommender_type = 'user_user'"),
     ("SELECT count(*), max(rank) FROM movie_rec WHERE userId = ?",
      "SELECT count(*), max(rank) FROM movie_rec WHERE userId = {}"),
+    ("SELECT * FROM movie_rec WHERE movieId = ? USING recommender_type = 'item_user', n_recommendations = 7",
+     "SELECT * FROM movie_rec WHERE movieId = {} USING recommender_type = 'item_user', n_recommendations = 7"),
+    ("SELECT * FROM movie_rec WHERE userId = ? USING exclude_seen = false, n_recommendations = 40",
+     "SELECT * FROM movie_rec WHERE userId = {} USING exclude_seen = false, n_recommendations = 40"),
 ])
 def test_repeated_queries_equal_the_full_path(trained, sql, literal):
     params = USERS if "movieId = ?" not in sql else [[m] for m in (101, 130, 101, 139, 5000, 120)]
@@ -177,3 +181,20 @@ def test_plain_queries_and_writes_in_between(con):
     with pytest.raises(sqlrec.ProgrammingError, match="USING"):
         for _ in range(3):
             con.execute("SELECT * FROM ratings USING n_recommendations = 3")
+
+
+def test_a_model_with_an_approximate_index(con):
+    pytest.importorskip("faiss")
+    con.execute(f"CREATE MODEL am FROM ratings PREDICT movieId USING user_id = 'userId', approximate = true, "
+                f"nlist = 4, nprobe = 1, {FAST}")
+    for sql in ("SELECT * FROM am WHERE userId = ?", "SELECT * FROM am WHERE userId = ? USING approximate = false"):
+        for u in (2, 3, 2, 4, 5):
+            assert con.execute(sql, [u]).fetchall() == full(con, sql.replace("?", str(u))), (sql, u)
+
+
+def test_catalogue_only_users_get_the_fallback_as_in_the_full_path(con):
+    con.execute("CREATE TABLE people AS SELECT DISTINCT userId FROM ratings UNION ALL SELECT 5000")
+    con.execute(f"CREATE MODEL cm FROM ratings PREDICT movieId USING user_id = 'userId', users = people, {FAST}")
+    for u in (5000, 2, 5000, 3, 5000):
+        got = con.execute("SELECT * FROM cm WHERE userId = ?", [u]).fetchall()
+        assert got == full(con, f"SELECT * FROM cm WHERE userId = {u}") and len(got) == 10
