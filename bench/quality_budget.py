@@ -192,21 +192,21 @@ def report(results: dict[int, dict[str, dict]], budget: float) -> str:
                      + f" | {mean(n):.4f} | {mean(n, 'p_same'):.4f} | {'/'.join(str(t) for t in trials) if trials[0] else ''} | "
                      f"{statistics.mean(results[s][n]['seconds'] for s in seeds):.1f} |")
     lines.append("")
-    outside = ("implicit ALS + optuna", "LightFM + optuna")
+    outside = tuple(n for n in ("implicit ALS + optuna", "LightFM + optuna") if n in names)
     ours = mean("sqlrec tune = true")
-    for key, label in (("p", "as each tool runs"), ("p_same", "same exclusion")):
+    for key, label in (("p", "as each tool runs"), ("p_same", "same exclusion")) if outside else ():
         best = max(outside, key=lambda n: mean(n, key))
         ratio = ours / mean(best, key)
         lines.append(f"{'PASS' if ratio >= 1.05 else 'FAIL'} ({label}): sqlrec tune = true {ours:.4f} = {ratio:.3f}x "
                      f"the best outside peer at equal budget ({best}, {mean(best, key):.4f}); target >= 1.05x")
-    peer_defaults = [n for n in names if "library defaults" in n]
-    for key, label in (("p", "as each tool runs"), ("p_same", "same exclusion")):
+    peer_defaults = [n for n in names if "library defaults" in n]  # none with --only-sqlrec and no --merge
+    for key, label in (("p", "as each tool runs"), ("p_same", "same exclusion")) if peer_defaults else ():
         best_peer = max(peer_defaults, key=lambda n: mean(n, key))
         default = mean("sqlrec lightfm (default)")
         lines.append(f"{'PASS' if default >= mean(best_peer, key) else 'FAIL'} ({label}): sqlrec's default (lightfm) "
                      f"{default:.4f} vs the best peer default ({best_peer}) {mean(best_peer, key):.4f}")
     for s in seeds:
-        c = results[s]["check"]
+        c = results[s].get("check") or {"ours": float("nan"), "sqlrec": float("nan")}
         lines.append(f"seed {s}: this script's precision@10 of sqlrec's default LightFM refitted by hand {c['ours']:.6f} "
                      f"vs sqlrec's metric {c['sqlrec']:.6f}")
         for n in (*outside, "sqlrec tune = true"):
