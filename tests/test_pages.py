@@ -207,9 +207,22 @@ def click_and_wait(driver, element) -> None:
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from selenium.common.exceptions import WebDriverException
+
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(old))
+
+    def replaced(d) -> bool:
+        # Chromium 156 may answer a look-up of a node of the page being replaced with "Node with
+        # given id does not belong to the document" instead of a stale reference: replaced too.
+        try:
+            return expected_conditions.staleness_of(old)(d)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
+    WebDriverWait(driver, 20).until(replaced)
     WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
