@@ -110,7 +110,8 @@ class Catalog:
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
             "AND database_name = current_database()", [SCHEMA], where="reading the model catalog")[0])
 
-    def _actives(self) -> dict[str, tuple[str, int]]:
+    def actives(self) -> dict[str, tuple[str, int]]:
+        """Model key -> (stored name, active version), as this handle sees them (cached)."""
         handle = id(self.session.duck)
         actives = self.cache.current(handle)
         if actives is None:
@@ -120,16 +121,12 @@ class Catalog:
             self.cache.remember(handle, actives)
         return actives
 
-    def actives(self) -> dict[str, tuple[str, int]]:
-        """Model key -> (stored name, active version), as this handle sees them (cached)."""
-        return self._actives()
-
     def names(self) -> list[str]:
-        return sorted(name for name, _ in self._actives().values())
+        return sorted(name for name, _ in self.actives().values())
 
     def active_version(self, name: str) -> tuple[str, int] | None:
         """(stored name, version) of the active version, or None."""
-        return self._actives().get(name.lower())
+        return self.actives().get(name.lower())
 
     def exists(self, name: str) -> bool:
         return self.active_version(name) is not None

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,11 +26,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from . import commands, dialects, export, finetune, lifecycle, queries, rewrite, training, views
-from .plans import Plans
 from .cache import CatalogCache
 from .catalog import Catalog
 from .errors import ProgrammingError
 from .model import Model
+from .plans import Plans
 from .session import Session
 from .sql import (
     OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, ExportRecommendations, Finetune,
@@ -149,13 +150,19 @@ class Engine:
             raise ProgrammingError("empty statement: nothing to run")
         if params is not None and len(statements) > 1 and (not isinstance(params, (list, tuple, dict)) or params):
             raise ProgrammingError("parameters can only be bound to a single statement, not a script")
+        with self._cancel_flag(duck) as cancel:
+            for st in statements:
+                self.release(session)
+                self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
+
+    @contextmanager
+    def _cancel_flag(self, duck: duckdb.DuckDBPyConnection) -> Iterator[threading.Event]:
+        """The running statement's cancel flag, set by interrupt() while the block runs."""
         cancel = threading.Event()
         with self._lock:
             self._running[id(duck)] = (duck, cancel)
         try:
-            for st in statements:
-                self.release(session)
-                self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
+            yield cancel
         finally:
             with self._lock:
                 self._running.pop(id(duck), None)
@@ -166,19 +173,13 @@ class Engine:
         plan = self._plans.find(sql, catalog, params)
         if plan is None:
             return False
-        cancel = threading.Event()
         duck = session.duck
         registered: list[str] = []
         keep: list = []
-        with self._lock:
-            self._running[id(duck)] = (duck, cancel)
-        try:
-            self._registered[id(duck)] = (session, registered)
-            self._kept[id(duck)] = keep
+        self._registered[id(duck)] = (session, registered)
+        self._kept[id(duck)] = keep
+        with self._cancel_flag(duck) as cancel:
             return plan.run(session, catalog, params, registered, keep, cancel.is_set)
-        finally:
-            with self._lock:
-                self._running.pop(id(duck), None)
 
     def duckdb_statement(self, duck: duckdb.DuckDBPyConnection, sql: str) -> str | None:
         """'query' when `sql` is one read-only query that reads no model and has no USING,

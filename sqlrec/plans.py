@@ -62,7 +62,6 @@ class Plain:
 @dataclass(frozen=True)
 class Lookup:
     model: str
-    version: int
     kind: str
     k: int
     exclude_seen: bool
@@ -88,9 +87,7 @@ class Lookup:
         targets = None if self.targets is None else [_value(s, values) for s in self.targets]
         if any(v is _UNBOUND for v in asked + (targets or [])):
             return False  # a parameter missing or of a type only the full path converts
-        model = catalog.load(self.model, "SELECT")
-        if model.version != self.version:
-            return False
+        model = catalog.load(self.model, "SELECT")  # the version planned: plans hold for the handle's actives
         where = f"SELECT FROM {model.name}"
         spec = KINDS[self.kind]
         keys = model.side(spec.key).representable(asked, where)
@@ -108,9 +105,9 @@ class Lookup:
         keep.append(rows)  # DuckDB may read the rows until the result is fetched
         params = params if self.bind else None
         if self.by_scan:
-            session.run_with(self.sql, params, {self.scan: rows})
+            session.run(self.sql, params, objects={self.scan: rows})
         else:
-            registered.append(session.register_as(self.scan, rows))
+            registered.append(session.register("rows", rows, name=self.scan))
             session.run(self.sql, params)
         return True
 
@@ -250,7 +247,7 @@ class Plans:
         for marker, node in placeholders.values():
             marker.replace(node)
         exclude = q["exclude_seen"]
-        return Lookup(ref.model, model.version, kind,
+        return Lookup(ref.model, kind,
                       q["n_recommendations"] or model.options.get("n_recommendations") or 10,
                       KINDS[kind].exclude_seen if exclude is None else exclude, q,
                       approx.Search(q["approximate"], q["nprobe"]), keys, targets, scan, tree.sql(dialect="duckdb"),
@@ -302,8 +299,7 @@ def _sources(ref: rewrite.ModelRef, column: str, marks: dict, optional: bool = F
 
 def _filters_on(ref: rewrite.ModelRef, column: str) -> list[exp.Expression]:
     return [part for part in rewrite.conjuncts(ref.select.args.get("where"))
-            if any(c.name.lower() == column.lower() and c.table.lower() in ("", ref.alias.lower())
-                   for c in part.find_all(exp.Column))]
+            if any(rewrite.refers_to(c, column, ref.alias) for c in part.find_all(exp.Column))]
 
 
 def _drop_pushed(ref: rewrite.ModelRef, columns: list[str]) -> bool:

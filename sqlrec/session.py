@@ -39,15 +39,17 @@ PYTHON_SCOPE: ContextVar[tuple[dict[str, Any], dict[str, Any]] | None] = Context
 _CALL = compile("__sqlrec_call__(*__sqlrec_args__, **__sqlrec_kwargs__)", "<sqlrec: the caller's scope>", "eval")
 
 
-def _duck_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _duck_call(fn: Callable[..., Any], *args: Any, _objects: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """fn(*args, **kwargs), called from a frame whose locals and globals are the user's, so that
     DuckDB finds the user's Python objects by name exactly as when they call duckdb directly
-    (its own lookup rules: current frame's locals, then globals)."""
+    (its own lookup rules: current frame's locals, then globals). `_objects` (Arrow tables of
+    sqlrec's) are visible by name too, beside the user's."""
     scope = PYTHON_SCOPE.get()
-    if scope is None:
+    if scope is None and not _objects:
         return fn(*args, **kwargs)
-    user_globals, user_locals = scope
+    user_globals, user_locals = scope if scope is not None else ({}, {})
     frame_locals = dict(user_locals)
+    frame_locals.update(_objects or {})
     frame_locals.update(__sqlrec_call__=fn, __sqlrec_args__=args, __sqlrec_kwargs__=kwargs)
     return eval(_CALL, user_globals, frame_locals)  # noqa: S307 - fixed code, no user text
 
@@ -60,29 +62,17 @@ class Session:
 
     # --- statements ---------------------------------------------------------------------
 
-    def run(self, sql: str, params: Params = None, *, where: str | None = None) -> None:
-        """Run a statement, leaving its result (if any) pending on the handle."""
+    def run(self, sql: str, params: Params = None, *, where: str | None = None,
+            objects: dict[str, Any] | None = None) -> None:
+        """Run a statement, leaving its result (if any) pending on the handle. `objects`: Arrow
+        tables the statement reads by name (DuckDB's replacement scan)."""
         try:
             if params is None:
-                _duck_call(self.duck.execute, sql)
+                _duck_call(self.duck.execute, sql, _objects=objects)
             else:
-                _duck_call(self.duck.execute, sql, params)
+                _duck_call(self.duck.execute, sql, params, _objects=objects)
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
-
-    def run_with(self, sql: str, params: Params, objects: dict[str, Any]) -> None:
-        """Run a statement that reads `objects` (Arrow tables) by name: DuckDB's replacement scan
-        finds them among the calling frame's names, with the user's own names still visible."""
-        scope = PYTHON_SCOPE.get()
-        user_globals, user_locals = scope if scope is not None else ({}, {})
-        frame_locals = dict(user_locals)
-        frame_locals.update(objects)
-        frame_locals.update(__sqlrec_call__=self.duck.execute, __sqlrec_args__=(sql,) if params is None else (sql, params),
-                            __sqlrec_kwargs__={})
-        try:
-            eval(_CALL, user_globals, frame_locals)  # noqa: S307 - fixed code, no user text
-        except duckdb.Error as exc:
-            raise wrap_duckdb(exc, None) from exc
 
     def in_transaction(self, where: str) -> bool:
         """Whether the user has a transaction open on this handle. Probed without BEGIN: a BEGIN
@@ -183,22 +173,14 @@ class Session:
         finally:
             self.unregister(name)
 
-    def register(self, what: str, table: pa.Table) -> str:
-        name = self.unique_name(what)
+    def register(self, what: str, table: pa.Table, name: str | None = None) -> str:
+        """`table` visible to SQL under a unique name, or under `name` (replacing what it named)."""
+        name = name or self.unique_name(what)
         self.finish_pending()
         try:
             self.duck.register(name, table)
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, f"handing the {what} relation to DuckDB") from exc
-        return name
-
-    def register_as(self, name: str, table: pa.Table) -> str:
-        """register() under a name of the caller's choosing (replacing what it named)."""
-        self.finish_pending()
-        try:
-            self.duck.register(name, table)
-        except duckdb.Error as exc:
-            raise wrap_duckdb(exc, "handing the rows to DuckDB") from exc
         return name
 
     def unregister(self, name: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..scoring import _select, augment_query, chunk_rows  # _select is rowselect.select, pickled by value too
+from ..rowselect import select as _select
+from ..scoring import augment_query, chunk_rows
 
 # Columns of the users DataFrame the executors read (names of sqlrec's own, not the model's).
 KEY, VEC, BIAS, SEEN = "key", "vec", "bias", "seen"
