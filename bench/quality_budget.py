@@ -4,11 +4,12 @@ MovieLens sample, ratings >= 4 are positives, per-user 20% holdout (sqlrec's `sp
 the same pairs for every lane: the outside lanes rebuild sqlrec's split, checked below), train
 items excluded, precision@10. Per seed:
 
-- defaults: sqlrec's popularity, svd, lightfm and als at sqlrec's defaults; implicit's
+- defaults: sqlrec's popularity, svd, lightfm, als and ease at sqlrec's defaults (als and ease also
+  given only the positives, as the peers are); implicit's
   `AlternatingLeastSquares()` and `LightFM()` at the libraries' own defaults (LightFM's `fit`
   default of 1 epoch), and the issue's hand-set LightFM WARP d64 e30;
 - equal budget: implicit ALS and LightFM each tuned with optuna TPE outside sqlrec, and sqlrec
-  `tune = true` across lightfm / als / svd, each with `--budget` seconds of trials on a
+  `tune = true` across lightfm / als / ease / svd, each with `--budget` seconds of trials on a
   validation split carved from the training part (the test split never steers), the best
   refitted on the whole training part. One thread everywhere, lanes in turn, their order rotated
   per seed so machine noise does not favour one lane.
@@ -39,6 +40,7 @@ from sqlrec.demo import load_movielens  # noqa: E402
 from sqlrec.evaluation import SPLITS  # noqa: E402
 
 K = 10
+TUNE_ENGINES = ['lightfm', 'als', 'ease', 'svd']
 COMMON = ("user_id = 'userId', rating = 'rating', threshold = 4, evaluation = true, split = 'user', "
           "test_size = 0.2, eval_k = 10, history = false, verbose = false, num_threads = 1")
 
@@ -142,12 +144,17 @@ def run_seed(con: sqlrec.Connection, matrix: sp.csr_matrix, rated: sp.csr_matrix
     # outside libraries are given the positives (ratings >= 4) and leave out those.
     seen = ((rated - test) > 0).astype(np.float32).tocsr()
     out: dict[str, dict] = {}
-    for engine in ("popularity", "svd", "lightfm", "als"):
+    for engine in ("popularity", "svd", "lightfm", "als", "ease"):
         out[f"sqlrec {engine} (default)"] = sqlrec_lane(con, engine, f"engine = '{engine}'", seed)
+    # What the below-threshold ratings add: the same engines given only the positives, as the peers are.
+    for engine in ("als", "ease"):
+        out[f"sqlrec {engine}, positives only"] = sqlrec_lane(
+            con, f"{engine}_pos", f"engine = '{engine}', below_threshold_weight = 0", seed)
+    out["sqlrec als, below_threshold_weight = 0.3"] = sqlrec_lane(
+        con, "als_low", "engine = 'als', below_threshold_weight = 0.3", seed)
+    tuned = f"tune = true, tune_engines = {TUNE_ENGINES}, tune_trials = 1000000, tune_seconds = {budget}"
     if only_sqlrec:
-        out["sqlrec tune = true"] = sqlrec_lane(
-            con, "tuned", f"tune = true, tune_engines = ['lightfm', 'als', 'svd'], tune_trials = 1000000, "
-                          f"tune_seconds = {budget}", seed)
+        out["sqlrec tune = true"] = sqlrec_lane(con, "tuned", tuned, seed)
         return out
     for name, fit, params in (("implicit ALS (library defaults)", implicit_fit, {}),
                               ("LightFM (library defaults)", lightfm_fit, {}),
@@ -162,9 +169,7 @@ def run_seed(con: sqlrec.Connection, matrix: sp.csr_matrix, rated: sp.csr_matrix
     out["check"] = {"ours": precision(uf, itf, ib, seen, test), "sqlrec": out["sqlrec lightfm (default)"]["p"]}
     lanes = [("implicit ALS + optuna", lambda: optuna_lane(implicit_fit, implicit_space, train, seen, test, seed, budget)),
              ("LightFM + optuna", lambda: optuna_lane(lightfm_fit, lightfm_space, train, seen, test, seed, budget)),
-             ("sqlrec tune = true", lambda: sqlrec_lane(
-                 con, "tuned", f"tune = true, tune_engines = ['lightfm', 'als', 'svd'], tune_trials = 1000000, "
-                               f"tune_seconds = {budget}", seed))]
+             ("sqlrec tune = true", lambda: sqlrec_lane(con, "tuned", tuned, seed))]
     shift = (seed - 1) % len(lanes)
     for name, lane in lanes[shift:] + lanes[:shift]:
         print(f"  seed {seed}: {name} ...", flush=True)

@@ -138,7 +138,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     # Hyperparameter search (sqlrec.tuning), over the engines that have a search space.
     Option("tune", bool, False, "search the parameters not set in USING on a validation split, "
            "then train the best (m.trials)"),
-    Option("tune_engines", list, None, "tune: engines the search may choose from, e.g. ['lightfm', 'als', 'svd'] "
+    Option("tune_engines", list, None, "tune: engines the search may choose from, e.g. ['lightfm', 'als', 'ease', 'svd'] "
            "(default: the engine option's only)"),
     Option("tune_trials", int, 20, "tune: number of trials", low=1),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
@@ -185,7 +185,7 @@ class Rule:
 
 
 # The engines sqlrec.tuning has a search space for (tests/test_tune.py checks the two agree).
-TUNABLE_ENGINES = ("lightfm", "als", "svd")
+TUNABLE_ENGINES = ("lightfm", "als", "ease", "svd")
 
 
 def _features(o: dict[str, Any]) -> bool:

@@ -72,6 +72,13 @@ SPACES: dict[str, dict[str, Param]] = {
         "alpha": Param("float", 0.1, 50.0, log=True),
         "weighting": Param("choice", choices=als.WEIGHTINGS),
         "epochs": Param("int", 5, 40),
+        "below_threshold_weight": Param("float", 0.0, 1.0),
+    },
+    # EASE: lambda spans MovieLens-sized (hundreds) to ML-20M-sized (~500-3000) data; the rank
+    # stays the user's (default: exact on small data), a larger one only costs time.
+    "ease": {
+        "regularization": Param("float", 10.0, 5000.0, log=True),
+        "below_threshold_weight": Param("float", 0.0, 1.0),
     },
     "svd": {"no_components": Param("int", 4, 512, log=True)},
     "popularity": {},  # nothing to search: one trial, as a yardstick among engines

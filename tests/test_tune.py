@@ -118,7 +118,7 @@ def test_untuned_model_has_no_trials(trained):
 
 @pytest.mark.parametrize("using, message", [
     ("engine = 'popularity', tune = true", "option tune needs an engine with parameters to search: "
-     "'lightfm', 'als', 'svd' \\(got 'popularity'\\); or tune_engines naming several"),
+     "'lightfm', 'als', 'ease', 'svd' \\(got 'popularity'\\); or tune_engines naming several"),
     ("tune_engines = ['als', 'svd']", "option tune_engines needs tune = true"),
     ("tune = true, tune_engines = ['lightfm', 'alss']", "option tune_engines: unknown engine 'alss'.*did you mean 'als'"),
     ("tune = true, tune_engines = 5", r"option tune_engines must be a quoted string or a list of them"),
@@ -156,7 +156,8 @@ def test_tunable_engines_are_those_with_a_search_space():
 
 
 @pytest.mark.parametrize("engine, searched", [
-    ("als", ["no_components", "regularization", "alpha", "weighting"]),
+    ("als", ["no_components", "regularization", "alpha", "weighting", "below_threshold_weight"]),
+    ("ease", ["regularization", "below_threshold_weight"]),
     ("svd", ["no_components"]),
 ])
 def test_other_engines_tune_alone(con, engine, searched):
@@ -168,9 +169,14 @@ def test_other_engines_tune_alone(con, engine, searched):
     best = next(t for t in trials if t["best"])
     assert best["precision_at_k"] == max(t["precision_at_k"] for t in trials)
     stored = params(con, "t1")
+    if engine == "ease":  # the rank is the user's (default: exact here), not searched
+        assert float(stored["regularization"]) == pytest.approx(best["regularization"], rel=1e-4)
+        assert float(stored["below_threshold_weight"]) == pytest.approx(best["below_threshold_weight"], rel=1e-4, abs=1e-6)
+        assert all(10 <= t["regularization"] <= 5000 and 0 <= t["below_threshold_weight"] <= 1 for t in trials)
+        return
     assert int(stored["no_components"]) == best["no_components"]
     if engine == "als":
-        assert float(stored["regularization"]) == pytest.approx(best["regularization"])
+        assert float(stored["regularization"]) == pytest.approx(best["regularization"], rel=1e-4)
         assert stored["weighting"] == best["weighting"] and stored["epochs"] == "3"
         defaults = {o.name: o.default for o in training.get_handler("als", "").params_spec}
         assert trials[0]["regularization"] == defaults["regularization"]  # trial 1: the defaults

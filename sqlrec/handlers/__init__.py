@@ -10,6 +10,7 @@ from .. import options as opts
 from ..errors import OptionError, did_you_mean
 from .als import ALSHandler
 from .base import Handler
+from .ease import EASEHandler
 from .explicit import ExplicitHandler
 from .lightfm import LightFMHandler
 from .popularity import PopularityHandler
@@ -18,6 +19,7 @@ from .svd import SVDHandler
 
 HANDLERS: dict[str, type[Handler]] = {
     ALSHandler.engine: ALSHandler,
+    EASEHandler.engine: EASEHandler,
     ExplicitHandler.engine: ExplicitHandler,
     LightFMHandler.engine: LightFMHandler,
     PopularityHandler.engine: PopularityHandler,
@@ -45,4 +47,4 @@ def create_option_specs(handler_cls: type[Handler] | None = None) -> list[opts.O
     return specs
 
 
-__all__ = ["ALSHandler", "ExplicitHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SparkALSHandler", "SVDHandler"]
+__all__ = ["ALSHandler", "EASEHandler", "ExplicitHandler", "Handler", "HANDLERS", "get_handler", "create_option_specs", "LightFMHandler", "PopularityHandler", "SparkALSHandler", "SVDHandler"]

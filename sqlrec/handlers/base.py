@@ -13,11 +13,28 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..data import TrainingData
 from ..options import Option
 
 EpochCallback = Callable[[int, int], None]  # (epoch done, total); may raise to cancel
+
+
+def below_threshold_option(default: float) -> Option:
+    """The option of the implicit engines that learn from pairs rated below the threshold."""
+    return Option("below_threshold_weight", float, default,
+                  "with threshold: a pair rated below it counts as this share of a positive (a watched but "
+                  "unloved item still says what a user watches; 0: such pairs are not learned from)",
+                  low=0.0, high=1.0)
+
+
+def interactions(data: TrainingData, mask: np.ndarray, below_weight: float = 0.0) -> sp.csr_matrix:
+    """Users x items float64 values of the pairs in `mask`: a positive's weight (repeats, the weight
+    column, or 1), a below-threshold pair's weight times `below_weight` (0: left out)."""
+    share = np.where(data.positive, 1.0, float(below_weight))
+    keep = mask & (share > 0)
+    return data.matrix(mask=keep, values=data.weight.astype(np.float64) * share)
 
 
 class Handler(ABC):

@@ -1,0 +1,100 @@
+"""EASE (Steck 2019, "Embarrassingly Shallow Autoencoders"), computed from an SVD so it is a
+factor model like every other engine.
+
+EASE learns item-item weights B = argmin ||X - XB||² + λ||B||² with diag(B) = 0, in closed form:
+P = (XᵀX + λI)⁻¹, B = -P / diag(P) off the diagonal. Inverting the items x items matrix costs
+O(items³) time and items² memory (9,066 MovieLens items: 24 s; 59k: out of reach). With the SVD
+X = U Σ Vᵀ, P = V (Σ² + λ)⁻¹ Vᵀ + (I - VVᵀ)/λ, and for every pair the user has not seen
+    (XB)[u, i] = (U Σ g Vᵀ)[u, i] / P[i, i],   g = σ² / (λ (σ² + λ)),
+so the scores are U·V with user vectors U Σ √g and item vectors V √g / diag(P). When the rank kept
+is the matrix's rank (at most min(users, items); the MovieLens sample's 671 users) this is EASE
+exactly (scores equal to float rounding, tested against the inverse) in about a second; a lower
+rank (`no_components`, larger data) is the rank-d approximation, the tail's 1/(σ² + λ) read as 1/λ.
+Pairs the user has seen score differently from EASE's zero diagonal, but lists leave them out.
+
+The input is the interaction matrix of implicit engines: a positive's weight, and a pair rated
+below the threshold at `below_threshold_weight` of it (the MovieLens measurements in bench/README.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..data import TrainingData
+from ..options import Option
+from .base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_option, interactions
+from .svd import truncated_svd
+
+# regularization and below_threshold_weight: the MovieLens sample's plateau (ratings >= 4, per-user
+# holdout, 3 seeds; bench/README.md "Quality at equal budget"). 1,024 components are exact for any
+# training set with at most 1,024 users or items and keep the SVD of larger ones in minutes.
+OPTIONS: tuple[Option, ...] = (
+    Option("regularization", float, 150.0, "L2 penalty λ on the item-item weights (grows with the data: "
+           "hundreds on MovieLens)", low=0.0, low_open=True),
+    Option("no_components", int, 1024, "SVD rank kept: exact EASE when users or items are at most this many, "
+           "else the rank-d approximation", low=1, high=8192),
+    below_threshold_option(0.5),
+)
+
+
+class EASEHandler(FactorsWithoutBiases, Handler):
+    """score(u, i) = (X B)[u, i] for items the user has not seen: the user's row through the
+    item-item weights."""
+
+    engine = "ease"
+    params_spec = OPTIONS
+    recommender_types = ("user_item", "item_user", "item_item", "user_user")
+
+    def __init__(self, params: dict[str, Any]):
+        super().__init__(params)
+        self.user_vecs = self.item_vecs = np.zeros((0, 0), np.float32)
+        self.item_diag = self.singular_values = np.zeros(0, np.float32)
+
+    def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
+        p = self.params
+        lam = float(p["regularization"])
+        matrix = interactions(data, mask, p["below_threshold_weight"])
+        rank = min(int(p["no_components"]), min(data.shape))
+        with threadpool_limits(limits=int(num_threads), user_api="blas"):  # num_threads holds for LAPACK too
+            u, s, v = truncated_svd(matrix, rank, p.get("random_state"))
+        g = np.sqrt(s ** 2 / (lam * (s ** 2 + lam)))
+        weight = (v ** 2).sum(axis=1)
+        diag = (v ** 2 / (s ** 2 + lam)).sum(axis=1) + np.clip(1.0 - weight, 0.0, None) / lam
+        # C order, as a stored model is read back: the same layout gives the same float32 GEMM rounding.
+        self.user_vecs = np.ascontiguousarray(u * (s * g), np.float32)
+        self.item_vecs = np.ascontiguousarray(v * g / diag[:, None], np.float32)
+        self.item_diag = diag.astype(np.float32)
+        self.singular_values = s.astype(np.float32)
+        on_epoch(1, 1)
+
+    def fold_in(self, side: str, targets: np.ndarray, positives: np.ndarray) -> np.ndarray | None:
+        """A new user's row through the weights: the sum of its items' V √g rows, each a positive
+        of value 1. That is the vector training gives a user with the same positives. A new item
+        has no column in B: sqlrec's generic fold-in serves it."""
+        if side != "user":
+            return None
+        rows = np.unique(np.asarray(positives, np.int64))
+        return (self.item_vecs[rows].astype(np.float64) * self.item_diag[rows, None]).sum(axis=0).astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_vecs": self.user_vecs, "item_vecs": self.item_vecs, "item_diag": self.item_diag,
+                "singular_values": self.singular_values}
+
+    @classmethod
+    def from_arrays(cls, params: dict[str, Any], arrays: dict[str, np.ndarray], load_rest: Any = None
+                    ) -> "EASEHandler":
+        h = cls(params)
+        h.user_vecs, h.item_vecs = arrays["user_vecs"], arrays["item_vecs"]
+        h.item_diag, h.singular_values = arrays["item_diag"], arrays["singular_values"]
+        return h
+
+    def describe(self) -> dict[str, Any]:
+        return {"components_used": int(len(self.singular_values)),
+                "exact": bool(len(self.singular_values) >= min(len(self.user_vecs), len(self.item_vecs)))}
+
+    @property
+    def epochs(self) -> int:
+        return 1
