@@ -38,9 +38,10 @@ CONFIGS = [
     # (two threads: its trials are many fits; the hand-set rows are single-threaded and exact)
     ("lightfm tuned", "tune = true, tune_trials = 24, tune_metric = 'precision_at_k', num_threads = 2"),
     ("als", "engine = 'als'"),
+    ("ease", "engine = 'ease'"),
     # short budgets (the 10-minute protocol does not fit a shared 2-core machine)
     ("als tuned 60s", "engine = 'als', tune = true, tune_trials = 10000, tune_seconds = 60, num_threads = 2"),
-    ("tuned across engines 60s", "tune = true, tune_engines = ['lightfm', 'als', 'svd'], tune_trials = 10000, "
+    ("tuned across engines 60s", "tune = true, tune_engines = ['lightfm', 'als', 'ease', 'svd'], tune_trials = 10000, "
      "tune_seconds = 60, num_threads = 2"),
 ]
 TUNED = ("lightfm tuned", "als tuned 60s", "tuned across engines 60s")

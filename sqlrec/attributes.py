@@ -141,6 +141,8 @@ def trials_table(model: Model) -> pa.Table:
         "split": pa.array([t.get("split")] * n, pa.string()),
         "k": pa.array([t.get("k")] * n, pa.int32()),
         **{m: pa.array(cols.get(m, [None] * n), pa.float64()) for m in METRIC_NAMES},
+        # tune_metric on a second validation split, for the best trials the choice rechecked
+        "second_validation": pa.array(cols.get("second_validation", [None] * n), pa.float64()),
         "seconds": pa.array(cols.get("seconds", []), pa.float64()),
         "best": pa.array(cols.get("best", []), pa.bool_()),
     })
