@@ -20,6 +20,39 @@ def select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _select_whole(scores, k)
 
 
+
+def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """select() of one 1-d row, the same columns and scores: on one row select's 2-d indexing
+    (take_along_axis, per-row masks) costs more than its arithmetic. The block route below is
+    _select_blocks' for c = 1; whatever it does not settle (ties at the k-th class maximum or at
+    the k-th score, -inf, NaN) goes to select() itself."""
+    n = len(row)
+    if not (n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1)):
+        idx, val = select(row[None], k)
+        return idx[0], val[0]
+    width = 1 << min(12, (n // 16).bit_length() - 1)
+    depth, tail = divmod(n, width)
+    maxima = row[: width * depth].reshape(depth, width).max(axis=0)
+    if tail:
+        np.maximum(maxima[:tail], row[width * depth:], out=maxima[:tail])
+    part = np.partition(maxima, width - k - 1)
+    kth = part[width - k:].min()
+    if not kth > part[width - k - 1] or kth == -np.inf:
+        idx, val = select(row[None], k)
+        return idx[0], val[0]
+    cols = (np.flatnonzero(maxima >= kth) + width * np.arange(depth + (tail > 0))[:, None]).reshape(-1)
+    cols = cols[cols < n]  # ascending: row t of class j is column t * width + j
+    vals = row[cols]
+    top = np.argpartition(vals, len(vals) - k - 1)[len(vals) - k - 1:]
+    top.sort()
+    order = np.argsort(-vals[top], kind="stable")
+    top = top[order]
+    if vals[top[k - 1]] == vals[top[k]]:  # the k-th score ties one left out: select() settles it
+        idx, val = select(row[None], k)
+        return idx[0], val[0]
+    return cols[top[:k]], vals[top[:k]]
+
+
 def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """select() without partitioning whole rows (a pass of argpartition costs about a GEMM).
 
