@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from . import approx, fallback, onekey
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
-from .lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, typed
+from .lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, typed
 from .scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
@@ -163,7 +163,8 @@ class Side:
         """The values that an id of this side can equal. A number with a fraction or out of range
         for integer ids equals no id (as in DuckDB, `userId = 1.5` is simply false): dropped."""
         values = list(values)
-        if cast_or_none(values, self.ids.type) is not None or not pa.types.is_integer(self.ids.type):
+        if plain_ints(values, self.ids.type) or cast_or_none(values, self.ids.type) is not None or \
+                not pa.types.is_integer(self.ids.type):
             return values
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if len(numbers) < len(values):

@@ -1,11 +1,11 @@
 """One known key's recommendations (a user's query by its id), scored by scoring.top_one.
 
 Model.recommend's general path looks keys up in bulk, scores known, cold and unknown keys apart
-and orders several keys' lists: for one known key that bookkeeping costs as much as scoring it.
-Here the same rows come from the same GEMV and selection (bit for bit: tests/test_onekey.py),
-as the Arrow table recommend returns, or as numpy columns for sqlrec.plans: right after a GEMV
-has flushed the caches, DuckDB scans ten numpy rows ~0.15 ms sooner than the same Arrow table,
-and building and converting the table costs as much again (bench/README, item 1).
+and orders several keys' lists: for one known key that bookkeeping costs about as much as
+scoring it. Here the same rows come from the same GEMV and selection (bit for bit:
+tests/test_onekey.py), as the Arrow table recommend returns, or as numpy columns for
+sqlrec.plans: with the caches cold after the GEMV, DuckDB scans ten rows from numpy arrays
+~0.15 ms sooner than from an Arrow table, and no table is built (bench/README, item 1).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import approx, fallback, scoring
-from .lookups import take
+from .lookups import few_positions, plain_ints, take
 
 if TYPE_CHECKING:
     from .model import Kind, Model
@@ -62,7 +62,11 @@ def _top(model: "Model", spec: "Kind", value: Any, k: int, exclude_seen: bool, s
     if spec.similarity or model.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
         return None
     key, target = model.side(spec.key), model.side(spec.target)
-    key_ids, pos = key.lookup([value], where)
+    if plain_ints([value], key.ids.type):  # the id at its position is the value, typed
+        pos = few_positions(key.index, [value])
+        key_ids = key.ids.slice(max(int(pos[0]), 0), 1)
+    else:
+        key_ids, pos = key.lookup([value], where)
     if (p := int(pos[0])) < 0 or fallback.blank(key, pos, pos >= 0)[0]:
         return None
     (vectors, biases), seen = key.factors, key.seen

@@ -14,6 +14,9 @@ The selection, not the GEMM, is where the time goes, and numpy runs it on one co
 chunks, worker threads score chunks side by side (numpy releases the GIL in BLAS, partition
 and sort), each with its own buffer, while BLAS is held to one thread per call (threadpoolctl;
 without it scoring stays on one thread).
+
+One query row (a user's query by its id) goes to ``top_one``: the same arithmetic and selection
+on one row, without the chunks and sparse bookkeeping that cost as much as the row's GEMV.
 """
 
 from __future__ import annotations
