@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from sqlrec import onekey, rowselect, scoring
+from conftest import FAST
 from sqlrec.model import KINDS
 
 
@@ -96,3 +97,16 @@ def test_columns_leave_nan_scores_and_similarity_to_the_table(trained, monkeypat
     monkeypatch.setattr(scoring, "top_one", nan)
     assert onekey.columns(model, KINDS["user_item"], 2, 5, **args) is None
     assert onekey.table(model, KINDS["user_item"], 2, 5, **args).num_rows == 2
+
+
+def test_a_user_who_has_seen_everything_gets_no_rows_on_every_path(con):
+    con.execute("CREATE TABLE r AS SELECT u AS userId, i AS movieId FROM range(6) a(u), range(5) b(i) "
+                "WHERE u = 0 OR (u + i) % 2 = 0")
+    con.execute(f"CREATE MODEL m FROM r PREDICT movieId USING user_id = 'userId', {FAST}")
+    sql = "SELECT * FROM m WHERE userId = ?"
+    planned = [con.execute(sql, [0]) for _ in range(3)][-1]  # the third run follows the plan
+    described = planned.description
+    assert planned.fetchall() == []
+    full = con.execute(f"{sql} /* the full path */", [0])
+    assert described == full.description and full.fetchall() == []
+    assert sorted(r[1] for r in con.execute(sql, [1]).fetchall()) == [0, 2, 4]  # its unseen items
