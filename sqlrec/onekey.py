@@ -57,7 +57,8 @@ def _plain(ids: pa.Array) -> bool:
 
 
 def _top(model: "Model", spec: "Kind", value: Any, k: int, exclude_seen: bool, search: approx.Search | None,
-         cancelled: Callable[[], bool] | None, where: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray] | None:
+         cancelled: Callable[[], bool] | None, where: str
+         ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray] | None:
     """(the key id as the id column's type, target positions, scores, ranks int32) of the rows."""
     if spec.similarity or model.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
         return None

@@ -94,7 +94,7 @@ class Lookup:
         if self.cold:
             keys, cold = coldstart.prepare(session, model, self.kind, keys, self.options, where)
         rows = None
-        if self.by_scan and len(keys) == 1 and targets is None and cold is None:  # DuckDB's quickest read
+        if self.by_scan and len(keys) == 1 and targets is None and cold is None:  # numpy: DuckDB's quickest read
             rows = onekey.columns(model, spec, keys[0], self.k, exclude_seen=self.exclude_seen, search=self.search,
                                   cancelled=cancelled, where=where)
         if rows is None:

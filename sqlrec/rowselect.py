@@ -20,7 +20,6 @@ def select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _select_whole(scores, k)
 
 
-
 def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """select() of one 1-d row, the same columns and scores: on one row select's 2-d indexing
     (take_along_axis, per-row masks) costs more than its arithmetic. The block route below is

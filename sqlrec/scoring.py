@@ -330,9 +330,9 @@ def _blas_libraries() -> tuple:
 
 @contextlib.contextmanager
 def _one_blas_thread(libs: tuple) -> Iterator[None]:
-    """threadpoolctl's limit(1) on the BLAS libraries found at the first call, without its
-    per-call search of every library (~10 us a call: a twentieth of a one-user GEMV); a library already on
-    one thread is left alone."""
+    """threadpoolctl's limit(1) on the BLAS libraries its controller found (made once, as
+    before), without limit()'s per-call bookkeeping over every library (~10 us a call, a
+    twentieth of a one-user GEMV); a library already on one thread is left alone."""
     before = [lib.num_threads for lib in libs]
     for lib, n in zip(libs, before):
         if n != 1:
