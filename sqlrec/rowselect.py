@@ -22,9 +22,10 @@ def select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """select() of one 1-d row, the same columns and scores: on one row select's 2-d indexing
-    (take_along_axis, per-row masks) costs more than its arithmetic. The block route below is
-    _select_blocks' for c = 1; whatever it does not settle (ties at the k-th class maximum or at
-    the k-th score, -inf, NaN) goes to select() itself."""
+    (take_along_axis, per-row masks) costs more than its arithmetic. As in _select_blocks, the
+    maxima of the column classes j mod width give kth, the k-th largest of them: k elements
+    reach it, so every one of the top k does, and only the few columns >= kth are ordered.
+    Whatever that does not settle (a tie at the k-th score, -inf, NaN) goes to select()."""
     n = len(row)
     if not (n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1)):
         idx, val = select(row[None], k)
@@ -34,19 +35,16 @@ def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     maxima = row[: width * depth].reshape(depth, width).max(axis=0)
     if tail:
         np.maximum(maxima[:tail], row[width * depth:], out=maxima[:tail])
-    part = np.partition(maxima, width - k - 1)
-    kth = part[width - k:].min()
-    if not kth > part[width - k - 1] or kth == -np.inf:
+    kth = np.partition(maxima, width - k)[width - k:].min()  # NaN if the row holds one
+    if not kth > -np.inf:
         idx, val = select(row[None], k)
         return idx[0], val[0]
-    cols = (np.flatnonzero(maxima >= kth) + width * np.arange(depth + (tail > 0))[:, None]).reshape(-1)
-    cols = cols[cols < n]  # ascending: row t of class j is column t * width + j
+    cols = np.flatnonzero(row >= kth)  # ascending, at least k
     vals = row[cols]
-    top = np.argpartition(vals, len(vals) - k - 1)[len(vals) - k - 1:]
-    top.sort()
-    order = np.argsort(-vals[top], kind="stable")
-    top = top[order]
-    if vals[top[k - 1]] == vals[top[k]]:  # the k-th score ties one left out: select() settles it
+    m = len(vals)
+    top = np.arange(k) if m == k else np.sort(np.argpartition(vals, m - k - 1)[m - k - 1:])  # k + 1 best: ties show
+    top = top[np.argsort(-vals[top], kind="stable")]
+    if len(top) > k and vals[top[k - 1]] == vals[top[k]]:  # the k-th score ties one left out
         idx, val = select(row[None], k)
         return idx[0], val[0]
     return cols[top[:k]], vals[top[:k]]
