@@ -60,7 +60,7 @@ def _top(model: "Model", spec: "Kind", value: Any, k: int, exclude_seen: bool, s
          cancelled: Callable[[], bool] | None, where: str
          ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray] | None:
     """(the key id as the id column's type, target positions, scores, ranks int32) of the rows."""
-    if spec.similarity or model.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
+    if spec.similarity or spec.name not in model.handler.recommender_types:
         return None
     key, target = model.side(spec.key), model.side(spec.target)
     if plain_ints([value], key.ids.type):  # the id at its position is the value, typed
@@ -68,7 +68,9 @@ def _top(model: "Model", spec: "Kind", value: Any, k: int, exclude_seen: bool, s
         key_ids = key.ids.slice(max(int(pos[0]), 0), 1)
     else:
         key_ids, pos = key.lookup([value], where)
-    if (p := int(pos[0])) < 0 or fallback.blank(key, pos, pos >= 0)[0]:
+    # after the look-up, as in the general path: an unknown key's error comes before the index's
+    if (p := int(pos[0])) < 0 or fallback.blank(key, pos, pos >= 0)[0] or \
+            model.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
         return None
     (vectors, biases), seen = key.factors, key.seen
     model.n_scored += 1
