@@ -341,7 +341,7 @@ def _one_blas_thread(libs: tuple) -> Iterator[None]:
         yield
     finally:
         for lib, n in zip(libs, before):
-            if n != 1:
+            if n not in (1, None):  # a count the library does not report is not restored (as threadpoolctl)
                 lib.set_num_threads(n)
 
 
