@@ -21,10 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
-from . import approx, fallback
+from . import approx, fallback, onekey
 from .errors import QueryError, UnknownIdError
 from .handlers import Handler
-from .lookups import FEW_KEYS, csr_rows, few_positions
+from .lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, typed
 from .scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
@@ -163,18 +163,19 @@ class Side:
         """The values that an id of this side can equal. A number with a fraction or out of range
         for integer ids equals no id (as in DuckDB, `userId = 1.5` is simply false): dropped."""
         values = list(values)
-        if _cast(values, self.ids.type) is not None or not pa.types.is_integer(self.ids.type):
+        if plain_ints(values, self.ids.type) or cast_or_none(values, self.ids.type) is not None or \
+                not pa.types.is_integer(self.ids.type):
             return values
         numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if len(numbers) < len(values):
             self.lookup([v for v in values if v not in numbers], where)  # the error names them
-        return [v for v in numbers if _cast([v], self.ids.type) is not None]
+        return [v for v in numbers if cast_or_none([v], self.ids.type) is not None]
 
     def lookup(self, values: Sequence[Any], where: str) -> tuple[pa.Array, np.ndarray]:
         """Requested ids cast to the id column's type, and their positions (-1 = unknown)."""
         ids = self.ids
         try:
-            keys = pa.array(list(values)).cast(ids.type) if len(values) else pa.array([], ids.type)
+            keys = typed(list(values), ids.type) if len(values) else pa.array([], ids.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError) as exc:
             raise QueryError(f"{where}: {list(values)[:5]} cannot be compared with column {self.column} "
                              f"({ids.type})") from exc
@@ -183,13 +184,6 @@ class Side:
             return keys, few_positions(self.index, keys.to_pylist())
         positions = self.index.get_indexer(keys.to_pandas()) if len(keys) else np.zeros(0, np.int64)
         return keys, np.asarray(positions, np.int64)
-
-
-def _cast(values: list[Any], type_: pa.DataType) -> pa.Array | None:
-    try:
-        return pa.array(values).cast(type_) if values else pa.array([], type_)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
-        return None
 
 
 @dataclass(eq=False)
@@ -260,6 +254,10 @@ class Model:
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
                 f"(supported: {', '.join(self.handler.recommender_types)})")
         spec = KINDS[kind]
+        if keys is not None and len(keys) == 1 and cold is None and candidates is None and targets is None and (
+                rows := onekey.table(self, spec, keys[0], k, exclude_seen=exclude_seen, search=search,
+                                     cancelled=cancelled, where=where)) is not None:
+            return rows
         key, target = self.side(spec.key), self.side(spec.target)
         key_ids, pos, known, unknown, cold_rows = self._keys(key, keys, span, cold, where)
         cand_idx = self._allowed(spec, kind, candidates, targets, where)
@@ -324,28 +322,6 @@ class Model:
             yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
                                  cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)),
                                  search=search)
-
-    def predict(self, users: Sequence[Any] | None, items: Sequence[Any] | None, where: str = "SELECT") -> pa.Table:
-        """recommender_type 'rating': (user, item, rating) for every asked user (None = all) and
-        asked item the model knows, by request order of users then items. rating is the pair's
-        score, clipped to the training ratings' range for an engine that predicts ratings."""
-        if items is None:
-            raise QueryError(f"{where}: recommender_type 'rating' predicts given pairs: filter the item column "
-                             f"too, e.g. WHERE {self.user_col} = 1 AND {self.item_col} IN (1, 2)")
-        user, item = self.side("user"), self.side("item")
-        if users is None:
-            user_ids, upos = user.ids, np.arange(len(user.ids), dtype=np.int64)
-        else:
-            user_ids, upos = user.lookup(list(dict.fromkeys(users)), where)
-        item_ids, ipos = item.lookup(list(dict.fromkeys(items)), where)
-        ku, ki = np.flatnonzero(upos >= 0), np.flatnonzero(ipos >= 0)
-        uu, ii = np.repeat(ku, len(ki)), np.tile(ki, len(ku))
-        rating = self.score_pairs(upos[uu], ipos[ii])
-        self.n_scored += len(ku)
-        if (bounds := self.handler.rating_range()) is not None:
-            rating = np.clip(rating, *bounds)
-        return pa.table({self.user_col: user_ids.take(pa.array(uu)), self.item_col: item_ids.take(pa.array(ii)),
-                         "rating": pa.array(rating, pa.float32())})
 
     def _allowed(self, spec: Kind, kind: str, candidates: Sequence[Any] | None,
                  targets: Sequence[Any] | None, where: str) -> np.ndarray | None:

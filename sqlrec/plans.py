@@ -27,14 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 from sqlglot import exp
 
-from . import approx, coldstart, fallback, pushdown, queries, rewrite, scoring, views
+from . import approx, coldstart, onekey, pushdown, queries, rewrite, views
 from .catalog import Catalog
-from .lookups import csr_rows
-from .model import KINDS, Model
+from .model import KINDS
 from .session import Session
 from .sql import OPTIONS_ARG, READ_ONLY, Query, parse_script
 from .sql.foreign import MINDSDB_PROJECT, SqlRecMLCall
@@ -97,8 +94,9 @@ class Lookup:
         if self.cold:
             keys, cold = coldstart.prepare(session, model, self.kind, keys, self.options, where)
         rows = None
-        if len(keys) == 1 and targets is None and cold is None:
-            rows = _one_key(model, self.kind, keys[0], self.k, self.exclude_seen, self.search, cancelled, where)
+        if self.by_scan and len(keys) == 1 and targets is None and cold is None:  # numpy: DuckDB's quickest read
+            rows = onekey.columns(model, spec, keys[0], self.k, exclude_seen=self.exclude_seen, search=self.search,
+                                  cancelled=cancelled, where=where)
         if rows is None:
             rows = model.recommend(self.kind, keys, self.k, exclude_seen=self.exclude_seen, cold=cold, where=where,
                                    cancelled=cancelled, targets=targets, search=self.search)
@@ -110,31 +108,6 @@ class Lookup:
             registered.append(session.register("rows", rows, name=self.scan))
             session.run(self.sql, params)
         return True
-
-
-def _one_key(model: Model, kind: str, value: Any, k: int, exclude_seen: bool, search: approx.Search,
-             cancelled: Callable[[], bool], where: str) -> pa.Table | None:
-    """Model.recommend for one known key, exactly scored, without its general bookkeeping (cold
-    rows, fallbacks, candidates, ordering several keys' lists): a third of a one-user query's
-    Python time. The same top_k call on the same arrays, so the same rows; None where the key
-    needs anything else (unknown, catalogue-only, similarity, an approximate index)."""
-    spec = KINDS[kind]
-    if spec.similarity or kind not in model.handler.recommender_types:
-        return None
-    key, target = model.side(spec.key), model.side(spec.target)
-    ids, pos = key.lookup([value], where)
-    if pos[0] < 0 or fallback.blank(key, pos, pos >= 0)[0] or \
-            model.approx.scorer(kind, search, False, where) is not scoring.top_k:
-        return None
-    vectors, biases = key.factors
-    model.n_scored += 1
-    idx, val = scoring.top_k(np.ascontiguousarray(vectors[pos], np.float32), biases[pos], *target.factors,
-                             min(k, len(target.ids)), exclude=csr_rows(key.seen, pos) if exclude_seen else None,
-                             cancelled=cancelled)
-    cols, scores = idx[0][idx[0] >= 0], val[0][idx[0] >= 0]
-    return pa.table([ids.take(pa.array(np.zeros(len(cols), np.int64))), target.ids.take(pa.array(cols)),
-                     pa.array(scores), pa.array(np.arange(1, len(cols) + 1, dtype=np.int32))],
-                    names=model.columns(kind))
 
 
 class _Never(Exception):

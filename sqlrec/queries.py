@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from . import approx, attributes, coldstart, mlfunctions, options as opts, pushdown, rewrite, streaming, views
+from . import approx, attributes, coldstart, mlfunctions, options as opts, pushdown, ratings, rewrite, streaming, views
 from .catalog import Catalog
 from .errors import ProgrammingError, QueryError, did_you_mean
 from .model import KINDS, Model
@@ -237,8 +237,8 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
         if unused:
             raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
                              "(it predicts exactly the asked pairs, seen or not, of known ids)")
-        return model.predict(_keys(session, model, "user_item", ref, where), _targets(model, "user_item", ref, where),
-                             where)
+        return ratings.predict(model, _keys(session, model, "user_item", ref, where),
+                               _targets(model, "user_item", ref, where), where)
     skipped: list[str] = []
     keys = _keys(session, model, kind, ref, where, skipped)
     bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]

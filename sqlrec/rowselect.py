@@ -20,6 +20,36 @@ def select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _select_whole(scores, k)
 
 
+def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """select() of one 1-d row, the same columns and scores: on one row select's 2-d indexing
+    (take_along_axis, per-row masks) costs more than its arithmetic. As in _select_blocks, the
+    maxima of the column classes j mod width give kth, the k-th largest of them: k elements
+    reach it, so every one of the top k does, and only the few columns >= kth are ordered.
+    Whatever that does not settle (a tie at the k-th score, -inf, NaN) goes to select()."""
+    n = len(row)
+    if not (n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1)):
+        idx, val = select(row[None], k)
+        return idx[0], val[0]
+    width = 1 << min(12, (n // 16).bit_length() - 1)
+    depth, tail = divmod(n, width)
+    maxima = row[: width * depth].reshape(depth, width).max(axis=0)
+    if tail:
+        np.maximum(maxima[:tail], row[width * depth:], out=maxima[:tail])
+    kth = np.partition(maxima, width - k)[width - k:].min()  # NaN if the row holds one
+    if not kth > -np.inf:
+        idx, val = select(row[None], k)
+        return idx[0], val[0]
+    cols = np.flatnonzero(row >= kth)  # ascending, at least k
+    vals = row[cols]
+    m = len(vals)
+    top = np.arange(k) if m == k else np.sort(np.argpartition(vals, m - k - 1)[m - k - 1:])  # k + 1 best: ties show
+    top = top[np.argsort(-vals[top], kind="stable")]
+    if len(top) > k and vals[top[k - 1]] == vals[top[k]]:  # the k-th score ties one left out
+        idx, val = select(row[None], k)
+        return idx[0], val[0]
+    return cols[top[:k]], vals[top[:k]]
+
+
 def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """select() without partitioning whole rows (a pass of argpartition costs about a GEMM).
 

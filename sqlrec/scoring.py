@@ -14,6 +14,9 @@ The selection, not the GEMM, is where the time goes, and numpy runs it on one co
 chunks, worker threads score chunks side by side (numpy releases the GIL in BLAS, partition
 and sort), each with its own buffer, while BLAS is held to one thread per call (threadpoolctl;
 without it scoring stays on one thread).
+
+One query row (a user's query by its id) goes to ``top_one``: the same arithmetic and selection
+on one row, without the chunks and sparse bookkeeping that cost as much as the row's GEMV.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
 from .errors import Cancelled
-from .rowselect import select as _select
+from .rowselect import select as _select, select_row
 
 # Chunks that fit in L2/L3 select faster than 64 MiB ones (measured on 20k-wide rows)...
 _FAST_CHUNK_BYTES = 4 << 20
@@ -174,11 +177,8 @@ class _Scorer:
         n, qb = self.n, self.qb
         scores = buf[: b - a]
         if self.direct is not None:
-            np.matmul(np.asarray(self.query[a:b], np.float32), self.direct, out=scores)
-            if qb is not None:
-                scores += qb[a:b, None]
-            if self.target_bias is not None:
-                scores += np.asarray(self.target_bias, np.float32)
+            _direct(np.asarray(self.query[a:b], np.float32), self.direct, None if qb is None else qb[a:b],
+                    self.target_bias, scores)
         else:
             q_aug = augment_query(self.query[a:b], None if qb is None else qb[a:b], self.target_bias is not None)
             np.matmul(q_aug, self.t_aug_t, out=scores)
@@ -200,6 +200,40 @@ class _Scorer:
         idx[val == -np.inf] = -1
         self.out_idx[a:b, :self.kk] = idx
         self.out_val[a:b, :self.kk] = val
+
+
+def _direct(query: np.ndarray, targets_t: np.ndarray, query_bias: np.ndarray | None,
+            target_bias: np.ndarray | None, out: np.ndarray) -> None:
+    """out = query · targets_t + query_bias + target_bias, in this order: top_k's few-row chunks
+    and top_one share it, so a row scores the same bit for bit whichever of them scores it."""
+    np.matmul(query, targets_t, out=out)
+    if query_bias is not None:
+        out += query_bias[:, None]
+    if target_bias is not None:
+        out += np.asarray(target_bias, np.float32)
+
+
+def top_one(query: np.ndarray, query_bias: np.ndarray | None, targets: np.ndarray, target_bias: np.ndarray | None,
+            k: int, *, exclude: np.ndarray | None = None,
+            cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """top_k of one query row (query (1, d), query_bias (1,) or None), `exclude` the target
+    indices to drop: the first min(k, targets) slots of top_k's row, bit for bit (same GEMV,
+    same selection), without top_k's chunks, sparse exclusion and checks, which on one user's
+    query cost as much as the GEMV and the selection together."""
+    n = len(targets)
+    if cancelled is not None and cancelled():
+        raise Cancelled("statement cancelled while scoring (0 of 1 rows done); nothing was returned")
+    if min(k, n) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    scores = np.empty((1, n), np.float32)
+    with single_threaded_blas() if n <= _SMALL_SCORES else contextlib.nullcontext():
+        _direct(np.asarray(query, np.float32), np.asarray(targets, np.float32).T,
+                None if query_bias is None else np.asarray(query_bias, np.float32), target_bias, scores)
+    if exclude is not None:
+        scores[0, exclude] = -np.inf
+    idx, val = select_row(scores[0], min(k, n))
+    idx[val == -np.inf] = -1
+    return idx, val
 
 
 def _run_chunks(score: Callable[[int, int, np.ndarray], None], m: int, n: int, rows: int, workers: int,
@@ -284,8 +318,31 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
     Process-wide, like every BLAS thread setting: other threads' BLAS calls run on one thread
     too until the outermost block restores the previous count.
     """
+    libs = _blas_libraries()
+    return _one_blas_thread(libs) if libs else contextlib.nullcontext()
+
+
+@functools.cache
+def _blas_libraries() -> tuple:
     controller = _blas_controller()
-    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+    return () if controller is None else tuple(controller.select(user_api="blas").lib_controllers)
+
+
+@contextlib.contextmanager
+def _one_blas_thread(libs: tuple) -> Iterator[None]:
+    """threadpoolctl's limit(1) on the BLAS libraries its controller found (made once, as
+    before), without limit()'s per-call bookkeeping over every library (~10 us a call, a
+    twentieth of a one-user GEMV); a library already on one thread is left alone."""
+    before = [lib.num_threads for lib in libs]
+    for lib, n in zip(libs, before):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before):
+            if n not in (1, None):  # a count the library does not report is not restored (as threadpoolctl)
+                lib.set_num_threads(n)
 
 
 def _check(query, query_bias, targets, target_bias, k, exclude, exclude_index) -> tuple[int, int]:
