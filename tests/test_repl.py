@@ -357,7 +357,7 @@ def test_complete_sql_and_sqlrec_keywords(with_model):
     assert {"create model", "create or replace model", "create table"} <= set(complete(with_model, "cre"))
     assert complete(with_model, "pred") == ["predict"]
     assert complete(with_model, "SHOW ") == ["MODELS", "TABLES", "ALL TABLES", "DATABASES"]
-    assert complete(with_model, "BUILD MODEL m USING ") == ["als", "explicit", "lightfm", "popularity", "spark_als", "svd"]
+    assert complete(with_model, "BUILD MODEL m USING ") == ["als", "ease", "explicit", "lightfm", "popularity", "spark_als", "svd"]
 
 
 def test_complete_tables_models_and_columns(with_model):
@@ -385,7 +385,7 @@ def test_complete_using_options_and_values(with_model):
             "engine", "test_size", "split"} <= set(names)
     assert complete(with_model, create + "ep") == ["epochs", "epoch", "epsilon"]
     assert complete(with_model, create + "loss = ") == ["'warp'", "'bpr'", "'logistic'", "'warp-kos'"]
-    assert complete(with_model, create + "engine = ") == ["'als'", "'explicit'", "'lightfm'", "'popularity'", "'spark_als'", "'svd'"]
+    assert complete(with_model, create + "engine = ") == ["'als'", "'ease'", "'explicit'", "'lightfm'", "'popularity'", "'spark_als'", "'svd'"]
     assert complete(with_model, create + "epochs = 3, user_id = ") == ["'userId'", "'movieId'", "'rating'", "'ts'"]
     assert complete(with_model, create + "epochs = 3, user_id = 'us") == ["userId"]
     assert complete(with_model, create + "evaluation = ") == ["true", "false"]
