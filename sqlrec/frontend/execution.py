@@ -63,7 +63,10 @@ def run_cancellable(work: Callable[[], Any], interrupt: Callable[[], None]) -> t
     while True:
         try:
             while not done.wait(0.05):
-                pass
+                if interrupted:
+                    # Again until it ends: DuckDB forgets an interrupt that lands before its query
+                    # starts (the statement may still be parsing), and the query would then run on.
+                    interrupt()
             break
         except KeyboardInterrupt:
             interrupted = True
