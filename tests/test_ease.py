@@ -125,3 +125,12 @@ def test_als_learns_below_threshold_pairs_at_their_share(con):
     np.testing.assert_allclose(got.toarray(), [[1.0, 0.6], [0.0, 1.0]])
     old = als.confidence(td, np.ones(3, bool), {"weighting": "raw"})
     np.testing.assert_allclose(old.toarray(), [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_default_rank_is_exact_on_small_data_and_256_above():
+    from sqlrec.handlers.ease import APPROX_RANK, EXACT_UP_TO, rank_of
+
+    assert rank_of({"no_components": None}, (671, 9066)) == 671  # the MovieLens sample: exact
+    assert rank_of({"no_components": None}, (EXACT_UP_TO + 1, 20_000)) == APPROX_RANK == 256
+    assert rank_of({"no_components": 6}, (60, 40)) == 6
+    assert rank_of({"no_components": 5000}, (60, 40)) == 40

@@ -9,7 +9,8 @@ X = U Σ Vᵀ, P = V (Σ² + λ)⁻¹ Vᵀ + (I - VVᵀ)/λ, and for every pair 
 so the scores are U·V with user vectors U Σ √g and item vectors V √g / diag(P). When the rank kept
 is the matrix's rank (at most min(users, items); the MovieLens sample's 671 users) this is EASE
 exactly (scores equal to float rounding, tested against the inverse) in about a second; a lower
-rank (`no_components`, larger data) is the rank-d approximation, the tail's 1/(σ² + λ) read as 1/λ.
+rank (`no_components`; by default 256 above 1,024 users and items) is the rank-d approximation,
+the tail's 1/(σ² + λ) read as 1/λ.
 Pairs the user has seen score differently from EASE's zero diagonal, but lists leave them out.
 
 The input is the interaction matrix of implicit engines: a positive's weight, and a pair rated
@@ -30,15 +31,28 @@ from .base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_
 from .svd import truncated_svd
 
 # regularization and below_threshold_weight: the MovieLens sample's plateau (ratings >= 4, per-user
-# holdout, 3 seeds; bench/README.md "Quality at equal budget"). 1,024 components are exact for any
-# training set with at most 1,024 users or items and keep the SVD of larger ones in minutes.
+# holdout, 3 seeds; bench/README.md "Quality at equal budget"). The rank: exact up to EXACT_UP_TO
+# users or items (the sample's 671 users: ~1 s); above it rank APPROX_RANK, as the SVD's cost grows
+# fast with the rank (20k x 20k, 1.1M pairs: 11 s at 256 against 142 s at 1,024; P@10 on the
+# sample 0.243 at 256 against 0.246 exact).
+EXACT_UP_TO = 1024
+APPROX_RANK = 256
 OPTIONS: tuple[Option, ...] = (
     Option("regularization", float, 150.0, "L2 penalty λ on the item-item weights (grows with the data: "
            "hundreds on MovieLens)", low=0.0, low_open=True),
-    Option("no_components", int, 1024, "SVD rank kept: exact EASE when users or items are at most this many, "
-           "else the rank-d approximation", low=1, high=8192),
+    Option("no_components", int, None, f"SVD rank kept (default: exact EASE when users or items are at most "
+           f"{EXACT_UP_TO:,}, else {APPROX_RANK}); exact when users or items are at most this many, else the "
+           f"rank-d approximation", low=1, high=8192),
     below_threshold_option(0.5),
 )
+
+
+def rank_of(params: dict[str, Any], shape: tuple[int, int]) -> int:
+    """The SVD rank a model of this shape keeps; min(shape) is exact EASE."""
+    given, small = params.get("no_components"), min(shape)
+    if given is None:
+        return small if small <= EXACT_UP_TO else APPROX_RANK
+    return min(int(given), small)
 
 
 def full_svd(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,7 +87,7 @@ class EASEHandler(FactorsWithoutBiases, Handler):
         p = self.params
         lam = float(p["regularization"])
         matrix = interactions(data, mask, p["below_threshold_weight"])
-        rank = min(int(p["no_components"]), min(data.shape))
+        rank = rank_of(p, data.shape)
         with threadpool_limits(limits=int(num_threads), user_api="blas"):  # num_threads holds for LAPACK too
             u, s, v = (full_svd(matrix) if rank == min(data.shape)  # exact EASE
                        else truncated_svd(matrix, rank, p.get("random_state")))
@@ -110,7 +124,8 @@ class EASEHandler(FactorsWithoutBiases, Handler):
 
     def describe(self) -> dict[str, Any]:
         return {"components_used": int(len(self.singular_values)),
-                "exact": min(len(self.user_vecs), len(self.item_vecs)) <= int(self.params["no_components"])}
+                "exact": rank_of(self.params, (len(self.user_vecs), len(self.item_vecs))) == min(
+                    len(self.user_vecs), len(self.item_vecs))}
 
     @property
     def epochs(self) -> int:
