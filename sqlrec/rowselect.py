@@ -15,9 +15,22 @@ _BLOCK_MIN_WIDTH = 8192
 def select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top k columns of every row (1 <= k <= n), by score descending then column ascending."""
     c, n = scores.shape
-    if n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1):
+    if _blocks_pay(n, k):
         return _select_blocks(scores, k)
     return _select_whole(scores, k)
+
+
+def _blocks_pay(n: int, k: int) -> bool:
+    return n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1)
+
+
+def _class_width(n: int) -> int:
+    return 1 << min(12, (n // 16).bit_length() - 1)  # 2048 classes at 59k items: 28-29 columns each
+
+
+def _whole_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    idx, val = select(row[None], k)
+    return idx[0], val[0]
 
 
 def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -27,26 +40,23 @@ def select_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     reach it, so every one of the top k does, and only the few columns >= kth are ordered.
     Whatever that does not settle (a tie at the k-th score, -inf, NaN) goes to select()."""
     n = len(row)
-    if not (n >= _BLOCK_MIN_WIDTH and n // 16 >= 8 * (k + 1)):
-        idx, val = select(row[None], k)
-        return idx[0], val[0]
-    width = 1 << min(12, (n // 16).bit_length() - 1)
+    if not _blocks_pay(n, k):
+        return _whole_row(row, k)
+    width = _class_width(n)
     depth, tail = divmod(n, width)
     maxima = row[: width * depth].reshape(depth, width).max(axis=0)
     if tail:
         np.maximum(maxima[:tail], row[width * depth:], out=maxima[:tail])
     kth = np.partition(maxima, width - k)[width - k:].min()  # NaN if the row holds one
     if not kth > -np.inf:
-        idx, val = select(row[None], k)
-        return idx[0], val[0]
+        return _whole_row(row, k)
     cols = np.flatnonzero(row >= kth)  # ascending, at least k
     vals = row[cols]
     m = len(vals)
     top = np.arange(k) if m == k else np.sort(np.argpartition(vals, m - k - 1)[m - k - 1:])  # k + 1 best: ties show
     top = top[np.argsort(-vals[top], kind="stable")]
     if len(top) > k and vals[top[k - 1]] == vals[top[k]]:  # the k-th score ties one left out
-        idx, val = select(row[None], k)
-        return idx[0], val[0]
+        return _whole_row(row, k)
     return cols[top[:k]], vals[top[:k]]
 
 
@@ -60,7 +70,7 @@ def _select_blocks(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Rows where that k-th maximum ties, or is -inf, take the whole-row path.
     """
     c, n = scores.shape
-    width = 1 << min(12, (n // 16).bit_length() - 1)  # 2048 classes at 59k items: 28-29 columns each
+    width = _class_width(n)
     depth, tail = divmod(n, width)
     maxima = scores[:, : width * depth].reshape(c, depth, width).max(axis=1)
     if tail:  # the last, partial row of columns joins classes 0..tail-1

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import evaluation, scoring
 from .data import TrainingData
@@ -233,6 +234,33 @@ def _next_engine(engines: list[str], done: list[dict[str, Any]], remaining: floa
     return min(fitting, key=lambda e: (sum(spent[e]), engines.index(e))) if fitting else None
 
 
+@dataclass(frozen=True)
+class _Carve:
+    """A validation split of the training part: the pairs a trial fits on, and what scores it."""
+
+    fit_mask: np.ndarray
+    fit_train: sp.csr_matrix  # excluded from the lists: every pair the fit saw
+    valid: sp.csr_matrix
+    n_valid: int
+
+    @classmethod
+    def of(cls, data: TrainingData, train_mask: np.ndarray, settings: dict[str, Any], seed: int | None,
+           where: str) -> "_Carve":
+        valid_pairs, fit_mask = validation_split(data, train_mask, settings["split"], settings["test_size"], seed,
+                                                 where)
+        return cls(fit_mask, data.matrix(mask=fit_mask), data.matrix(mask=_pairs_mask(len(data.positive),
+                                                                                        valid_pairs)),
+                   len(valid_pairs))
+
+    def ranks(self, cand: Candidate, chosen: dict[str, Any], fit: FitFn, desc: str, k: int
+              ) -> evaluation.HeldOutRanks:
+        """Train cand with the chosen parameters on the fit part; its ranks of the validation pairs."""
+        handler = cand.cls(dict(cand.params, **chosen))
+        fit(handler, self.fit_mask, desc, lambda epoch: {})
+        with scoring.single_threaded_blas():
+            return evaluation.held_out_ranks(*_factors(handler), self.fit_train, self.valid, k)
+
+
 def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[str, Any], fit: FitFn, name: str,
          clock: Callable[[], float] = time.perf_counter) -> TuneResult:
     """Search the engines of `candidates` (in order: the first is tried first) and the parameters
@@ -250,9 +278,7 @@ def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[st
         if len(test_pairs) == 0:
             raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
         train_mask[test_pairs] = False
-    valid_pairs, fit_mask = validation_split(data, train_mask, split, test_size, seed, f"{where}: tune")
-    fit_train = data.matrix(mask=fit_mask)  # excluded from the lists: every pair the fit saw
-    valid = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
+    carve = _Carve.of(data, train_mask, settings, seed, f"{where}: tune")
 
     engines = list(candidates)
     samplers = _samplers(candidates, seed, maximize)
@@ -268,16 +294,14 @@ def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[st
         cand, sampler = candidates[engine], samplers[engine]
         chosen = sampler.ask(cand.searched)
         t0 = time.perf_counter()
-        handler = cand.cls(dict(cand.params, **chosen))
-        fit(handler, fit_mask, f"tuning {name} (trial {trial}/{n_trials}, {engine})", lambda epoch: {})
-        with scoring.single_threaded_blas():
-            values = evaluation.evaluate(*_factors(handler), fit_train, valid, k)
+        values = evaluation.summarize(carve.ranks(cand, chosen, fit, f"tuning {name} (trial {trial}/{n_trials}, "
+                                                                     f"{engine})", k))
         sampler.tell(float(values[metric]))
         rows.append({"trial": trial, "engine": engine, **chosen, **values,
                      "seconds": round(time.perf_counter() - t0, 6)})
     deadline = None if budget is None else started + budget
     best = _recheck(data, candidates, rows, train_mask, settings, fit, name, deadline, clock)
-    trials = _trials_json(rows, best, candidates, samplers, metric, k, len(valid_pairs), clock() - started)
+    trials = _trials_json(rows, best, candidates, samplers, metric, k, carve.n_valid, clock() - started)
     chosen = rows[best]
     return TuneResult(chosen["engine"], {p: chosen[p] for p in candidates[chosen["engine"]].searched},
                       trials, test_pairs)
@@ -300,18 +324,15 @@ def _recheck(data: TrainingData, candidates: dict[str, Candidate], rows: list[di
     if len(order) < 2 or settings["split"] == "time":  # a second time split holds out the same pairs
         return _best(rows, metric, sign > 0)
     k = settings.get("eval_k") or settings["n_recommendations"]
-    valid_pairs, fit_mask = validation_split(data, train_mask, settings["split"], settings["test_size"],
-                                             None if seed is None else seed + 1, f"CREATE MODEL {name}: tune")
-    fit_train, valid = data.matrix(mask=fit_mask), data.matrix(mask=_pairs_mask(len(data.positive), valid_pairs))
+    carve = _Carve.of(data, train_mask, settings, None if seed is None else seed + 1, f"CREATE MODEL {name}: tune")
     done: dict[int, float] = {}  # row -> standard error of its second score
     for i in order:
         if deadline is not None and done and clock() + rows[i]["seconds"] > deadline:
             break
         r, cand = rows[i], candidates[rows[i]["engine"]]
-        handler = cand.cls(dict(cand.params, **{p: r[p] for p in cand.searched}))
-        fit(handler, fit_mask, f"tuning {name} (trial {r['trial']} on a second validation split)", lambda epoch: {})
-        with scoring.single_threaded_blas():
-            per_user = evaluation.METRICS[metric](evaluation.held_out_ranks(*_factors(handler), fit_train, valid, k))
+        per_user = evaluation.METRICS[metric](carve.ranks(
+            cand, {p: r[p] for p in cand.searched}, fit, f"tuning {name} (trial {r['trial']} on a second "
+                                                         f"validation split)", k))
         r["second_validation"] = float(per_user.mean()) if len(per_user) else float("nan")
         done[i] = float(per_user.std(ddof=1) / math.sqrt(len(per_user))) if len(per_user) > 1 else 0.0
     choice = _simplest_near(rows, done, metric, sign)

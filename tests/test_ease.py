@@ -21,13 +21,17 @@ def matrix(ratings, below: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray
     return x, users, items
 
 
-def ease_scores(x: sp.csr_matrix, lam: float) -> np.ndarray:
-    """Steck's closed form, by the items x items inverse."""
+def ease_weights(x: sp.csr_matrix, lam: float) -> np.ndarray:
+    """Steck's closed form B, by the items x items inverse."""
     g = (x.T @ x).toarray() + lam * np.eye(x.shape[1])
     p = np.linalg.inv(g)
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
-    return x @ b
+    return b
+
+
+def ease_scores(x: sp.csr_matrix, lam: float) -> np.ndarray:
+    return x @ ease_weights(x, lam)
 
 
 def scores_of(con, name: str) -> np.ndarray:
@@ -82,11 +86,7 @@ def test_fold_in_equals_the_closed_form_row(con, ratings):
                       f"ORDER BY rank").fetchall()
     row = sp.csr_matrix((np.ones(len(given)), ([0] * len(given), np.searchsorted(items, given))),
                         shape=(1, len(items)))
-    g = (x.T @ x).toarray() + 7.0 * np.eye(len(items))
-    p = np.linalg.inv(g)
-    b = -p / np.diag(p)
-    np.fill_diagonal(b, 0.0)
-    want = np.asarray(row @ b).ravel()
+    want = np.asarray(row @ ease_weights(x, 7.0)).ravel()
     want[np.searchsorted(items, given)] = -np.inf
     best = np.argsort(-want, kind="stable")[:10]
     assert [r[0] for r in got] == [int(items[i]) for i in best]

@@ -92,8 +92,8 @@ class EASEHandler(FactorsWithoutBiases, Handler):
             u, s, v = (full_svd(matrix) if rank == min(data.shape)  # exact EASE
                        else truncated_svd(matrix, rank, p.get("random_state")))
         g = np.sqrt(s ** 2 / (lam * (s ** 2 + lam)))
-        weight = (v ** 2).sum(axis=1)
-        diag = (v ** 2 / (s ** 2 + lam)).sum(axis=1) + np.clip(1.0 - weight, 0.0, None) / lam
+        v2 = v ** 2
+        diag = (v2 / (s ** 2 + lam)).sum(axis=1) + np.clip(1.0 - v2.sum(axis=1), 0.0, None) / lam
         # C order, as a stored model is read back: the same layout gives the same float32 GEMM rounding.
         self.user_vecs = np.ascontiguousarray(u * (s * g), np.float32)
         self.item_vecs = np.ascontiguousarray(v * g / diag[:, None], np.float32)
