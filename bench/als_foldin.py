@@ -3,10 +3,10 @@
 import time, numpy as np, scipy.sparse as sp, threadpoolctl
 from implicit.cpu.als import AlternatingLeastSquares
 import sqlrec
-from sqlrec.demo import load_movielens
-from sqlrec.coldstart import fold_in
-from sqlrec.model import FOLD_IN_L2
-from sqlrec.handlers.als import ALSHandler
+from sqlrec.frontend.demo import load_movielens
+from sqlrec.exec.coldstart import fold_in
+from sqlrec.models.model import FOLD_IN_L2
+from sqlrec.engines.als import ALSHandler
 con = sqlrec.connect(); load_movielens(con)
 pos = np.array(con.execute("SELECT userId, movieId FROM ratings WHERE rating >= 4").fetchall())
 users, items = np.unique(pos[:, 0]), np.unique(pos[:, 1])

@@ -1,4 +1,4 @@
-"""Approximate top-10 (sqlrec.approx, faiss IVF) against exact sqlrec.scoring.top_k, in one run (issue 13, item 5).
+"""Approximate top-10 (sqlrec.numeric.approx, faiss IVF) against exact sqlrec.numeric.scoring.top_k, in one run (issue 13, item 5).
 
 Synthetic catalogue of --items items x 64 dims with biases, --users query users, ~20 seen
 items each (Zipf popularity, excluded from the top-10 as in every user_item query). Factors:
@@ -10,8 +10,8 @@ items each (Zipf popularity, excluded from the top-10 as in every user_item quer
 
 Lanes, interleaved round robin (every repeat runs each lane once, so load bursts from other
 processes hit all of them), min and median of --repeats:
-  exact          sqlrec.scoring.top_k with the seen items excluded (what Model.recommend runs)
-  approx nprobe  sqlrec.approx.top_k over the index CREATE builds (default nlist), same inputs
+  exact          sqlrec.numeric.scoring.top_k with the seen items excluded (what Model.recommend runs)
+  approx nprobe  sqlrec.numeric.approx.top_k over the index CREATE builds (default nlist), same inputs
   faiss IP-IVF   (--ip) faiss's inner-product IVF recipe, same nlist, through the same top_k
 recall@10 = mean over users of |approx top-10 & exact top-10| / 10. Speed-up = exact median /
 lane median. Also: index build (k-means + assignment, what CREATE adds), assembly (first
@@ -35,13 +35,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import implicit_interactions, machine  # noqa: E402
 
-from sqlrec import approx, scoring  # noqa: E402
+from sqlrec.numeric import approx, scoring  # noqa: E402
 
 
 def lightfm_moments() -> list[tuple[np.ndarray, np.ndarray]]:
     """(mean, covariance) of [vector | bias], items then users, of a LightFM model on MovieLens."""
     import sqlrec
-    from sqlrec.demo import load_movielens
+    from sqlrec.frontend.demo import load_movielens
 
     con = sqlrec.connect()
     load_movielens(con)

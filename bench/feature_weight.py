@@ -3,7 +3,7 @@
 Item features are genres plus a generated tags-like multi-valued feature with counts (each movie
 gets Poisson(12) tags from a 400-tag vocabulary with Zipf popularity, each with a count from a
 geometric distribution), given in long format (movieId, feature, value). Lanes differ in the
-options of sqlrec.features.weighting: LightFM's own scaling (every feature of a row alike) or
+options of sqlrec.ingest.features.weighting: LightFM's own scaling (every feature of a row alike) or
 `feature_weight` (the metadata's share of a row), and `feature_values` raw / log.
 
 Warm: precision@10 with evaluation = true, split = 'user' (per-user 20% holdout), against the
@@ -29,7 +29,7 @@ from _common import machine  # noqa: E402
 from coldstart import ranked_metrics  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec.demo import load_movielens  # noqa: E402
+from sqlrec.frontend.demo import load_movielens  # noqa: E402
 
 FEATURES = ("SELECT movieId, feature, value FROM (SELECT movieId, 'genre=' || unnest(string_split(genres, '|')) "
             "AS feature, 1.0 AS value FROM movies UNION ALL SELECT movieId, 'tag=' || tag, n FROM tags)")

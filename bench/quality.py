@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec.demo import load_movielens  # noqa: E402
-from sqlrec.evaluation import SPLITS  # noqa: E402
+from sqlrec.frontend.demo import load_movielens  # noqa: E402
+from sqlrec.numeric.evaluation import SPLITS  # noqa: E402
 
 COMMON = ("user_id = 'userId', rating = 'rating', threshold = 4, evaluation = true, split = 'user', "
           "test_size = 0.2, eval_k = 10, history = false, verbose = false")

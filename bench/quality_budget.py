@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec.demo import load_movielens  # noqa: E402
-from sqlrec.evaluation import SPLITS  # noqa: E402
+from sqlrec.frontend.demo import load_movielens  # noqa: E402
+from sqlrec.numeric.evaluation import SPLITS  # noqa: E402
 
 K = 10
 TUNE_ENGINES = ['lightfm', 'als', 'ease', 'svd']

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec.demo import load_movielens  # noqa: E402
+from sqlrec.frontend.demo import load_movielens  # noqa: E402
 
 COMMON = "user_id = 'userId', verbose = false, num_threads = 1"
 

@@ -1,4 +1,4 @@
-"""Top-10 for every user at MovieLens-25M shape: sqlrec.scoring.top_k against the GEMMs alone
+"""Top-10 for every user at MovieLens-25M shape: sqlrec.numeric.scoring.top_k against the GEMMs alone
 and against implicit's C++ ``recommend`` on the same factors, in one run (issue 13, item 2).
 
 Factors are synthetic (Gaussian, scaled like trained ones; their values do not change the cost
@@ -9,7 +9,7 @@ augmented factors [U | ub | 1] and [I | 1 | ib]: the same scores sqlrec ranks.
 Lanes, interleaved round robin (load bursts from other processes hit every lane alike),
 min and median of --repeats:
   (a) GEMMs alone at sqlrec's chunk height into one buffer, BLAS on every core: the floor.
-  (b) sqlrec.scoring.top_k, default threads (GEMM + seen masked + top-k + ties by index).
+  (b) sqlrec.numeric.scoring.top_k, default threads (GEMM + seen masked + top-k + ties by index).
   (c) implicit ``MatrixFactorizationBase.recommend(..., filter_already_liked_items=True)``.
 Targets: (b) <= 1.3x (a) and (b) <= (c).
 
@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import implicit_interactions, machine  # noqa: E402
 
-from sqlrec import scoring  # noqa: E402
+from sqlrec.numeric import scoring  # noqa: E402
 
 
 def gemm_only(q: np.ndarray, t_aug_t: np.ndarray, rows: int) -> None:
@@ -67,7 +67,7 @@ def main() -> None:
 
     lanes = {
         "(a) GEMMs alone (floor)": lambda: gemm_only(q_aug, prepared, rows),
-        f"(b) sqlrec.scoring.top_k ({scoring.usable_cores()} threads)":
+        f"(b) sqlrec.numeric.scoring.top_k ({scoring.usable_cores()} threads)":
             lambda: scoring.top_k(uv, ub, iv, ib, k, exclude=seen, prepared=prepared),
         "(c) implicit recommend, filter_already_liked_items":
             lambda: mf.recommend(users, seen, N=k, filter_already_liked_items=True),

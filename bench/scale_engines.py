@@ -6,7 +6,7 @@ item popularity: bench/synth.py) is written once to a DuckDB file; then each lan
 ru_maxrss) at 64 components on every core, lanes alternating. LightFM runs `--lightfm-epochs`
 epochs (its default is 50: the table also gives seconds per epoch and the 50-epoch
 extrapolation, labelled as such); ALS runs its default 15 iterations. Each lane also times
-the fit alone (sqlrec.training.fit_all, wrapped in the child), apart from loading and saving.
+the fit alone (sqlrec.exec.training.fit_all, wrapped in the child), apart from loading and saving.
 
 Then (issue 13 item 2, end to end) a fresh process opens the LightFM model and runs
 `CREATE TABLE recs AS SELECT * FROM m` over every user (10 each, seen excluded: sqlrec
@@ -35,7 +35,7 @@ from synth import create_interactions  # noqa: E402
 LANE = r"""
 import json, resource, sys, time
 import sqlrec
-from sqlrec import training
+from sqlrec.exec import training
 path, name, using = sys.argv[1], sys.argv[2], sys.argv[3]
 fit = []
 def timed(*args, fit_all=training.fit_all):
@@ -51,9 +51,10 @@ print(json.dumps({"seconds": seconds, "fit": fit[0], "rss_mb": resource.getrusag
 RECS = r"""
 import json, resource, sys, time
 import numpy as np, sqlrec
-from sqlrec import scoring, streaming
+from sqlrec.numeric import scoring
+from sqlrec.exec import streaming
 path, name = sys.argv[1], sys.argv[2]
-if int(sys.argv[3]):  # 0: sqlrec's own; sqlrec.queries reads it at each statement
+if int(sys.argv[3]):  # 0: sqlrec's own; sqlrec.exec.queries reads it at each statement
     streaming.BATCH_KEYS = int(sys.argv[3])
 rss = lambda: int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1]) / 1024
 con = sqlrec.connect(path)
@@ -94,7 +95,7 @@ def main() -> None:
     ap.add_argument("--lightfm-epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--recs-batch-keys", type=int, nargs="+", default=[0],
-                    help="keys per streamed batch for the CREATE TABLE AS lane (0: sqlrec.streaming.BATCH_KEYS)")
+                    help="keys per streamed batch for the CREATE TABLE AS lane (0: sqlrec.exec.streaming.BATCH_KEYS)")
     ap.add_argument("--recs-repeats", type=int, default=3)
     ap.add_argument("--path", help="DuckDB file kept between runs (the data is made once); default: a temporary one")
     a = ap.parse_args()

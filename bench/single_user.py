@@ -7,7 +7,7 @@ full likewise, in --rounds rounds of --repeats queries each; the table gives the
   raw     a plain 10-row SELECT with one parameter on a raw duckdb connection: what any SQL
           statement costs from Python (the reference of the target).
   sqlrec  `SELECT * FROM m WHERE user_id = ?` through sqlrec.connect, the same text each time
-          (after its second run it follows its plan: sqlrec.plans).
+          (after its second run it follows its plan: sqlrec.exec.plans).
   full    the same query as a text never seen before (a comment makes each one new): the full
           path of parsing, rewriting and registering, as every query took before plans.
 Targets: sqlrec p50 under 10 ms (issue 2); sqlrec p50 at most 3x raw (issue 13), at each size.

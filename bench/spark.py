@@ -81,7 +81,7 @@ def scale(a: argparse.Namespace) -> None:
 
 
 def quality(a: argparse.Namespace) -> None:
-    from sqlrec.demo import load_movielens
+    from sqlrec.frontend.demo import load_movielens
 
     con = sqlrec.connect()
     load_movielens(con)

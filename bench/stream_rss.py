@@ -7,7 +7,7 @@ BIGINT, score FLOAT, rank INTEGER: 24 bytes a row as Arrow, ~480 MB). sqlrec lan
 with the popularity engine (cheap scoring, so the rows, not the factors, dominate memory); the
 DuckDB lanes build the same columns with numpy in batches of 32,768 keys (3.3M rows).
 sqlrec lanes: streamed (CREATE TABLE AS over the model), materialised (the reference in a CTE,
-or inside BEGIN ... COMMIT: sqlrec.streaming then builds all rows first), and other checkouts
+or inside BEGIN ... COMMIT: sqlrec.exec.streaming then builds all rows first), and other checkouts
 (--tree: two lanes each, run from that tree so that it, not this one, is imported).
 
 Peak RSS: the larger of the kernel's high-water mark (VmHWM, reset through /proc/self/clear_refs
@@ -117,8 +117,8 @@ report(base, peak, t, con.execute("SELECT count(*) FROM recs").fetchone()[0])
 
 SQLREC = """
 import sqlrec
-if BATCH:  # keys per streamed batch (read by sqlrec.queries at each statement)
-    from sqlrec import streaming
+if BATCH:  # keys per streamed batch (read by sqlrec.exec.queries at each statement)
+    from sqlrec.exec import streaming
     streaming.BATCH_KEYS = BATCH
 con = sqlrec.connect()
 con.execute(f"CREATE TABLE big AS SELECT i % {USERS} AS u, (i * 7919) % 5000 AS it FROM range({3 * USERS}) t(i)")
@@ -128,7 +128,7 @@ con.execute(f"SET preserve_insertion_order = {PIO}")
 sampler = Peak()
 base = rss(); sampler.start(); t0 = time.perf_counter()
 query = f"SELECT * FROM pop USING n_recommendations = {K}"
-if SOURCE == "transaction":   # inside a transaction sqlrec builds the rows first (sqlrec.streaming)
+if SOURCE == "transaction":   # inside a transaction sqlrec builds the rows first (sqlrec.exec.streaming)
     con.execute("BEGIN")
 if SOURCE == "cte":   # so does a reference in a CTE (DuckDB may scan one twice)
     con.execute(f"CREATE TABLE recs AS WITH r AS ({query}) SELECT * FROM r")

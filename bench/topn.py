@@ -17,7 +17,7 @@ Lanes:
   (c) bare numpy bound, per chunk: one GEMM, add biases, mask seen (-inf),
       ``np.argpartition(scores, n - k)`` and sort the k.
   (d) as (c) with the naive ``np.argpartition(-scores, k)``.
-  (e) ``sqlrec.scoring.top_k`` on the arrays directly, on one thread (BLAS multi-threaded, as
+  (e) ``sqlrec.numeric.scoring.top_k`` on the arrays directly, on one thread (BLAS multi-threaded, as
       in the numpy lanes) and with its default of a worker per core (BLAS one thread per call).
   (f) relation build alone: ``Model.recommend`` (top_k plus the Arrow table with ids).
   (g) SQL end to end: ``SELECT * FROM m`` through ``sqlrec.connect``, fetched as Arrow.
@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import best_of, implicit_interactions, machine  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec import scoring  # noqa: E402
+from sqlrec.numeric import scoring  # noqa: E402
 
 
 def chunks(m: int, rows: int):
@@ -131,9 +131,9 @@ def main() -> None:
         "(c) numpy bound: GEMM + biases + mask + argpartition(s, n-k) + sort k":
             lambda: numpy_bound(uv, ub, iv, ib, seen, k, rows),
         "(d) naive: same with argpartition(-s, k)": lambda: numpy_bound(uv, ub, iv, ib, seen, k, rows, naive=True),
-        "(e1) sqlrec.scoring.top_k, num_threads=1":
+        "(e1) sqlrec.numeric.scoring.top_k, num_threads=1":
             lambda: scoring.top_k(uv, ub, iv, ib, k, exclude=seen, num_threads=1),
-        f"(e) sqlrec.scoring.top_k, default ({scoring.usable_cores()} threads)":
+        f"(e) sqlrec.numeric.scoring.top_k, default ({scoring.usable_cores()} threads)":
             lambda: scoring.top_k(uv, ub, iv, ib, k, exclude=seen),
         "(f) sqlrec relation build (Model.recommend -> Arrow)":
             lambda: model.recommend("user_item", None, k, exclude_seen=True),

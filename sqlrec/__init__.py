@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dbapi import Connection, Cursor
-from .errors import (
+from sqlrec.api.connection import Connection, Cursor
+from sqlrec.errors import (
     DatabaseError,
     DataError,
     Error,
@@ -45,13 +45,13 @@ def connect(database: str = ":memory:", read_only: bool = False, config: dict[st
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .frontend.magic import load_ipython_extension as _load
+    from sqlrec.frontend.magic import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .frontend.magic import unload_ipython_extension as _unload
+    from sqlrec.frontend.magic import unload_ipython_extension as _unload
 
     _unload(ipython)
 

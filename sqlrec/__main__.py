@@ -1,6 +1,6 @@
 """`python -m sqlrec`: the same as the `sqlrec` command."""
 
-from .frontend.cli import main
+from sqlrec.frontend.cli import main
 
 if __name__ == "__main__":
     main()

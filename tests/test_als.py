@@ -9,7 +9,7 @@ import threadpoolctl
 
 import sqlrec
 from sqlrec import errors
-from sqlrec.handlers import als
+from sqlrec.engines import als
 from conftest import file_database
 
 implicit_als = pytest.importorskip("implicit.cpu.als")
@@ -62,7 +62,7 @@ def test_equals_raw_implicit_and_scores_are_dot_products(con, ratings):
 
 
 def _data(weights):
-    from sqlrec.data import TrainingData
+    from sqlrec.ingest.data import TrainingData
     import pyarrow as pa
 
     rows, cols = np.array([0, 0, 1, 2, 2], np.int32), np.array([0, 1, 1, 0, 2], np.int32)

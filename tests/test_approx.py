@@ -1,4 +1,4 @@
-"""USING approximate: top-N from a faiss IVF index (sqlrec.approx), against exact scoring.
+"""USING approximate: top-N from a faiss IVF index (sqlrec.numeric.approx), against exact scoring.
 
 A catalogue of 1,500 items in 15 taste groups, a real LightFM fit and the real index; nprobe = 1
 of 30 lists makes the approximation visible, nprobe = nlist scans every list (exact but for
@@ -17,7 +17,8 @@ import pytest
 import scipy.sparse as sp
 
 import sqlrec
-from sqlrec import approx, errors, scoring
+from sqlrec.numeric import approx, scoring
+from sqlrec import errors
 
 faiss = pytest.importorskip("faiss")
 
@@ -314,7 +315,7 @@ def test_without_faiss_asking_for_it_says_install_sqlrec_approx_and_stored_index
 
 @pytest.mark.slow
 def test_recall_at_10_against_exact_on_movielens():
-    from sqlrec.demo import load_movielens
+    from sqlrec.frontend.demo import load_movielens
 
     con = sqlrec.connect()
     load_movielens(con)

@@ -92,8 +92,8 @@ def test_no_import_cycle():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    # and it sees through relative imports: sqlrec.model really imports sqlrec.scoring
-    assert "sqlrec.scoring" in imports("sqlrec.model")
+    # and it sees through relative imports: sqlrec.models.model really imports sqlrec.numeric.scoring
+    assert "sqlrec.numeric.scoring" in imports("sqlrec.models.model")
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
@@ -111,13 +111,13 @@ def test_sql_and_handlers_keep_to_their_layer():
         source = MODULES[name].read_text()
         if name.startswith("sqlrec.sql"):
             assert "import duckdb" not in source and "import numpy" not in source, name
-        if name.startswith("sqlrec.handlers"):
-            assert "import duckdb" not in source and "sqlrec.session" not in imports(name), name
+        if name.startswith("sqlrec.engines"):
+            assert "import duckdb" not in source and "sqlrec.store.session" not in imports(name), name
 
 
 def test_only_the_session_layer_catches_duckdb_errors():
-    """Every DuckDB error passes through one place (sqlrec.session), where it gets its label."""
-    allowed = {"sqlrec.session", "sqlrec.catalog", "sqlrec.engine", "sqlrec.dbapi", "sqlrec.errors"}
+    """Every DuckDB error passes through one place (sqlrec.store.session), where it gets its label."""
+    allowed = {"sqlrec.store.session", "sqlrec.models.catalog", "sqlrec.exec.router", "sqlrec.api.connection", "sqlrec.errors"}
     offenders = [name for name in MODULES
                  if "except duckdb." in MODULES[name].read_text() and name not in allowed
                  and not name.startswith("sqlrec.frontend")]

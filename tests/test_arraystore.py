@@ -9,8 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 
 import sqlrec
-from sqlrec import arraystore
-from sqlrec.session import Session
+from sqlrec.store import arraystore
+from sqlrec.store.session import Session
 from conftest import FAST, file_database
 
 QUERY = "SELECT * FROM movie_rec WHERE userId = 1"
@@ -34,14 +34,14 @@ def test_loaded_arrays_are_views_and_the_seen_matrix_is_exact(path):
     session = Session(con._duck)
     rows = arraystore.read(session, "SELECT name, dtype, shape, data FROM sqlrec.arrays WHERE key = ?",
                            ["movie_rec"], where="test")
-    arrays = sqlrec.stored.arrays(rows, "movie_rec", "test")
+    arrays = sqlrec.models.stored.arrays(rows, "movie_rec", "test")
     raw = dict(con._duck.execute("SELECT name, data FROM sqlrec.arrays WHERE key = 'movie_rec'").fetchall())
     assert set(arrays) == set(raw)
     for name, a in arrays.items():
         assert a.tobytes() == raw[name], name
         assert a.flags.aligned and not a.flags.owndata, name  # a view of Arrow's buffer, not a copy
     indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
-    seen = sqlrec.stored._seen(arrays, len(indptr) - 1, int(indices.max()) + 1, "movie_rec", "test")
+    seen = sqlrec.models.stored._seen(arrays, len(indptr) - 1, int(indices.max()) + 1, "movie_rec", "test")
     want = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=seen.shape)
     assert (seen != want.astype(bool)).nnz == 0 and seen.sum() == len(indices)
     assert np.shares_memory(seen.indices, indices)  # int32 as stored: not copied
@@ -108,7 +108,7 @@ def test_loading_a_model_leaves_memory_limit_as_it_was(path):
 def test_few_rows_score_as_the_augmented_product_does():
     # A handful of query rows skips the augmented copy of every target (scoring.DIRECT_ROWS): the
     # same ranking and the same scores up to float32 rounding.
-    from sqlrec.scoring import DIRECT_ROWS, prepare_targets, top_k
+    from sqlrec.numeric.scoring import DIRECT_ROWS, prepare_targets, top_k
     rng = np.random.default_rng(1)
     q, qb, t, tb = rng.random((DIRECT_ROWS, 8), np.float32), rng.random(DIRECT_ROWS, np.float32), \
         rng.random((500, 8), np.float32), rng.random(500, np.float32)

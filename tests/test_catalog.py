@@ -70,7 +70,7 @@ def test_in_memory_models_live_in_memory(trained):
 
 def catalog_queries(monkeypatch) -> list[str]:
     """Every query sqlrec's session sends about models, from now on."""
-    from sqlrec.session import Session
+    from sqlrec.store.session import Session
 
     sent: list[str] = []
     for name in ("one", "rows", "arrow"):

@@ -1,4 +1,4 @@
-"""Catalogue ids (CREATE options items / users, sqlrec.known_ids): known before their first interaction.
+"""Catalogue ids (CREATE options items / users, sqlrec.ingest.known_ids): known before their first interaction.
 
 conftest's data: odd users like items 100-119 (genre A), even users 120-139 (genre B). The
 catalogue adds items 140 (genre A in the feature table) and 141 (no features), and users 9001

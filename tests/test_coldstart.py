@@ -1,4 +1,4 @@
-"""Cold start at query time (sqlrec.coldstart): every branch of the cascade, real models.
+"""Cold start at query time (sqlrec.exec.coldstart): every branch of the cascade, real models.
 
 Odd user ids like items 100-119 (genre A), even ones 120-139 (genre B) (conftest); the user
 feature `kind` says which ('a' or 'b'). A new user or item scored from its features or interactions must land in its
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sqlrec import coldstart
+from sqlrec.exec import coldstart
 from sqlrec.errors import ColumnError, QueryError, UnknownIdError
 
 from conftest import FAST, group

@@ -14,7 +14,7 @@ import pytest
 
 import sqlrec
 from sqlrec import errors
-from sqlrec.scoring import top_k
+from sqlrec.numeric.scoring import top_k
 from conftest import FAST, file_database
 
 

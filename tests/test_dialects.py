@@ -13,9 +13,9 @@ import pytest
 
 import sqlrec
 from sqlrec.errors import ColumnError, ModelNotFoundError, OptionError, ParseError, QueryError
-from sqlrec.handlers import HANDLERS
+from sqlrec.engines import HANDLERS
 from sqlrec.sql import CreateModel, Describe, DropModel, Query, parse_statement
-from sqlrec.sql.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
+from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
 
 MINDSDB_CREATE = (
     "create model lightfm_demo from mysql_demo_db (SELECT * FROM movie_lens_ratings) predict movieId "
@@ -90,7 +90,7 @@ def test_functions_named_like_ml_ones_stay_duckdb_functions():
 
 @pytest.fixture(scope="module")
 def ml():
-    from sqlrec.demo import load_movielens
+    from sqlrec.frontend.demo import load_movielens
 
     con = sqlrec.connect()
     load_movielens(con)

@@ -111,8 +111,8 @@ def test_als_learns_below_threshold_pairs_at_their_share(con):
     # a model stored before the option existed refits from positives only.
     import pyarrow as pa
 
-    from sqlrec.data import TrainingData
-    from sqlrec.handlers import als
+    from sqlrec.ingest.data import TrainingData
+    from sqlrec.engines import als
 
     con.execute("CREATE MODEL m FROM ratings PREDICT movieId USING engine = 'als', user_id = 'userId', "
                 "rating = 'rating', threshold = 4, no_components = 4, epochs = 2")
@@ -128,7 +128,7 @@ def test_als_learns_below_threshold_pairs_at_their_share(con):
 
 
 def test_default_rank_is_exact_on_small_data_and_256_above():
-    from sqlrec.handlers.ease import APPROX_RANK, EXACT_UP_TO, rank_of
+    from sqlrec.engines.ease import APPROX_RANK, EXACT_UP_TO, rank_of
 
     assert rank_of({"no_components": None}, (671, 9066)) == 671  # the MovieLens sample: exact
     assert rank_of({"no_components": None}, (EXACT_UP_TO + 1, 20_000)) == APPROX_RANK == 256

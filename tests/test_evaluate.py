@@ -14,7 +14,7 @@ from lightfm import evaluation as lfm_eval
 
 import sqlrec
 from conftest import FAST
-from sqlrec.evaluation import METRIC_NAMES, SPLITS
+from sqlrec.numeric.evaluation import METRIC_NAMES, SPLITS
 
 TOL = 1e-6
 CREATE = ("CREATE MODEL ev FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', "

@@ -1,4 +1,4 @@
-"""sqlrec.evaluation: splits, and metrics equal to lightfm.evaluation on the same model.
+"""sqlrec.numeric.evaluation: splits, and metrics equal to lightfm.evaluation on the same model.
 
 Tolerance: ranks are compared exactly (the fixture's data has no score near-ties, so LightFM's
 own float32 dot products and our GEMM order items identically); per-user metrics within 1e-6,
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sqlrec.evaluation import (METRIC_NAMES, METRICS, SPLITS, evaluate, held_out_ranks, popular_items,
+from sqlrec.numeric.evaluation import (METRIC_NAMES, METRICS, SPLITS, evaluate, held_out_ranks, popular_items,
                                split_by_time, split_by_user, split_random)
 
 lightfm = pytest.importorskip("lightfm")
@@ -224,7 +224,7 @@ def test_top_lists_skip_train_items_and_pad():
 
 
 def test_top_lists_equal_scoring_top_k(fitted):
-    from sqlrec.scoring import top_k
+    from sqlrec.numeric.scoring import top_k
     _, (uv, ub, iv, ib), train, test = fitted
     r = held_out_ranks(uv, ub, iv, ib, train, test, 10, max_chunk_bytes=5000)
     idx, _ = top_k(uv[r.users], ub[r.users], iv, ib, 10, exclude=train[r.users])

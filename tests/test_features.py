@@ -1,4 +1,4 @@
-"""Features from SQL (sqlrec.features) and hybrid LightFM training: real DuckDB, real LightFM.
+"""Features from SQL (sqlrec.ingest.features) and hybrid LightFM training: real DuckDB, real LightFM.
 
 Items 100-119 are genre A and liked by even users, 120-139 genre B and liked by odd users
 (conftest), so features carry the same signal as the interactions.
@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 import sqlrec
-from sqlrec import features
-from sqlrec.session import Session
+from sqlrec.ingest import features
+from sqlrec.store.session import Session
 from sqlrec.errors import ColumnError, OptionError, TrainingDataError
 
 from conftest import FAST, group
@@ -205,7 +205,7 @@ def test_feature_sources_are_sqlrecs_options_not_model_parameters(con):
 def test_feature_weight_keeps_the_identity_share_fixed():
     import scipy.sparse as sp
 
-    from sqlrec.features import weighting
+    from sqlrec.ingest.features import weighting
 
     meta = sp.csr_matrix(np.array([[3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0]], np.float32))
     identity = np.array([1.0, 1.0, 0.0], np.float32)  # the third id is known from its features only

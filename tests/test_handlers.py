@@ -12,8 +12,8 @@ import pytest
 
 import sqlrec
 from sqlrec import errors
-from sqlrec.handlers import HANDLERS
-from sqlrec.model import KINDS
+from sqlrec.engines import HANDLERS
+from sqlrec.models.model import KINDS
 from conftest import file_database, group
 
 def _spark_missing() -> bool:

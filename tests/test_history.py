@@ -8,7 +8,7 @@ from lightfm import evaluation as lfm_eval
 
 import sqlrec
 from conftest import FAST
-from sqlrec.evaluation import METRIC_NAMES
+from sqlrec.numeric.evaluation import METRIC_NAMES
 from test_evaluate import CREATE, raw_lightfm, stored_metrics
 
 TOL = 1e-6

@@ -317,7 +317,7 @@ def test_finetune_bad_input_is_a_clear_error_and_changes_nothing(con):
 def test_demo_refuses_to_replace_the_users_own_tables_and_models(tmp_path):
     from click.testing import CliRunner
 
-    from sqlrec import demo
+    from sqlrec.frontend import demo
     from sqlrec.frontend.cli import cli
 
     path = str(tmp_path / "mine.duckdb")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import sqlrec
-from sqlrec.demo import load_movielens
+from sqlrec.frontend.demo import load_movielens
 
 # Training on the 100k-rating sample takes seconds: the module is part of the full run only.
 pytestmark = pytest.mark.slow

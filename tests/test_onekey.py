@@ -1,4 +1,4 @@
-"""One known key (sqlrec.onekey, scoring.top_one, rowselect.select_row) gives the general path's
+"""One known key (sqlrec.models.onekey, scoring.top_one, rowselect.select_row) gives the general path's
 rows bit for bit: same GEMV, same selection, same table; and its numpy columns read in DuckDB
 as its table does."""
 
@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from sqlrec import onekey, rowselect, scoring
+from sqlrec.models import onekey
+from sqlrec.numeric import rowselect, scoring
 from conftest import FAST
-from sqlrec.model import KINDS
+from sqlrec.models.model import KINDS
 
 
 def rows_of(rng, kind, n):

@@ -1,4 +1,4 @@
-"""Repeated statements follow a plan (sqlrec.plans): same rows as the full path, and a plan
+"""Repeated statements follow a plan (sqlrec.exec.plans): same rows as the full path, and a plan
 never outlives what it was learnt from (a new model version, a dropped model, another cursor's
 transaction, a table replaced by a model, DuckDB settings)."""
 

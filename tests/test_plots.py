@@ -1,4 +1,4 @@
-"""Plots (sqlrec.plots, `sqlrec plot`, `%sqlrec --plot`): figures drawn from the model relations."""
+"""Plots (sqlrec.frontend.plots, `sqlrec plot`, `%sqlrec --plot`): figures drawn from the model relations."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import sqlrec  # noqa: E402
 from conftest import FAST, make_ratings  # noqa: E402
-from sqlrec import plots  # noqa: E402
+from sqlrec.frontend import plots  # noqa: E402
 
 EVAL = ("CREATE MODEL ev FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', "
         f"threshold = 4, evaluation = true, {FAST}")

@@ -66,7 +66,7 @@ def test_rating_type_needs_items_and_implicit_engines_give_the_score(trained):
 
 @pytest.fixture(scope="module")
 def movielens():
-    from sqlrec.demo import load_movielens
+    from sqlrec.frontend.demo import load_movielens
 
     con = sqlrec.connect()
     load_movielens(con)

@@ -1,4 +1,4 @@
-"""sqlrec.scoring against a brute-force reference (full matrix, Python sort) and LightFM.predict."""
+"""sqlrec.numeric.scoring against a brute-force reference (full matrix, Python sort) and LightFM.predict."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sqlrec import scoring
-from sqlrec.scoring import chunk_rows, flatten_top_k, normalize_rows, top_k
+from sqlrec.numeric import scoring
+from sqlrec.numeric.scoring import chunk_rows, flatten_top_k, normalize_rows, top_k
 
 
 def reference(q, qb, t, tb, k, exclude=None, candidates=None, exclude_index=None):

@@ -159,7 +159,7 @@ def test_the_executor_code_needs_numpy_and_pyarrow_not_sqlrec(tmp_path):
     import pyarrow as pa
     from pyspark import cloudpickle
 
-    from sqlrec import rowselect, scoring
+    from sqlrec.numeric import rowselect, scoring
     from sqlrec.spark import batch, topk
 
     for module in (topk, scoring, rowselect):

@@ -1,4 +1,4 @@
-"""CREATE TABLE AS / INSERT over every key read the model as a stream of batches (sqlrec.streaming):
+"""CREATE TABLE AS / INSERT over every key read the model as a stream of batches (sqlrec.exec.streaming):
 the same rows as the materialised query, references DuckDB reads twice still whole, and a
 cancelled stream leaves no table behind."""
 
@@ -10,7 +10,8 @@ import time
 import pytest
 
 import sqlrec
-from sqlrec import errors, streaming
+from sqlrec import errors
+from sqlrec.exec import streaming
 from conftest import FAST
 
 ORDER = "ORDER BY userId, rank"

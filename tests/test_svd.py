@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 import sqlrec
-from sqlrec.handlers import svd as svd_mod
-from sqlrec.handlers.svd import truncated_svd
+from sqlrec.engines import svd as svd_mod
+from sqlrec.engines.svd import truncated_svd
 
 SVD = "engine = 'svd', user_id = 'userId', rating = 'rating', threshold = 4"
 

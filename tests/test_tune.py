@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sqlrec import training
-from sqlrec import tuning
+from sqlrec.exec import training
+from sqlrec.exec import tuning
 from sqlrec.errors import OptionError
-from sqlrec.evaluation import METRIC_NAMES
+from sqlrec.numeric.evaluation import METRIC_NAMES
 
 BASE = ("CREATE MODEL {name} FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', "
         "threshold = 4, random_state = 7, ")
@@ -162,7 +162,7 @@ def test_errors(con, using, message):
 
 
 def test_first_trial_is_the_defaults(con):
-    from sqlrec.handlers.lightfm import OPTIONS
+    from sqlrec.engines.lightfm import OPTIONS
 
     defaults = {o.name: o.default for o in OPTIONS}
     con.execute(BASE.format(name="td") + "tune = true, tune_trials = 2, epochs = 3, no_components = 8")
@@ -173,8 +173,8 @@ def test_first_trial_is_the_defaults(con):
 
 
 def test_tunable_engines_are_those_with_a_search_space():
-    from sqlrec.handlers import HANDLERS
-    from sqlrec.options import TUNABLE_ENGINES
+    from sqlrec.engines import HANDLERS
+    from sqlrec.sql.options import TUNABLE_ENGINES
 
     assert set(tuning.SPACES) == set(HANDLERS)
     assert set(TUNABLE_ENGINES) == {e for e, space in tuning.SPACES.items() if space}

@@ -22,9 +22,9 @@ from typing import Any, NoReturn
 
 import click
 
-from .execution import fetch, run_cancellable
-from .formatting import FORMATS, error_message, render
-from .statements import is_row_count
+from sqlrec.frontend.execution import fetch, run_cancellable
+from sqlrec.frontend.formatting import FORMATS, error_message, render
+from sqlrec.frontend.statements import is_row_count
 
 
 class MainGroup(click.Group):
@@ -77,7 +77,7 @@ class MainGroup(click.Group):
 
 
 def _version() -> str:
-    from .. import __version__
+    from sqlrec import __version__
 
     return __version__
 
@@ -92,8 +92,8 @@ def _stdin_is_tty() -> bool:
 def run_script(con: Any, text: str, source: str | None, fmt: str, max_rows: int | None, debug: bool,
                timer: bool = False) -> bool:
     """Run every statement of `text`, printing each result; stop at the first error (False)."""
-    from .. import errors
-    from ..sql import split_script
+    from sqlrec import errors
+    from sqlrec.sql import split_script
 
     try:
         statements = split_script(text)
@@ -212,7 +212,7 @@ def _connect(database: str, debug: bool, **options: bool) -> Any:
 
 
 def _run_shell(con: Any, database: str, **settings: Any) -> int:
-    from .shell import Repl
+    from sqlrec.frontend.shell import Repl
 
     repl = Repl(database, connection=con, **settings)
     try:
@@ -259,7 +259,7 @@ def demo(ctx: click.Context, database: str, force: bool) -> None:
     prints its metrics, recommendations for one user and similar movies, printing each
     statement before its result.
     """
-    from .. import demo as demo_module
+    from sqlrec.frontend import demo as demo_module
 
     try:
         demo_module.run(database=database, force=force)
@@ -296,7 +296,7 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
         import os
 
         import sqlrec
-        from .. import plots
+        from sqlrec.frontend import plots
 
         if database != ":memory:" and not os.path.exists(database):
             raise plots.PlotError(f"no database file {database!r}")
@@ -353,10 +353,10 @@ def serve(ctx: click.Context, database: str, host: str, port: int, pg_port: int 
     """
     debug = bool(ctx.parent and ctx.parent.params.get("debug"))
     try:
-        from ..serve import Settings, require
+        from sqlrec.serve import Settings, require
 
         require()
-        from ..serve.server import Server
+        from sqlrec.serve.server import Server
 
         settings = Settings(write=write, external_access=allow_external_access, max_rows=max_rows, timeout=timeout)
         server = Server(database, host=host, port=port, pg_port=pg_port, token=token, settings=settings, log_level="info",

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import errors
-from ..sql.quoting import quote_name
-from .formatting import FORMATS, render
+from sqlrec import errors
+from sqlrec.sql.quoting import quote_name
+from sqlrec.frontend.formatting import FORMATS, render
 
 if TYPE_CHECKING:
-    from .shell import Repl
+    from sqlrec.frontend.shell import Repl
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool
 
-from ..session import Session
-from .formatting import error_message
+from sqlrec.store.session import Session
+from sqlrec.frontend.formatting import error_message
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ASSIGN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*(.*)\Z", re.S)
@@ -240,7 +240,7 @@ class SqlrecMagics(Magics):
         """`--plot KIND MODEL [--label SQL]`: the matplotlib Figure (Jupyter displays it)."""
         import shlex
 
-        from .. import plots
+        from sqlrec.frontend import plots
 
         try:
             words = shlex.split(args)[1:]
@@ -259,9 +259,9 @@ class SqlrecMagics(Magics):
 
     def execute(self, sql: str) -> Any:
         """Run a script statement by statement; the last statement's result as a DataFrame."""
-        from ..errors import Cancelled
-        from ..sql import split_script
-        from .execution import run_cancellable
+        from sqlrec.errors import Cancelled
+        from sqlrec.sql import split_script
+        from sqlrec.frontend.execution import run_cancellable
 
         con = self._con()
         ns = self.shell.user_ns if self.shell is not None else {}
@@ -341,7 +341,7 @@ def _names(sql: str, skip: set[int] = frozenset(), depth: int = 0) -> list[str]:
 
 
 def _usage(message: str) -> Exception:
-    from ..errors import ProgrammingError
+    from sqlrec.errors import ProgrammingError
 
     return ProgrammingError(message)
 

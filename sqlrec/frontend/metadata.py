@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..attributes import ATTRIBUTE_HELP
-from ..errors import Error
-from ..handlers import HANDLERS, create_option_specs
-from ..model import KINDS
-from ..options import QUERY_OPTIONS
-from ..session import Session
+from sqlrec.models.attributes import ATTRIBUTE_HELP
+from sqlrec.errors import Error
+from sqlrec.engines import HANDLERS, create_option_specs
+from sqlrec.models.model import KINDS
+from sqlrec.sql.options import QUERY_OPTIONS
+from sqlrec.store.session import Session
 
 # Catalog tables and sqlrec's scratch relations are not the user's tables.
 _TABLE_COLUMNS = (

@@ -29,15 +29,15 @@ from prompt_toolkit.key_binding import KeyBindings
 from prompt_toolkit.keys import Keys
 
 import sqlrec
-from .. import errors
-from . import dotcommands
-from .completion import SqlCompleter
-from .execution import Result, fetch, run_cancellable
-from .formatting import error_message, render
-from .history import make_history
-from .lexer import make_lexer
-from .metadata import Metadata
-from .statements import EXIT_WORDS, is_complete, is_dot_command, is_row_count, split
+from sqlrec import errors
+from sqlrec.frontend import dotcommands
+from sqlrec.frontend.completion import SqlCompleter
+from sqlrec.frontend.execution import Result, fetch, run_cancellable
+from sqlrec.frontend.formatting import error_message, render
+from sqlrec.frontend.history import make_history
+from sqlrec.frontend.lexer import make_lexer
+from sqlrec.frontend.metadata import Metadata
+from sqlrec.frontend.statements import EXIT_WORDS, is_complete, is_dot_command, is_row_count, split
 
 PROMPT = "sqlrec> "
 CONTINUATION = "   ...> "

@@ -24,7 +24,7 @@ def tokenize(text: str) -> list[Any]:
 
 def split(text: str) -> list[tuple[str, int, int]]:
     """(statement, line, column) for every statement of a script (sqlrec's own splitter)."""
-    from ..sql import split_script
+    from sqlrec.sql import split_script
 
     return split_script(text)
 

@@ -10,7 +10,7 @@ Needs the `serve` extra: ``pip install 'sqlrec[serve]'``.
 
 from __future__ import annotations
 
-from .service import ServeError, Service, Settings
+from sqlrec.serve.service import ServeError, Service, Settings
 
 MISSING = "sqlrec serve needs FastAPI and uvicorn: pip install 'sqlrec[serve]'"
 

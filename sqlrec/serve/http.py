@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from .. import errors
-from .service import Result, ServeError, Service, status_for
+from sqlrec import errors
+from sqlrec.serve.service import Result, ServeError, Service, status_for
 
 ARROW = "application/vnd.apache.arrow.stream"
 
@@ -109,7 +109,7 @@ def _replay(body: bytes, receive: Any) -> Any:
 def create_app(service: Service, token: str | None = None, max_body: int = 1 << 20,
                labels: str | None = None) -> Any:
     """The API and the web pages (sqlrec.serve.pages; `labels` gives items their titles there)."""
-    from .pages import add_pages
+    from sqlrec.serve.pages import add_pages
 
     app = FastAPI(title="sqlrec", version=_version(), docs_url=None, redoc_url=None,
                   description="Recommendations in plain SQL, served: models, recommendations and sqlrec SQL.")
@@ -122,7 +122,7 @@ def create_app(service: Service, token: str | None = None, max_body: int = 1 << 
 
 
 def _version() -> str:
-    from .. import __version__
+    from sqlrec import __version__
 
     return __version__
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..sql import quote_ident
-from .service import ServeError, Service
+from sqlrec.sql import quote_ident
+from sqlrec.serve.service import ServeError, Service
 
 TOP_N = 5  # the distribution of recommended items is over everyone's top 5
 HEAD = 0.1  # the popular head: the 10% most consumed items (as popularity_bias_at_k)

@@ -20,10 +20,10 @@ from urllib.parse import quote
 from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 
-from .. import errors
-from . import svg
-from .insights import TOP_N, Insights, request_labels
-from .service import ServeError, Service, status_for
+from sqlrec import errors
+from sqlrec.serve import svg
+from sqlrec.serve.insights import TOP_N, Insights, request_labels
+from sqlrec.serve.service import ServeError, Service, status_for
 
 CSS = """
 *{box-sizing:border-box}body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;

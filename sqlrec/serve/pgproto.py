@@ -15,8 +15,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .. import errors
-from .service import ServeError
+from sqlrec import errors
+from sqlrec.serve.service import ServeError
 
 SSL_REQUEST, GSS_REQUEST, CANCEL_REQUEST, PROTOCOL_3 = 80877103, 80877104, 80877102, 196608
 

@@ -20,11 +20,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import errors
-from ..sql import split_script
-from . import pgproto as pg
-from .pgauth import Scram
-from .service import Result, ServeError, Service, first_word
+from sqlrec import errors
+from sqlrec.sql import split_script
+from sqlrec.serve import pgproto as pg
+from sqlrec.serve.pgauth import Scram
+from sqlrec.serve.service import Result, ServeError, Service, first_word
 
 MAX_MESSAGE = 16 << 20  # one query or Bind; bigger ones are refused before they are read
 TX_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})

@@ -7,8 +7,8 @@ import socket
 import threading
 from typing import Any
 
-from . import require
-from .service import Service, Settings
+from sqlrec.serve import require
+from sqlrec.serve.service import Service, Settings
 
 
 def is_loopback(host: str) -> bool:
@@ -48,7 +48,7 @@ class Server:
         self._threads: list[threading.Thread] = []
         self.pg = None
         if pg_port is not None:
-            from .pgwire import PgServer
+            from sqlrec.serve.pgwire import PgServer
 
             try:
                 self.pg = PgServer(self.service, host, pg_port, token)
@@ -61,7 +61,7 @@ class Server:
     def _uvicorn(self, log_level: str) -> Any:
         import uvicorn
 
-        from .http import create_app
+        from sqlrec.serve.http import create_app
 
         app = create_app(self.service, self.token, labels=self.labels)
         config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)

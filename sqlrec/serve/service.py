@@ -22,9 +22,9 @@ from decimal import Decimal
 from typing import Any
 
 import sqlrec
-from .. import errors
-from ..engine import COMMANDS
-from ..sql import Query, parse_script, quote_ident
+from sqlrec import errors
+from sqlrec.exec.router import COMMANDS
+from sqlrec.sql import Query, parse_script, quote_ident
 
 # First words of plain statements that change the database, its settings or what it can reach:
 # refused unless --write. Anything else runs on the read-only connection (a misspelt word gets

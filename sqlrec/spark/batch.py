@@ -6,7 +6,7 @@ n_items x (factors + 2) x 4 bytes; each executor scores its users' batches with
 sqlrec.spark.topk and writes its part files. Nothing comes back to the driver but the row
 count, read from the written files' footers.
 
-No DuckDB and no SQL here: sqlrec.export hands over arrays.
+No DuckDB and no SQL here: sqlrec.exec.export hands over arrays.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .. import rowselect, scoring
-from . import topk
+from sqlrec.numeric import rowselect, scoring
+from sqlrec.spark import topk
 
 # Users per Arrow record batch built on the driver: list offsets stay far below 2**31.
 _USERS_PER_BATCH = 1 << 20

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import Cancelled, OptionError, SparkError
+from sqlrec.errors import Cancelled, OptionError, SparkError
 
 MASTER_ENV = "SQLREC_SPARK_MASTER"
 DEFAULT_MASTER = "local[*]"

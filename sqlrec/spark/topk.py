@@ -1,7 +1,7 @@
 """The code that runs on Spark's executors for EXPORT RECOMMENDATIONS: one Arrow batch of users
 in, their top-k rows out.
 
-It is sqlrec.scoring's own arithmetic (the augmented GEMM that folds both biases in, seen items
+It is sqlrec.numeric.scoring's own arithmetic (the augmented GEMM that folds both biases in, seen items
 set to -inf, the selection with ties broken by the lower item index), so a written row equals
 the row `SELECT * FROM m` gives. This module and the scoring functions it calls are pickled by
 value (sqlrec.spark.batch registers them), so executors need numpy and pyarrow, as any PySpark
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..rowselect import select as _select
-from ..scoring import augment_query, chunk_rows
+from sqlrec.numeric.rowselect import select as _select
+from sqlrec.numeric.scoring import augment_query, chunk_rows
 
 # Columns of the users DataFrame the executors read (names of sqlrec's own, not the model's).
 KEY, VEC, BIAS, SEEN = "key", "vec", "bias", "seen"

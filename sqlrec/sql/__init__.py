@@ -6,12 +6,12 @@
 Options of ``SELECT ... USING k = v`` sit on the query node they follow: ``query_options(node)``.
 """
 
-from .dialect import SqlRec
-from .grammar import StatementError
-from .nodes import OPTIONS_ARG, SqlRecOptions, option_value, query_options, set_query_options
-from .parser import READ_ONLY, parse_script, parse_select, parse_statement, split_script
-from .quoting import quote_ident, quote_literal, quote_name
-from .statements import (
+from sqlrec.sql.dialect import SqlRec
+from sqlrec.sql.grammar import StatementError
+from sqlrec.sql.nodes import OPTIONS_ARG, SqlRecOptions, option_value, query_options, set_query_options
+from sqlrec.sql.parser import READ_ONLY, parse_script, parse_select, parse_statement, split_script
+from sqlrec.sql.quoting import quote_ident, quote_literal, quote_name
+from sqlrec.sql.statements import (
     AlterModel,
     CreateModel,
     Describe,

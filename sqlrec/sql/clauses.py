@@ -14,8 +14,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError as SqlglotParseError
 from sqlglot.tokens import Token, TokenType
 
-from .nodes import option_value
-from .statements import OptionValue, Source
+from sqlrec.sql.nodes import option_value
+from sqlrec.sql.statements import OptionValue, Source
 # The project name MindsDB puts before model names (mindsdb.m).
 MINDSDB_PROJECT = "mindsdb"
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")

@@ -13,10 +13,10 @@ from sqlglot.generators.duckdb import DuckDBGenerator
 from sqlglot.parsers.duckdb import DuckDBParser
 from sqlglot.tokens import Token, TokenType
 
-from .foreign import SqlRecMLCall, ml_call_sql
-from .grammar import ModelGrammar, StatementError
-from .nodes import OPTIONS_ARG, SqlRecModelStatement, SqlRecOptions
-from .statements import Statement
+from sqlrec.sql.compat.foreign import SqlRecMLCall, ml_call_sql
+from sqlrec.sql.grammar import ModelGrammar, StatementError
+from sqlrec.sql.nodes import OPTIONS_ARG, SqlRecModelStatement, SqlRecOptions
+from sqlrec.sql.statements import Statement
 
 
 def model_statement_node(statement: Statement) -> SqlRecModelStatement:

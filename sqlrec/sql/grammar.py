@@ -12,10 +12,10 @@ import typing as t
 
 from sqlglot.tokens import TokenType
 
-from .clauses import STRING_TOKENS, StatementError
-from .nodes import option_value
-from .foreign import ForeignGrammar
-from .statements import (
+from sqlrec.sql.clauses import STRING_TOKENS, StatementError
+from sqlrec.sql.nodes import option_value
+from sqlrec.sql.compat.foreign import ForeignGrammar
+from sqlrec.sql.statements import (
     AlterModel,
     CreateModel,
     Describe,

@@ -6,7 +6,7 @@ import math
 
 from sqlglot import exp
 
-from .statements import OptionValue, Statement
+from sqlrec.sql.statements import OptionValue, Statement
 
 # Arg key under which a query node keeps its USING options. Not a sqlglot arg: generators other
 # than sqlrec's skip it, which is how DuckDB SQL comes out without the USING.

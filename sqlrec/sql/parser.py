@@ -8,10 +8,10 @@ from sqlglot.tokens import Token, TokenType
 
 from sqlrec.errors import OptionError, ParseError
 
-from .dialect import SqlRec
-from .grammar import StatementError
-from .nodes import SqlRecModelStatement
-from .statements import Passthrough, Query, Statement
+from sqlrec.sql.dialect import SqlRec
+from sqlrec.sql.grammar import StatementError
+from sqlrec.sql.nodes import SqlRecModelStatement
+from sqlrec.sql.statements import Passthrough, Query, Statement
 
 _DIALECT = SqlRec()
 # Trees that are a bare expression, not a statement (`CHECKPOINT` parses as a column): DuckDB's.

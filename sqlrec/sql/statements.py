@@ -13,7 +13,7 @@ from typing import ClassVar, Union
 
 from sqlglot import exp
 
-from .quoting import quote_name
+from sqlrec.sql.quoting import quote_name
 
 OptionValue = Union[int, float, str, bool, None, list]
 

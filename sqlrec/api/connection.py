@@ -1,0 +1,313 @@
+"""PEP 249 Connection and Cursor over the engine, with duckdb-style conveniences.
+
+Each Cursor owns a DuckDB connection handle: the Connection's own cursor (used by
+``Connection.execute``) shares the main DuckDB connection, so temp tables, ATTACHed databases
+and settings persist across ``con.execute`` calls exactly as in duckdb's Python API; extra
+cursors from ``Connection.cursor()`` are duckdb cursors (same database, own transaction).
+Every result, model statements included, is a DuckDB result, so fetch*, description, .df()
+and .arrow() behave the same for all statements.
+"""
+
+from __future__ import annotations
+
+import os
+
+import sys
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+
+from sqlrec import errors
+from sqlrec.models.catalog import ModelSummary
+from sqlrec.exec.router import Engine
+from sqlrec.store.session import PYTHON_SCOPE, Session
+
+
+def _caller_scope() -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(globals, locals) of the code that called into this module, for DuckDB's lookup of
+    Python objects by name; None when sqlrec itself is the caller (serve, the shell): no user
+    namespace there, and internals must never be read as tables."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "contextlib"):
+        frame = frame.f_back
+    if frame is None or str(frame.f_globals.get("__name__", "")).partition(".")[0] == "sqlrec":
+        return None
+    return frame.f_globals, frame.f_locals
+
+
+@contextmanager
+def _python_scope() -> Iterator[None]:
+    """The caller's names are readable by DuckDB for the statement's duration (kept no longer)."""
+    if PYTHON_SCOPE.get() is not None:
+        yield
+        return
+    token = PYTHON_SCOPE.set(_caller_scope())
+    try:
+        yield
+    finally:
+        PYTHON_SCOPE.reset(token)
+
+
+class Cursor:
+    arraysize: int = 1
+
+    def __init__(self, connection: "Connection", duck: duckdb.DuckDBPyConnection):
+        self.connection = connection
+        self._duck = duck
+        self._has_result = False
+        self._closed = False
+        # threadsafety 1: a cursor serves one thread at a time, and a result is read by the
+        # thread whose statement made it (another thread would silently get someone else's rows).
+        self._busy = threading.Lock()
+        self._owner: int | None = None
+
+    @contextmanager
+    def _use(self, fetching: bool) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise errors.ProgrammingError(
+                "this cursor is in use by another thread: sqlrec connections are not shared between threads "
+                "(threadsafety 1); give each thread its own cursor: con.cursor()")
+        try:
+            if fetching and self._owner != threading.get_ident():
+                raise errors.ProgrammingError(
+                    "the result on this cursor belongs to a statement another thread ran; give each thread "
+                    "its own cursor: con.cursor()")
+            yield
+        except duckdb.Error as exc:
+            raise errors.wrap_duckdb(exc, "reading the result") from exc
+        finally:
+            self._busy.release()
+
+    # --- PEP 249 -------------------------------------------------------------------------
+
+    @property
+    def description(self) -> list[tuple] | None:
+        return self._duck.description if self._has_result else None
+
+    @property
+    def rowcount(self) -> int:
+        return -1  # DuckDB does not report it either
+
+    def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> "Cursor":
+        self._check_open()
+        with self._use(fetching=False), _python_scope():
+            self._has_result = False
+            self._owner = threading.get_ident()
+            self.connection._engine.execute(self._duck, operation, parameters)
+            self._has_result = self._duck.description is not None
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
+        for parameters in seq_of_parameters:
+            self.execute(operation, parameters)
+        return self
+
+    def fetchone(self) -> tuple | None:
+        with self._result():
+            return self._duck.fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        with self._result():
+            return self._duck.fetchmany(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[tuple]:
+        with self._result():
+            return self._duck.fetchall()
+
+    def close(self) -> None:
+        if not self._closed and self._duck is not self.connection._duck:
+            # the relations registered for its last statement go with it (the engine would keep them)
+            self.connection._engine.release(Session(self._duck))
+            self._duck.close()
+        self._closed = True
+
+    def interrupt(self) -> None:
+        """Cancel the statement running on this cursor (call it from another thread): DuckDB's
+        part at once, training at the next epoch, scoring at the next chunk."""
+        self.connection._engine.interrupt(self._duck)
+
+    def setinputsizes(self, sizes: Any) -> None:
+        pass
+
+    def setoutputsize(self, size: Any, column: int | None = None) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[tuple]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- conveniences like duckdb's --------------------------------------------------------
+
+    def df(self):
+        """The remaining rows as a pandas DataFrame."""
+        with self._result():
+            return self._duck.fetchdf()
+
+    fetchdf = df
+
+    def arrow(self):
+        """The remaining rows as a pyarrow Table."""
+        with self._result(), warnings.catch_warnings():
+            # duckdb warns that a DB-API result copies once into Arrow; that copy is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            return self._duck.to_arrow_table()
+
+    # duckdb 2.x's names on a connection's result (its relations' .arrow() is a RecordBatchReader;
+    # here .arrow() stays a Table: see README "Python (DB-API 2.0)").
+    fetch_arrow_table = to_arrow_table = arrow
+
+    def to_arrow_reader(self, batch_size: int = 1_000_000):
+        """The remaining rows as a pyarrow.RecordBatchReader (streamed, as duckdb's)."""
+        with self._result(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # as in arrow()
+            return self._duck.to_arrow_reader(batch_size)
+
+    def fetchnumpy(self) -> dict:
+        with self._result():
+            return self._duck.fetchnumpy()
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed or self.connection._closed:
+            raise errors.InterfaceError("cursor is closed")
+
+    @contextmanager
+    def _result(self) -> Iterator[None]:
+        self._check_open()
+        with self._use(fetching=True):
+            if not self._has_result:
+                raise errors.ProgrammingError("no result to fetch: the last statement returned no rows")
+            yield
+
+
+class Connection:
+    """A sqlrec connection: one DuckDB database (file or in-memory) plus its models."""
+
+    Error = errors.Error
+    Warning = errors.Warning
+    InterfaceError = errors.InterfaceError
+    DatabaseError = errors.DatabaseError
+    DataError = errors.DataError
+    OperationalError = errors.OperationalError
+    IntegrityError = errors.IntegrityError
+    InternalError = errors.InternalError
+    ProgrammingError = errors.ProgrammingError
+    NotSupportedError = errors.NotSupportedError
+
+    def __init__(self, database: str = ":memory:", read_only: bool = False, config: dict | None = None,
+                 safe: bool = False, trust_stored_sql: bool = False):
+        config = dict(config or {})
+        if not isinstance(database, (str, os.PathLike)):  # str(None) would open a file named 'None'
+            raise errors.InterfaceError(f"connect: database must be a file path or ':memory:', got {database!r}")
+        if safe:  # DuckDB refuses to turn it back on while the database is open
+            config["enable_external_access"] = False
+        try:
+            self._duck = duckdb.connect(str(database), read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            raise errors.wrap_duckdb(exc, f"cannot open database {database!r}") from exc
+        self.database = str(database)
+        self.read_only = read_only
+        self.safe = safe
+        self.trust_stored_sql = trust_stored_sql
+        self._closed = False
+        self._engine = Engine(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql, database=str(database))
+        self._cursor = Cursor(self, self._duck)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection (for DuckDB-only features)."""
+        return self._duck
+
+    def cursor(self) -> Cursor:
+        self._check_open()
+        return Cursor(self, self._duck.cursor())
+
+    def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> Cursor:
+        """Run one statement or a script; returns the connection's cursor holding the last result."""
+        self._check_open()
+        return self._cursor.execute(operation, parameters)
+
+    def sql(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> duckdb.DuckDBPyRelation | None:
+        """The result as a duckdb.DuckDBPyRelation, as duckdb's Connection.sql returns it. A
+        plain query gets DuckDB's own lazy relation; DuckDB's other statements run now and give
+        None (as in duckdb); a model statement or a query reading a model runs now, and the
+        relation holds its rows."""
+        self._check_open()
+        with _python_scope():
+            kind = self._engine.duckdb_statement(self._duck, operation)
+            if kind == "query":
+                return Session(self._duck).relation(operation, parameters)
+            cur = self.execute(operation, parameters)
+            if kind == "other":
+                return None
+            return Session(self._duck).from_arrow(cur.arrow()) if cur.description is not None else None
+
+    def commit(self) -> None:
+        self._check_open()
+        self._engine.forget_catalog()
+        self._duck.commit()
+
+    def rollback(self) -> None:
+        self._check_open()
+        self._engine.forget_catalog()  # a model saved in the transaction may be gone
+        try:
+            self._duck.rollback()
+        except duckdb.TransactionException:
+            pass  # autocommit mode: nothing open to roll back
+
+    def interrupt(self) -> None:
+        """Cancel the running statement (training stops at the next epoch; nothing is saved)."""
+        self._engine.interrupt()
+
+    def models(self) -> list["ModelSummary"]:
+        """The active models (name, engine, version, id columns, sizes, metrics), by name."""
+        self._check_open()
+        return self._engine.catalog(self._duck).summaries()
+
+    def register(self, name: str, obj: Any) -> None:
+        """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""
+        self._check_open()
+        Session(self._duck).finish_pending()  # DuckDB refuses to register while a result is pending
+        try:
+            self._duck.register(name, obj)
+        except duckdb.Error as exc:
+            raise errors.wrap_duckdb(exc, f"register {name!r}") from exc
+
+    def unregister(self, name: str) -> None:
+        """Remove a view made by register (nothing happens when there is none)."""
+        self._check_open()
+        Session(self._duck).unregister(name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if not self._closed:
+            self._duck.close()
+            self._closed = True
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.InterfaceError("connection is closed")

@@ -1,0 +1,1 @@
+"""Statement execution: the router, plans, commands, training and the model lifecycle."""

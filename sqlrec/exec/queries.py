@@ -1,0 +1,273 @@
+"""Queries that read models: each model reference becomes a computed relation.
+
+The references are found in the sqlglot tree (sqlrec.exec.rewrite), id filters are pushed into
+scoring so that only the asked-for keys are scored, each relation is registered with DuckDB
+under a unique name, and DuckDB runs the rest of the query (joins, filters, aggregates) as
+written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from sqlrec.numeric import approx
+from sqlrec.models import attributes, ratings
+from sqlrec.exec import coldstart, pushdown, rewrite, streaming, views
+from sqlrec.exec.compat import mlfunctions
+from sqlrec.sql import options as opts
+from sqlrec.models.catalog import Catalog
+from sqlrec.errors import ProgrammingError, QueryError, did_you_mean
+from sqlrec.models.model import KINDS, Model
+from sqlrec.store.session import Session
+from sqlrec.sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
+
+Cancelled = Callable[[], bool]
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.I)
+
+
+def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: list[str],
+        cancelled: Cancelled = lambda: False, prefix: str = "") -> None:
+    """Run the query (behind `prefix`, e.g. EXPLAIN); its result is left pending on the session's
+    handle. The relations registered for it are appended to `registered` (released after it)."""
+    view = _view_created(st)
+    as_written = view.expression.sql(dialect="sqlrec") if view is not None else None
+    views.expand(session, catalog, st.tree)  # a read of a view over models reads its query
+    changed, params = mlfunctions.expand(session, catalog, st.tree, registered, params)  # ML.*, mindsdb.m
+    if changed:
+        st = Query(st.tree, text=st.tree.sql(dialect="duckdb"), line=st.line, col=st.col)
+    refs = rewrite.find_model_refs(st.tree, catalog.exists)
+    if not refs:
+        _no_model_check(catalog, st)
+        return session.run(prefix + st.text, params)
+    _check_reads_only(st, refs)
+    if view is not None:
+        return views.create(session, catalog, view, as_written, sorted({r.model for r in refs}))
+    # The tree was parsed for this execution alone: rewritten in place, its model references
+    # stay the ones found above (binding replaces placeholders, never tables).
+    tree = rewrite.inline_parameters(st.tree, params)
+    streams: list[streaming.RecsStream] = []
+    for ref in refs:
+        alias = ref.table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(ref.alias))
+        if ref.attribute == "versions":  # the catalog's rows, not one loaded version's
+            registered.append(session.register("rel", catalog.versions(ref.model, "SELECT")))
+            ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
+            continue
+        model = _load(catalog, ref)
+        if ref.attribute is not None:
+            registered.append(session.register("rel", attributes.ATTRIBUTES[ref.attribute](model)))
+            ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
+            continue
+        rel = recommendations(session, model, ref, cancelled, stream=streaming.streamable(session, tree, ref.table))
+        if isinstance(rel, streaming.RecsStream):
+            streams.append(rel)
+        registered.append(session.register("rel", rel.reader if isinstance(rel, streaming.RecsStream) else rel))
+        ref.table.replace(exp.Subquery(this=typed_select(registered[-1], model, rel.column_names), alias=alias))
+    with streaming.errors_of(streams):
+        session.run(prefix + tree.sql(dialect="duckdb"))
+
+
+def _load(catalog: Catalog, ref: rewrite.ModelRef) -> Model:
+    """The active version, or the one USING version = n names (a kept one: see keep_versions)."""
+    version = opts.resolve({k: v for k, v in rewrite.gather_options(ref).items() if k.lower() == "version"},
+                           [o for o in opts.QUERY_OPTIONS if o.name == "version"], "SELECT USING")["version"]
+    return catalog.load(ref.model, "SELECT") if version is None else catalog.load_version(
+        ref.model, version, f"SELECT FROM {ref.model} USING version = {version}")
+
+
+def passthrough(session: Session, catalog: Catalog, st: Statement, params: Any, registered: list[str],
+                cancelled: Cancelled) -> None:
+    """A statement sqlglot does not know runs in DuckDB as written; EXPLAIN of a query over a
+    model explains the query DuckDB really runs (over the computed relation)."""
+    explain = _EXPLAIN.match(st.text)
+    if explain:
+        inner = parse_statement(st.text[explain.end():])
+        if isinstance(inner, Query) and rewrite.find_model_refs(inner.tree, catalog.exists):
+            return run(session, catalog, inner, params, registered, cancelled, prefix=st.text[:explain.end()])
+    mlfunctions.check_unparsed(st.text)
+    session.run(st.text, params)
+
+
+def _check_reads_only(st: Query, refs: list[rewrite.ModelRef]) -> None:
+    """A model is read in a query's FROM / JOIN; a statement that would write to it, alter it or
+    store the reference (a view: its relation exists for one statement only) is refused."""
+    word = " ".join(st.text.split()[:2]).upper()
+    for ref in refs:
+        if ref.select is None or not rewrite.read_in_from(ref.table):
+            raise QueryError(f"{word}: {ref.model!r} is a model, not a table; models are read with SELECT and "
+                             "changed with CREATE OR REPLACE MODEL or DROP MODEL")
+    kind = rewrite.created_kind(st.tree)
+    kind = "TABLE" if kind is None else kind
+    if kind not in ("TABLE", "VIEW"):
+        # DuckDB would store the statement with the reference swapped for a relation that
+        # lives for this statement only: every later read would fail.
+        what = "a macro" if kind in ("MACRO", "FUNCTION") else f"a {kind.lower()}"
+        raise QueryError(f"CREATE {kind}: {what} cannot read model {refs[0].model!r} (a model's rows are computed "
+                         "by sqlrec per query, and DuckDB runs macros without sqlrec); use a view (CREATE VIEW), "
+                         "or store the rows with CREATE TABLE ... AS SELECT ... FROM the model")
+
+
+def _view_created(st: Query) -> exp.Create | None:
+    """The CREATE VIEW node of `CREATE VIEW v AS SELECT ...`, None for other statements."""
+    tree = st.tree
+    if rewrite.created_kind(tree) == "VIEW" and isinstance(tree.expression, exp.Query):
+        return tree
+    return None
+
+
+def typed_select(view: str, model: Model, columns: list[str]) -> exp.Select:
+    """SELECT over a registered relation casting id columns back to the model's id types.
+
+    Arrow carries some DuckDB types (UUID, HUGEINT, ENUM...) as other types; the relation must
+    have the training columns' own types so that joins and comparisons behave.
+    """
+    types = {}
+    for side in (model.side("user"), model.side("item")):
+        if _ARROW_SAME.get(side.type.upper()) != side.ids.type:
+            types[side.column] = types[f"similar_{side.column}"] = side.type
+    items = []
+    for col in columns:
+        ident = exp.to_identifier(col, quoted=True)
+        node: exp.Expression = exp.Column(this=ident)
+        if col in types:
+            node = exp.Cast(this=node, to=exp.DataType.build(types[col], dialect="duckdb"))
+        items.append(exp.alias_(node, ident) if col in types else node)
+    return exp.select(*items).from_(exp.to_identifier(view, quoted=True))
+
+
+# DuckDB types that an Arrow column of this type already has when DuckDB reads it: no cast needed.
+_ARROW_SAME = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "SMALLINT": pa.int16(), "TINYINT": pa.int8(),
+               "VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+
+
+def _no_model_check(catalog: Catalog, st: Query) -> None:
+    """USING on a query that reads no model would reach DuckDB as a bare syntax error."""
+    using = next((n for n in st.tree.find_all(exp.Expression) if n.args.get(OPTIONS_ARG)), None)
+    if using is None:
+        return
+    tables = sorted({t.name for t in st.tree.find_all(exp.Table) if t.name})
+    models = catalog.names()
+    unknown = [t for t in tables if did_you_mean(t, models)]
+    hint = f"; unknown model {unknown[0]!r}{did_you_mean(unknown[0], models)}" if unknown else ""
+    raise QueryError(
+        f"SELECT ... USING: the query reads no model (it reads {', '.join(tables) or 'no table'}){hint}; "
+        f"models: {', '.join(models) or 'none (CREATE MODEL first)'}")
+
+
+def options_of(ref: rewrite.ModelRef, where: str) -> dict[str, Any]:
+    given = rewrite.gather_options(ref)
+    in_where = rewrite.take_where_option(ref, "recommender_type")
+    if in_where is not None:
+        if "recommender_type" in given and str(given["recommender_type"]).lower() != str(in_where).lower():
+            raise QueryError(f"{where}: recommender_type given twice with different values")
+        given["recommender_type"] = in_where
+    return opts.resolve(given, opts.QUERY_OPTIONS, f"{where} USING")
+
+
+def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, where: str,
+          skipped: list[str] | None = None) -> list[Any] | None:
+    """The keys the query asks for: pushed-down filters (sqlrec.exec.pushdown: values, subqueries,
+    joins on the key), and the MindsDB batch join's table. Filters left to DuckDB, with why,
+    are appended to `skipped`."""
+    key = model.key_column(kind)
+    keys = pushdown.keys(ref, key, _runner(session, where, [] if skipped is None else skipped))
+    if keys is not None:
+        keys = model.side(KINDS[kind].key).representable(keys, where)
+    batch = rewrite.batch_join(ref, key, where)
+    if batch is not None:
+        got = session.rows(batch.sql(dialect="duckdb"), where=f"{where}: the joined table's {key} values")
+        batch_keys = [r[0] for r in got if r[0] is not None]
+        batch_set = set(batch_keys)
+        keys = batch_keys if keys is None else [k for k in keys if k in batch_set]
+    return keys
+
+
+def _runner(session: Session, where: str, skipped: list[str]) -> pushdown.Run:
+    """Runs the queries giving pushed keys (a subquery, a joined table's ids) in DuckDB first."""
+    def values(query: exp.Query, what: str) -> list[Any] | None:
+        label = f"{where}: {what} (run first to score only its values)"
+        try:
+            table = session.arrow(query.sql(dialect="duckdb"), where=label)
+        except ProgrammingError as exc:
+            if not isinstance(exc.__cause__, (duckdb.BinderException, duckdb.CatalogException)):
+                raise  # it ran and failed: the whole query would fail the same way
+            # It reads what only the whole query has (a column of the outer query): DuckDB runs
+            # it as written. A statement that fails to bind leaves a user's transaction open.
+            skipped.append(f"{what} was not pushed: {str(exc.__cause__).splitlines()[0]}")
+            return None
+        if table.num_columns != 1:
+            skipped.append(f"{what} was not pushed: it has {table.num_columns} columns")
+            return None
+        return [v for v in table.column(0).to_pylist() if v is not None]
+    return values
+
+
+def _check_bound(model: Model, kind: str, ref: rewrite.ModelRef, keys: list[Any] | None, bound: int,
+                 where: str, skipped: list[str]) -> None:
+    """A SELECT scoring more than `bound` keys is refused (USING max_scored); CREATE TABLE AS
+    and INSERT store every key's rows by intent and have no bound."""
+    if not bound or isinstance(ref.table.root(), (exp.Create, exp.Insert)):
+        return
+    column = model.key_column(kind)
+    n = len(model.side(KINDS[kind].key).ids) if keys is None else len(keys)
+    if n <= bound:
+        return
+    allow = ("store the rows with CREATE TABLE ... AS SELECT, or allow it with USING max_scored = 0 "
+             "(no bound) or a larger bound")
+    if keys is not None:
+        raise QueryError(f"{where}: the query asks for {n:,} {column} ids, more than max_scored = {bound:,} "
+                         f"scored in one SELECT; {allow}")
+    why = f" ({'; '.join(skipped)})" if skipped else ""
+    raise QueryError(
+        f"{where}: the query would score all {n:,} {column} ids of the model, more than max_scored = "
+        f"{bound:,}: no filter on {column} is pushed into scoring{why}. Pushed are {column} = v, IN (values), "
+        f"IN (SELECT ...), OR of those, and joins ON {ref.alias}.{column} = t.{column}; add one, {allow}")
+
+
+def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cancelled: Cancelled = lambda: False,
+                    stream: bool = False) -> pa.Table | streaming.RecsStream:
+    """The reference's rows; with `stream`, every key's rows come as a RecsStream (sqlrec.exec.streaming)."""
+    where = f"SELECT FROM {model.name}"
+    q = options_of(ref, where)
+    kind = q["recommender_type"]
+    if kind == "rating":
+        unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",
+                              "interactions", "approximate", "nprobe", "max_scored") if q[o] is not None]
+        if unused:
+            raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
+                             "(it predicts exactly the asked pairs, seen or not, of known ids)")
+        return ratings.predict(model, _keys(session, model, "user_item", ref, where),
+                               _targets(model, "user_item", ref, where), where)
+    skipped: list[str] = []
+    keys = _keys(session, model, kind, ref, where, skipped)
+    bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]
+    _check_bound(model, kind, ref, keys, bound, where, skipped)
+    k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
+    exclude = q["exclude_seen"]
+    if exclude is None:
+        exclude = KINDS[kind].exclude_seen
+    candidates = None
+    if q["candidates"] is not None:
+        sql = parse_select(q["candidates"], f"{where} USING: option candidates")
+        candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
+    targets = _targets(model, kind, ref, where)
+    keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
+    search = approx.Search(q["approximate"], q["nprobe"])
+    if stream and keys is None and cold is None:
+        return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
+                                                        where=where, cancelled=cancelled, targets=targets,
+                                                        batch_keys=streaming.batch_keys(k), search=search))
+    return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
+                           cancelled=cancelled, targets=targets, search=search)
+
+
+def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:
+    """`=` / `IN` literal filters on the target column (movieId of user_item, similar_movieId of
+    item_item...), and OR of them: those pairs are scored instead of filtering the top-N after its cut."""
+    values = pushdown.targets(ref, model.columns(kind)[1])
+    return None if values is None else model.side(KINDS[kind].target).representable(values, where)

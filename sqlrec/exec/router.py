@@ -1,0 +1,230 @@
+"""The engine: routes each statement to its command, or to DuckDB.
+
+Non-model statements run in DuckDB as written (parameters bound by DuckDB). Model statements
+go to the command of their class in ``COMMANDS``; a command returns its result as an Arrow
+table, which the engine hands to DuckDB once, so that every result, model statements
+included, is read from the DuckDB connection handle the same way. Queries over models
+(sqlrec.exec.queries) leave DuckDB's own result there.
+
+Each running statement has its own cancel flag: ``interrupt()`` sets the flags of the
+statements running at that moment (training stops at the next epoch, scoring at the next
+chunk) and a statement started later is not affected.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from sqlglot import exp
+
+from sqlrec.exec import commands, export, finetune, lifecycle, queries, rewrite, training, views
+from sqlrec.exec.compat import dialects
+from sqlrec.models.cache import CatalogCache
+from sqlrec.models.catalog import Catalog
+from sqlrec.errors import ProgrammingError
+from sqlrec.models.model import Model
+from sqlrec.exec.plans import Plans
+from sqlrec.store.session import Session
+from sqlrec.sql import (
+    OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, ExportRecommendations, Finetune,
+    Query, Retrain, ShowModels,
+    Statement, parse_script,
+)
+from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
+
+
+@dataclass
+class Context:
+    """What a command works with: the handle's session, the catalog, the statement's cancel flag,
+    and the relations registered for the statement (released before the next one)."""
+
+    session: Session
+    catalog: Catalog
+    cancel: threading.Event
+    registered: list[str] = field(default_factory=list)
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+
+Command = Callable[[Context, Any, Any], "pa.Table | None"]
+
+
+def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
+    if isinstance(st, BigQueryCreateModel):
+        with dialects.bigquery_names(st):
+            return _create(ctx, dialects.bigquery_create(st), params)
+    st = dialects.native_create(ctx.session, st)  # MindsDB's and ThanoSQL's habits
+    model, status = training.create(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, status)
+
+
+def _retrain(ctx: Context, st: Retrain, params: Any) -> pa.Table:
+    model, _ = lifecycle.retrain(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, "retrained")
+
+
+def _finetune(ctx: Context, st: Finetune, params: Any) -> pa.Table:
+    model, status = finetune.finetune(ctx.session, ctx.catalog, st, ctx.cancelled)
+    return commands.status_table(model, status)
+
+
+def _query(ctx: Context, st: Query, params: Any) -> None:
+    queries.run(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
+
+
+def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
+    return lambda ctx, st, params: command(ctx.session, ctx.catalog, st)
+
+
+# Statement class -> (command, writes to the database).
+COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
+    CreateModel: (_create, True),
+    DropModel: (_plain(commands.drop), True),
+    AlterModel: (_plain(commands.alter), True),
+    ShowModels: (_plain(commands.show), False),
+    Describe: (_plain(commands.describe), False),
+    EvaluateModel: (_plain(commands.evaluate), False),
+    Retrain: (_retrain, True),
+    Finetune: (_finetune, True),
+    # Writes files, not the database; a write all the same (refused read-only and by sqlrec serve).
+    ExportRecommendations: (_plain(export.export), True),
+    Query: (_query, False),
+    BigQueryCreateModel: (_create, True),
+    CreateMLEngine: (_plain(dialects.create_ml_engine), False),
+    ShowMLEngines: (_plain(dialects.show_ml_engines), False),
+    PredictUsing: (_plain(dialects.predict_using), False),
+}
+
+
+class Engine:
+    def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False, trust_stored_sql: bool = False,
+                 database: str | None = None):
+        self.duck = duck
+        self.read_only = read_only
+        self.trust_stored_sql = trust_stored_sql
+        in_memory = database is None or database == ":memory:" or database.startswith(":memory:")
+        self._cache = CatalogCache(f"memory:{id(duck)}" if in_memory else os.path.realpath(database))
+        self._lock = threading.Lock()
+        # Per DuckDB handle: the running statement's cancel flag, and the relations registered
+        # for its last statement (released when the next one starts).
+        self._running: dict[int, tuple[duckdb.DuckDBPyConnection, threading.Event]] = {}
+        self._registered: dict[int, tuple[Session, list[str]]] = {}
+        # Per DuckDB handle: Arrow tables its last statement reads by replacement scan (sqlrec.exec.plans).
+        self._kept: dict[int, list] = {}
+        self._plans = Plans()
+
+    def catalog(self, duck: duckdb.DuckDBPyConnection) -> Catalog:
+        return Catalog(Session(duck), self._cache, self.trust_stored_sql)
+
+    def model(self, name: str, duck: duckdb.DuckDBPyConnection | None = None) -> Model:
+        """The active version of a model, loaded (and cached) for scoring."""
+        return self.catalog(duck or self.duck).load(name, "loading a model")
+
+    def interrupt(self, duck: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Cancel the statements running now: on `duck` only, or on every cursor of the connection."""
+        with self._lock:
+            running = [r for r in self._running.values() if duck is None or r[0] is duck]
+        for duck, cancel in running:
+            cancel.set()
+            try:
+                duck.interrupt()
+            except duckdb.Error:
+                pass
+
+    def execute(self, duck: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> None:
+        """Run a statement or a script on `duck`; the last statement's result stays on it."""
+        session = Session(duck)
+        self.release(session)
+        if self._planned(session, sql, params):
+            return
+        statements = parse_script(sql)
+        if not statements:
+            raise ProgrammingError("empty statement: nothing to run")
+        if params is not None and len(statements) > 1 and (not isinstance(params, (list, tuple, dict)) or params):
+            raise ProgrammingError("parameters can only be bound to a single statement, not a script")
+        with self._cancel_flag(duck) as cancel:
+            for st in statements:
+                self.release(session)
+                self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
+
+    @contextmanager
+    def _cancel_flag(self, duck: duckdb.DuckDBPyConnection) -> Iterator[threading.Event]:
+        """The running statement's cancel flag, set by interrupt() while the block runs."""
+        cancel = threading.Event()
+        with self._lock:
+            self._running[id(duck)] = (duck, cancel)
+        try:
+            yield cancel
+        finally:
+            with self._lock:
+                self._running.pop(id(duck), None)
+
+    def _planned(self, session: Session, sql: str, params: Any) -> bool:
+        """Run `sql` by its plan (sqlrec.exec.plans) when it has a valid one; False when it has none."""
+        catalog = Catalog(session, self._cache, self.trust_stored_sql)
+        plan = self._plans.find(sql, catalog, params)
+        if plan is None:
+            return False
+        duck = session.duck
+        registered: list[str] = []
+        keep: list = []
+        self._registered[id(duck)] = (session, registered)
+        self._kept[id(duck)] = keep
+        with self._cancel_flag(duck) as cancel:
+            return plan.run(session, catalog, params, registered, keep, cancel.is_set)
+
+    def duckdb_statement(self, duck: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+        """'query' when `sql` is one read-only query that reads no model and has no USING,
+        'other' for one other statement of DuckDB's own (CREATE TABLE, INSERT ...), None when
+        sqlrec has a part in it (a model statement, a query over a model, a script)."""
+        statements = parse_script(sql)
+        if len(statements) != 1 or (type(statements[0]) in COMMANDS and type(statements[0]) is not Query):
+            return None
+        st = statements[0]
+        if type(st) is not Query:
+            return "other"
+        if any(node.args.get(OPTIONS_ARG) for node in st.tree.find_all(exp.Expression)):
+            return None
+        catalog = self.catalog(duck)
+        if rewrite.find_model_refs(st.tree, catalog.exists) or views.reads_views(catalog.session, catalog, st.tree):
+            return None
+        return "query" if isinstance(st.tree, READ_ONLY) else "other"
+
+    def forget_catalog(self) -> None:
+        """Read the active model versions from the file again (after a commit or rollback)."""
+        self._cache.wrote()
+
+    def run(self, ctx: Context, st: Statement, params: Any = None) -> None:
+        entry = COMMANDS.get(type(st))
+        if entry is None or (isinstance(st, Query) and not isinstance(st.tree, READ_ONLY)):
+            # DuckDB's own statements (DROP SCHEMA, COMMIT, ROLLBACK, INSERT ...) may change the
+            # catalog or which versions a transaction sees
+            self._cache.wrote()
+        if isinstance(st, Describe) and not (st.explicit or ctx.catalog.exists(st.name)):
+            entry = None  # DESCRIBE t of a table is DuckDB's
+        self._registered[id(ctx.session.duck)] = (ctx.session, ctx.registered)
+        if entry is None:
+            return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
+        command, writes = entry
+        if writes and self.read_only:
+            raise ProgrammingError(f"{st.text.split()[0].upper()}: the database is open read-only")
+        table = command(ctx, st, params)
+        if table is not None:
+            ctx.registered.append(ctx.session.register("rel", table))
+            ctx.session.run(f'SELECT * FROM "{ctx.registered[-1]}"')
+
+    def release(self, session: Session) -> None:
+        """Drop the relations registered for the previous statement on this handle."""
+        self._kept.pop(id(session.duck), None)
+        owner, names = self._registered.pop(id(session.duck), (session, []))
+        for name in names:
+            owner.unregister(name)

@@ -1,0 +1,1 @@
+"""Training data, features and catalogue ids, read from SQL into arrays."""

@@ -1,0 +1,1 @@
+"""The runtime model: a trained version, its recommend path, its catalog and cache."""

@@ -1,0 +1,1 @@
+"""Numbers only: scoring and top-k selection, approximate index, metrics and splits."""

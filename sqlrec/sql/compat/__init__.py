@@ -1,0 +1,1 @@
+"""Grammar of the foreign products' statements (MindsDB, ThanoSQL, BigQuery ML)."""

@@ -1,0 +1,1 @@
+"""The one door to DuckDB and the stored arrays read through it."""

@@ -1,0 +1,204 @@
+"""The one door through which sqlrec's own SQL reaches DuckDB.
+
+Every call names where it stands ("CREATE MODEL m: the training query") and every DuckDB error
+comes out as the matching sqlrec error with that label first, so a user never sees a raw
+``_duckdb`` exception and always sees which statement part, option or column was at fault.
+Temporary tables and registered Arrow tables get unique names and are dropped on the way out,
+whatever happens in between.
+
+User statements that sqlrec passes through unchanged also run here (``run`` without a label),
+so they keep DuckDB's own message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from sqlrec.errors import wrap_duckdb
+from sqlrec.sql.quoting import quote_ident
+
+Params = Sequence[Any] | dict[str, Any] | None
+
+_names = itertools.count()
+
+# The Python namespace (globals, locals) of the user's call into sqlrec.api.connection, while it runs.
+# DuckDB reads a DataFrame or Arrow table named in SQL ("replacement scan") from the Python frame
+# that calls it, and sqlrec's own frames stand between the user and DuckDB: calls are made from
+# a frame that has the user's names (see _duck_call).
+PYTHON_SCOPE: ContextVar[tuple[dict[str, Any], dict[str, Any]] | None] = ContextVar("sqlrec_python_scope",
+                                                                                   default=None)
+_CALL = compile("__sqlrec_call__(*__sqlrec_args__, **__sqlrec_kwargs__)", "<sqlrec: the caller's scope>", "eval")
+
+
+def _duck_call(fn: Callable[..., Any], *args: Any, _objects: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs), called from a frame whose locals and globals are the user's, so that
+    DuckDB finds the user's Python objects by name exactly as when they call duckdb directly
+    (its own lookup rules: current frame's locals, then globals). `_objects` (Arrow tables of
+    sqlrec's) are visible by name too, beside the user's."""
+    scope = PYTHON_SCOPE.get()
+    if scope is None and not _objects:
+        return fn(*args, **kwargs)
+    user_globals, user_locals = scope if scope is not None else ({}, {})
+    frame_locals = dict(user_locals)
+    frame_locals.update(_objects or {})
+    frame_locals.update(__sqlrec_call__=fn, __sqlrec_args__=args, __sqlrec_kwargs__=kwargs)
+    return eval(_CALL, user_globals, frame_locals)  # noqa: S307 - fixed code, no user text
+
+
+class Session:
+    """sqlrec's SQL on one DuckDB connection handle (a connection or one of its cursors)."""
+
+    def __init__(self, duck: duckdb.DuckDBPyConnection):
+        self.duck = duck
+
+    # --- statements ---------------------------------------------------------------------
+
+    def run(self, sql: str, params: Params = None, *, where: str | None = None,
+            objects: dict[str, Any] | None = None) -> None:
+        """Run a statement, leaving its result (if any) pending on the handle. `objects`: Arrow
+        tables the statement reads by name (DuckDB's replacement scan)."""
+        try:
+            if params is None:
+                _duck_call(self.duck.execute, sql, _objects=objects)
+            else:
+                _duck_call(self.duck.execute, sql, params, _objects=objects)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def in_transaction(self, where: str) -> bool:
+        """Whether the user has a transaction open on this handle. Probed without BEGIN: a BEGIN
+        inside a transaction fails, and in DuckDB a failed statement aborts the open transaction
+        (the user's uncommitted work would be lost at COMMIT). Two statements outside a
+        transaction get two transaction ids; inside one, the same."""
+        first = self.one("SELECT txid_current()", where=where)
+        return first == self.one("SELECT txid_current()", where=where)
+
+    def rows(self, sql: str, params: Params = None, *, where: str) -> list[tuple]:
+        try:
+            return _duck_call(self.duck.execute, sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def one(self, sql: str, params: Params = None, *, where: str) -> tuple | None:
+        try:
+            return _duck_call(self.duck.execute, sql, params).fetchone()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def arrow(self, sql: str, params: Params = None, *, where: str) -> pa.Table:
+        self.finish_pending()
+        try:
+            return _duck_call(self.duck.sql, sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def numpy(self, sql: str, params: Params = None, *, where: str) -> dict[str, np.ndarray]:
+        try:
+            return _duck_call(self.duck.execute, sql, params).fetchnumpy()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]], *, where: str) -> None:
+        try:
+            self.duck.executemany(sql, rows)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def columns(self, sql: str, *, where: str, database: str | None = None) -> dict[str, str]:
+        """Column name -> DuckDB type of a query, without running it."""
+        with self.in_database(database, where):
+            return {row[0]: row[1] for row in self.rows(f"DESCRIBE {sql}", where=where)}
+
+    def relation(self, sql: str, params: Params = None, *, where: str | None = None) -> duckdb.DuckDBPyRelation:
+        """DuckDB's own relation for a plain query (lazy, as duckdb.sql returns it)."""
+        self.finish_pending()
+        try:
+            return _duck_call(self.duck.sql, sql, params=params)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
+    def from_arrow(self, table: pa.Table) -> duckdb.DuckDBPyRelation:
+        """A relation over rows sqlrec computed."""
+        self.finish_pending()
+        try:
+            return self.duck.from_arrow(table)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "handing the result to DuckDB") from exc
+
+    def finish_pending(self) -> None:
+        """Drop an unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while
+        one is pending."""
+        if hasattr(self.duck, "abort"):
+            try:
+                self.duck.abort()
+            except duckdb.Error:
+                pass
+
+    # --- scoped objects -------------------------------------------------------------------
+
+    @staticmethod
+    def unique_name(what: str) -> str:
+        return f"__sqlrec_{what}_{uuid.uuid4().hex[:8]}_{next(_names)}"
+
+    @contextmanager
+    def temp_table(self, what: str, sql: str, params: Params = None, *, where: str,
+                   database: str | None = None) -> Iterator[str]:
+        """A temp table holding a query's rows (run in `database` when given), dropped on exit."""
+        name = self.unique_name(what)
+        try:
+            with self.in_database(database, where):
+                self.run(f"CREATE TEMP TABLE {name} AS {sql}", params, where=where)
+            yield name
+        finally:
+            try:
+                self.duck.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+            except duckdb.Error:
+                pass
+
+    @contextmanager
+    def registered(self, what: str, table: pa.Table) -> Iterator[str]:
+        """An Arrow table visible to SQL under a unique name, unregistered on exit."""
+        name = self.register(what, table)
+        try:
+            yield name
+        finally:
+            self.unregister(name)
+
+    def register(self, what: str, table: pa.Table, name: str | None = None) -> str:
+        """`table` visible to SQL under a unique name, or under `name` (replacing what it named)."""
+        name = name or self.unique_name(what)
+        self.finish_pending()
+        try:
+            self.duck.register(name, table)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, f"handing the {what} relation to DuckDB") from exc
+        return name
+
+    def unregister(self, name: str) -> None:
+        self.finish_pending()
+        try:
+            self.duck.unregister(name)
+        except duckdb.Error:
+            pass
+
+    @contextmanager
+    def in_database(self, database: str | None, where: str) -> Iterator[None]:
+        """Run the body with `database` (an ATTACHed one) as the default catalog, then switch back."""
+        if database is None:
+            yield
+            return
+        catalog, schema = self.one("SELECT current_database(), current_schema()", where=where)
+        self.run(f"USE {quote_ident(database)}", where=f"{where}: database {database!r} is not attached (ATTACH it first)")
+        try:
+            yield
+        finally:
+            self.run(f"USE {quote_ident(catalog)}.{quote_ident(schema)}", where=f"{where}: switching back to {catalog!r}")
