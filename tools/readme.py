@@ -36,7 +36,7 @@ def blocks(text: str) -> list[Block]:
 def run_blocks(found: list[Block]) -> list[str]:
     """The output of every block, in order, on a fresh database with the sample loaded."""
     import sqlrec
-    from sqlrec.demo import load_movielens
+    from sqlrec.frontend.demo import load_movielens
     from sqlrec.frontend.formatting import render
     from sqlrec.frontend.statements import is_row_count
     from sqlrec.sql import split_script
