@@ -26,7 +26,7 @@ from _common import machine  # noqa: E402
 from synth import create_interactions  # noqa: E402
 
 import sqlrec  # noqa: E402
-from sqlrec.spark import session as spark  # noqa: E402
+from sqlrec.spark import runtime as spark  # noqa: E402
 
 RANK, ITERATIONS = 64, 10
 

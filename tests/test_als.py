@@ -19,7 +19,7 @@ BASE = ("CREATE OR REPLACE MODEL {name} FROM ratings PREDICT movieId USING engin
 
 
 def factors(con, name):
-    h = con.engine.model(name).handler
+    h = con.router.model(name).handler
     return h.user_factors()[0], h.item_factors()[0]
 
 
@@ -128,7 +128,7 @@ def test_cancel_between_iterations(con):
     with pytest.raises(errors.Cancelled, match=r"training c: cancelled after epoch \d+ of 10000; nothing was saved"):
         con.execute(BASE.format(name="c") + "no_components = 8, epochs = 10000")
     timer.cancel()
-    assert not con.engine.catalog(con.engine.duck).exists("c")
+    assert not con.router.catalog(con.router.duck).exists("c")
 
 
 def test_threads_from_num_threads_and_blas_single_threaded(con, monkeypatch):

@@ -1,4 +1,4 @@
-"""A stored model's arrays are read with as few copies as possible (issue 13 item 3): views of
+"""A stored model's arrays are read with as few copies as possible: views of
 Arrow's buffer, and the DuckDB blocks the read cached given back without changing any setting
 the user can see."""
 

@@ -127,7 +127,7 @@ def test_model_statements_take_part_in_the_users_transaction(trained):
     """Nothing sqlrec does inside BEGIN ... COMMIT aborts the user's transaction or loses their work."""
     trained.execute("BEGIN TRANSACTION")
     trained.execute("INSERT INTO ratings VALUES (9001, 100, 5.0, 0)")
-    trained.engine.forget_catalog()
+    trained.router.forget_catalog()
     assert len(trained.execute(QUERY).fetchall()) == 20  # a cold model load inside the transaction
     trained.execute(f"CREATE OR REPLACE MODEL m2 FROM ratings PREDICT movieId USING user_id = 'userId', {FAST}")
     trained.execute("COMMIT")

@@ -1,4 +1,4 @@
-"""MindsDB, ThanoSQL and BigQuery ML statements, pasted as their users write them (issue 10).
+"""MindsDB, ThanoSQL and BigQuery ML statements, pasted as their users write them.
 
 The parser tests check that every foreign form reads into a statement object that prints back
 (`.sql()`) and re-parses equal. The rest run the products' own statements verbatim on the

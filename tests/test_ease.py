@@ -35,7 +35,7 @@ def ease_scores(x: sp.csr_matrix, lam: float) -> np.ndarray:
 
 
 def scores_of(con, name: str) -> np.ndarray:
-    h = con.engine.model(name).handler
+    h = con.router.model(name).handler
     return h.user_factors()[0].astype(np.float64) @ h.item_factors()[0].astype(np.float64).T
 
 
@@ -116,7 +116,7 @@ def test_als_learns_below_threshold_pairs_at_their_share(con):
 
     con.execute("CREATE MODEL m FROM ratings PREDICT movieId USING engine = 'als', user_id = 'userId', "
                 "rating = 'rating', threshold = 4, no_components = 4, epochs = 2")
-    assert con.engine.model("m").handler.params["below_threshold_weight"] == 0.0
+    assert con.router.model("m").handler.params["below_threshold_weight"] == 0.0
     td = TrainingData(users=pa.array([1, 2]), items=pa.array([1, 2]), user_type="INTEGER", item_type="INTEGER",
                       rows=np.array([0, 0, 1], np.int32), cols=np.array([0, 1, 1], np.int32),
                       weight=np.array([1, 2, 1], np.float32), rating=None, timestamp=None,

@@ -13,11 +13,11 @@ import pytest
 import sqlrec
 from sqlrec import errors
 from sqlrec.engines import HANDLERS
-from sqlrec.models.model import KINDS
+from sqlrec.models.model import RECOMMENDER_TYPES
 from conftest import file_database, group
 
 def _spark_missing() -> bool:
-    from sqlrec.spark.session import java_command, pyspark_installed
+    from sqlrec.spark.runtime import java_command, pyspark_installed
 
     return not pyspark_installed() or java_command() is None
 
@@ -50,14 +50,14 @@ def model(con, engine):
 def test_every_engine_has_a_complete_handler(engine):
     cls = HANDLERS[engine]
     assert cls.engine == engine
-    assert set(cls.recommender_types) <= set(KINDS) and "user_item" in cls.recommender_types
+    assert set(cls.recommender_types) <= set(RECOMMENDER_TYPES) and "user_item" in cls.recommender_types
     assert all(o.name not in ("item_features", "user_features") for o in cls.params_spec), \
         "feature sources are sqlrec's options: no SQL text reaches a handler"
 
 
 def test_declared_kinds_answer_ranked_unique_rows(model, engine, ratings):
     for kind in HANDLERS[engine].recommender_types:
-        key = "userId" if KINDS[kind].key == "user" else "movieId"
+        key = "userId" if RECOMMENDER_TYPES[kind].key == "user" else "movieId"
         value = 2 if key == "userId" else 105
         got = model.execute(f"SELECT * FROM m WHERE {key} = {value} USING recommender_type = '{kind}', "
                             "n_recommendations = 5").fetchall()
@@ -66,7 +66,7 @@ def test_declared_kinds_answer_ranked_unique_rows(model, engine, ratings):
         scores = [r[2] for r in got]
         assert scores == sorted(scores, reverse=True), kind
         assert len({r[1] for r in got}) == 5, kind
-        if KINDS[kind].similarity:
+        if RECOMMENDER_TYPES[kind].similarity:
             assert value not in {r[1] for r in got}, f"{kind}: an id is not its own neighbour"
         if kind == "user_item":
             seen = set(ratings.loc[ratings.userId == 2, "movieId"])
@@ -74,7 +74,7 @@ def test_declared_kinds_answer_ranked_unique_rows(model, engine, ratings):
 
 
 def test_undeclared_kinds_are_refused_by_name(model, engine):
-    for kind in sorted(set(KINDS) - set(HANDLERS[engine].recommender_types)):
+    for kind in sorted(set(RECOMMENDER_TYPES) - set(HANDLERS[engine].recommender_types)):
         with pytest.raises(errors.QueryError, match=f"engine '{engine}' does not support recommender_type '{kind}'"):
             model.execute(f"SELECT * FROM m WHERE movieId = 105 USING recommender_type = '{kind}'")
 
@@ -89,7 +89,7 @@ def test_learning_engines_learn_the_taste_groups(model, engine):
 
 def test_describe_shows_engine_facts(model, engine):
     described = dict(model.execute("DESCRIBE m.model").fetchall())
-    handler = model.engine.model("m").handler
+    handler = model.router.model("m").handler
     for key, value in handler.describe().items():
         assert key in described
     assert model.execute("SELECT value FROM m.info WHERE property = 'engine'").fetchall() == [(engine,)]
@@ -100,11 +100,11 @@ def test_save_and_reopen_round_trip(tmp_path, engine):
     con = file_database(path, create_sql(engine))
     query = "SELECT * FROM m WHERE userId IN (1, 2) ORDER BY userId, rank"
     before = con.execute(query).fetchall()
-    arrays_before = con.engine.model("m").handler.arrays()
+    arrays_before = con.router.model("m").handler.arrays()
     con.close()
     con = sqlrec.connect(path, read_only=True)
     assert con.execute(query).fetchall() == before
-    arrays_after = con.engine.model("m").handler.arrays()
+    arrays_after = con.router.model("m").handler.arrays()
     assert sorted(arrays_after) == sorted(arrays_before)
     for name, array in arrays_before.items():
         np.testing.assert_array_equal(arrays_after[name], array, err_msg=name)
@@ -136,7 +136,7 @@ def test_pair_scores_equal_the_ranking(model, engine):
     """Model.score_pairs and an item filter give every pair the score its ranking gives it."""
     full = model.execute("SELECT movieId, score FROM m WHERE userId = 2 USING n_recommendations = 40, "
                          "exclude_seen = false").fetchall()
-    m = model.engine.model("m")
+    m = model.router.model("m")
     items = m.side("item").index.get_indexer([r[0] for r in full])
     pairs = m.score_pairs(np.full(len(items), m.side("user").index.get_loc(2)), items)
     np.testing.assert_allclose(pairs, [r[1] for r in full], rtol=1e-5, atol=1e-5)

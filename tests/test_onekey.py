@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from sqlrec.models import onekey
 from sqlrec.numeric import rowselect, scoring
 from conftest import FAST
-from sqlrec.models.model import KINDS
+from sqlrec.models.model import RECOMMENDER_TYPES
 
 
 def rows_of(rng, kind, n):
@@ -74,8 +74,8 @@ def test_top_one_is_cancelled_like_top_k():
 @pytest.mark.parametrize("kind, keys", [("user_item", [2, 5, 11, 60, 999]), ("item_user", [101, 130, 139])])
 @pytest.mark.parametrize("exclude_seen, k", [(True, 10), (False, 40), (True, 1000)])
 def test_one_key_equals_the_general_path(trained, monkeypatch, kind, keys, exclude_seen, k):
-    model = trained.engine.model("movie_rec")
-    spec = KINDS[kind]
+    model = trained.router.model("movie_rec")
+    spec = RECOMMENDER_TYPES[kind]
     for key in keys:
         fast = model.recommend(kind, [key], k, exclude_seen=exclude_seen)
         with monkeypatch.context() as m:
@@ -91,13 +91,13 @@ def test_one_key_equals_the_general_path(trained, monkeypatch, kind, keys, exclu
 
 
 def test_columns_leave_nan_scores_and_similarity_to_the_table(trained, monkeypatch):
-    model = trained.engine.model("movie_rec")
+    model = trained.router.model("movie_rec")
     args = dict(exclude_seen=True, search=None, cancelled=None, where="t")
-    assert onekey.columns(model, KINDS["item_item"], 101, 5, **args) is None
+    assert onekey.columns(model, RECOMMENDER_TYPES["item_item"], 101, 5, **args) is None
     nan = lambda *a, **kw: (np.array([3, 1]), np.array([np.nan, 1.0], np.float32))  # noqa: E731
     monkeypatch.setattr(scoring, "top_one", nan)
-    assert onekey.columns(model, KINDS["user_item"], 2, 5, **args) is None
-    assert onekey.table(model, KINDS["user_item"], 2, 5, **args).num_rows == 2
+    assert onekey.columns(model, RECOMMENDER_TYPES["user_item"], 2, 5, **args) is None
+    assert onekey.table(model, RECOMMENDER_TYPES["user_item"], 2, 5, **args).num_rows == 2
 
 
 def test_a_user_who_has_seen_everything_gets_no_rows_on_every_path(con):

@@ -62,7 +62,7 @@ def test_pushed_pairs_and_in_lists_follow_the_plan(trained):
         for a, b in [(2, 5), (3, 4), (2, 5), (4, 3), (7, 2)]:
             assert trained.execute(sql, [a, b][:sql.count("?")]).fetchall() == full(
                 trained, sql.replace("?", "{}").format(a, b)), (sql, a, b)
-    model = trained.engine.model("movie_rec")
+    model = trained.router.model("movie_rec")
     before = model.n_scored
     trained.execute("SELECT * FROM movie_rec WHERE userId = ?", [5]).fetchall()
     trained.execute("SELECT * FROM movie_rec WHERE userId = ?", [5]).fetchall()

@@ -1,4 +1,4 @@
-"""Pushdown (issue 13): subqueries, OR and joins on the id column score only the keys they ask
+"""Pushdown: subqueries, OR and joins on the id column score only the keys they ask
 for, with the rows the same query gives without pushdown; the max_scored bound; cancellation.
 
 "Defeated" below is the same query over a CTE that reads the whole model (a CTE without a
@@ -25,7 +25,7 @@ def db(trained):
 
 def run(con, sql: str, params=None) -> tuple[int, list[tuple]]:
     """(keys scored, rows) of one query."""
-    model = con.engine.model("movie_rec")
+    model = con.router.model("movie_rec")
     before = model.n_scored
     rows = con.execute(sql, params).fetchall()
     return model.n_scored - before, rows

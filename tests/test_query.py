@@ -28,7 +28,7 @@ def test_user_item_columns_order_and_unseen(trained, ratings):
 
 
 def test_scores_match_factors(trained):
-    model = trained.engine.catalog(trained.duckdb).load("movie_rec", "test")
+    model = trained.router.catalog(trained.duckdb).load("movie_rec", "test")
     uv, ub = model.handler.user_factors()
     iv, ib = model.handler.item_factors()
     users = model.users.to_pylist()
@@ -165,7 +165,7 @@ def test_model_attributes_as_relations(trained):
 
 def test_pushdown_limits_what_is_scored(trained):
     """Filters on the key column decide which rows are scored, not only which come back."""
-    model = trained.engine.model("movie_rec")
+    model = trained.router.model("movie_rec")
 
     def scored(sql: str) -> int:
         before = model.n_scored
@@ -184,7 +184,7 @@ def test_pushdown_limits_what_is_scored(trained):
 
 
 def test_bound_parameters_are_pushed_down(trained):
-    model = trained.engine.model("movie_rec")
+    model = trained.router.model("movie_rec")
     before = model.n_scored
     got = trained.execute("SELECT userId FROM movie_rec WHERE userId = ?", [9]).fetchall()
     assert model.n_scored - before == 1 and {r[0] for r in got} == {9}
@@ -209,7 +209,7 @@ def test_item_filter_scores_the_asked_pairs(trained, ratings):
 
 
 def test_score_pairs_matches_the_ranking(trained):
-    model = trained.engine.catalog(trained.duckdb).load("movie_rec", "test")
+    model = trained.router.catalog(trained.duckdb).load("movie_rec", "test")
     got = rows(trained, "SELECT movieId, score FROM movie_rec WHERE userId = 5")
     items = model.side("item").index.get_indexer([r[0] for r in got])
     user = model.side("user").index.get_loc(5)

@@ -29,7 +29,7 @@ from sqlrec.frontend.dotcommands import COMMANDS
 from sqlrec.frontend.history import history_path
 from sqlrec.frontend.lexer import make_lexer
 from sqlrec.frontend.shell import Repl
-from sqlrec.frontend.statements import is_complete
+from sqlrec.frontend.scripts import is_complete
 
 from conftest import FAST, make_ratings
 

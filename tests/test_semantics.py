@@ -1,4 +1,4 @@
-"""Semantics decided in issue 10: rating without threshold, ids that are not ids, the MindsDB
+"""Semantics decided once: rating without threshold, ids that are not ids, the MindsDB
 batch join under ordinary SQL, and duckdb's conventions (Python objects by name, .sql)."""
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def test_a_crafted_view_comment_is_a_clear_error_and_runs_nothing(trained, paylo
 
     trained.duckdb.execute("CREATE VIEW crafted AS SELECT 1 AS x")
     trained.duckdb.execute(f"COMMENT ON VIEW crafted IS '{MARK}{payload}'")
-    trained.engine.forget_catalog()  # written behind sqlrec's back
+    trained.router.forget_catalog()  # written behind sqlrec's back
     with pytest.raises(QueryError, match=f"view 'crafted': {message}"):
         trained.execute("SELECT * FROM crafted")
     assert rows(trained, "SELECT count(*) FROM ratings") == [(720,)]

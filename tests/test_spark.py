@@ -37,7 +37,7 @@ def create(con, name: str = "m", using: str = SPARK_ALS, source: str = "ratings"
 
 def needs_spark():
     pytest.importorskip("pyspark")
-    from sqlrec.spark.session import java_command
+    from sqlrec.spark.runtime import java_command
 
     if java_command() is None:
         pytest.skip("no java: Spark cannot start")
@@ -236,7 +236,7 @@ def test_spark_als_maps_text_ids_back_and_every_model_surface_works(con, tmp_pat
     create(con, "pop", "engine = 'popularity', evaluation = true", source="named")
     precision = [con.execute(f"EVALUATE MODEL {m}").df()["precision_at_k"][0] for m in ("m", "pop")]
     assert precision[0] > precision[1] + 0.03  # at most 0.2: 2 of a user's 10 liked items are held out
-    stored = con.engine.model("m").handler.user_vecs
+    stored = con.router.model("m").handler.user_vecs
     vectors = con.execute("SELECT vector FROM m.user_embeddings ORDER BY id").fetchall()
     np.testing.assert_array_equal(np.array([v[0] for v in vectors], np.float32), stored)
     got = con.execute("FINETUNE m FROM (SELECT 'u999' AS userId, movieId, rating FROM named WHERE userId = 'u002')"
@@ -252,7 +252,7 @@ def test_fold_in_is_the_half_step_spark_takes(con):
     Spark's solve against the stored item vectors: folding that user in must give it back."""
     needs_spark()
     create(con, using=SPARK_ALS + ", alpha = 3, regularization = 0.05")
-    model = con.engine.model("m")
+    model = con.router.model("m")
     liked = con.execute("SELECT userId, list(movieId) FROM ratings WHERE rating >= 4 GROUP BY userId").fetchall()
     user, item = model.side("user").index, model.side("item").index
     for u, items in liked[:5]:
@@ -277,7 +277,7 @@ def test_explicit_spark_als_predicts_ratings(con):
 @pytest.mark.slow
 def test_one_spark_session_serves_the_process_and_the_master_comes_from_the_environment(con, monkeypatch):
     needs_spark()
-    from sqlrec.spark import session
+    from sqlrec.spark import runtime as session
 
     create(con)
     first = session.get_session(MASTER, "test")

@@ -224,7 +224,7 @@ def test_tune_across_engines(con):
     best = chosen(trials)
     # The best trial's engine and parameters were retrained on all data.
     assert con.execute("SELECT value FROM ta.info WHERE property = 'engine'").fetchone() == (best["engine"],)
-    assert con.engine.model("ta").handler.engine == best["engine"]
+    assert con.router.model("ta").handler.engine == best["engine"]
     stored = params(con, "ta")
     if best["no_components"] is not None:
         assert int(stored["no_components"]) == best["no_components"]

@@ -1,4 +1,4 @@
-"""PEP 249 Connection and Cursor over the engine, with duckdb-style conveniences.
+"""PEP 249 Connection and Cursor over the statement router, with duckdb-style conveniences.
 
 Each Cursor owns a DuckDB connection handle: the Connection's own cursor (used by
 ``Connection.execute``) shares the main DuckDB connection, so temp tables, ATTACHed databases
@@ -23,7 +23,7 @@ import duckdb
 
 from sqlrec import errors
 from sqlrec.models.catalog import ModelSummary
-from sqlrec.exec.router import Engine
+from sqlrec.exec.router import Router
 from sqlrec.store.session import PYTHON_SCOPE, Session
 
 
@@ -97,7 +97,7 @@ class Cursor:
         with self._use(fetching=False), _python_scope():
             self._has_result = False
             self._owner = threading.get_ident()
-            self.connection._engine.execute(self._duck, operation, parameters)
+            self.connection._router.execute(self._duck, operation, parameters)
             self._has_result = self._duck.description is not None
         return self
 
@@ -120,15 +120,15 @@ class Cursor:
 
     def close(self) -> None:
         if not self._closed and self._duck is not self.connection._duck:
-            # the relations registered for its last statement go with it (the engine would keep them)
-            self.connection._engine.release(Session(self._duck))
+            # the relations registered for its last statement go with it (the router would keep them)
+            self.connection._router.release(Session(self._duck))
             self._duck.close()
         self._closed = True
 
     def interrupt(self) -> None:
         """Cancel the statement running on this cursor (call it from another thread): DuckDB's
         part at once, training at the next epoch, scoring at the next chunk."""
-        self.connection._engine.interrupt(self._duck)
+        self.connection._router.interrupt(self._duck)
 
     def setinputsizes(self, sizes: Any) -> None:
         pass
@@ -221,12 +221,12 @@ class Connection:
         self.safe = safe
         self.trust_stored_sql = trust_stored_sql
         self._closed = False
-        self._engine = Engine(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql, database=str(database))
+        self._router = Router(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql, database=str(database))
         self._cursor = Cursor(self, self._duck)
 
     @property
-    def engine(self) -> Engine:
-        return self._engine
+    def router(self) -> Router:
+        return self._router
 
     @property
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -249,7 +249,7 @@ class Connection:
         relation holds its rows."""
         self._check_open()
         with _python_scope():
-            kind = self._engine.duckdb_statement(self._duck, operation)
+            kind = self._router.duckdb_statement(self._duck, operation)
             if kind == "query":
                 return Session(self._duck).relation(operation, parameters)
             cur = self.execute(operation, parameters)
@@ -259,12 +259,12 @@ class Connection:
 
     def commit(self) -> None:
         self._check_open()
-        self._engine.forget_catalog()
+        self._router.forget_catalog()
         self._duck.commit()
 
     def rollback(self) -> None:
         self._check_open()
-        self._engine.forget_catalog()  # a model saved in the transaction may be gone
+        self._router.forget_catalog()  # a model saved in the transaction may be gone
         try:
             self._duck.rollback()
         except duckdb.TransactionException:
@@ -272,12 +272,12 @@ class Connection:
 
     def interrupt(self) -> None:
         """Cancel the running statement (training stops at the next epoch; nothing is saved)."""
-        self._engine.interrupt()
+        self._router.interrupt()
 
     def models(self) -> list["ModelSummary"]:
         """The active models (name, engine, version, id columns, sizes, metrics), by name."""
         self._check_open()
-        return self._engine.catalog(self._duck).summaries()
+        return self._router.catalog(self._duck).summaries()
 
     def register(self, name: str, obj: Any) -> None:
         """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""

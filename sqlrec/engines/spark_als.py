@@ -29,7 +29,7 @@ import pyarrow as pa
 from sqlrec.ingest.data import TrainingData
 from sqlrec.errors import OptionError
 from sqlrec.sql.options import Option
-from sqlrec.spark import session as spark
+from sqlrec.spark import runtime as spark
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler
 
 WHAT = "option engine = 'spark_als'"

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from sqlrec.ingest import features
 from sqlrec.ingest.data import find_column
 from sqlrec.errors import ColumnError, QueryError
-from sqlrec.models.model import KINDS, ColdVectors, Model, Side
+from sqlrec.models.model import RECOMMENDER_TYPES, ColdVectors, Model, Side
 from sqlrec.store.session import Session
 
 
@@ -38,7 +38,7 @@ def prepare(session: Session, model: Model, kind: str, keys: list[Any] | None,
             options: dict[str, Any], where: str) -> tuple[list[Any] | None, ColdVectors | None]:
     """(keys, vectors for the unknown ones). Without a key filter, the ids of the information
     given in the query become the keys (SELECT * FROM m USING interactions = '...')."""
-    side = model.side(KINDS[kind].key)
+    side = model.side(RECOMMENDER_TYPES[kind].key)
     given_features = _given_features(model, side, kind, options, where)
     inter = _interactions(session, side, options.get("interactions"), where)
     if keys is None and (inter is not None or given_features is not None):

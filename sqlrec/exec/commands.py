@@ -1,5 +1,5 @@
 """The model statements other than CREATE and SELECT: each takes the statement and returns the
-Arrow table that is its result (the engine hands it to DuckDB)."""
+Arrow table that is its result (the router hands it to DuckDB)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def evaluate(session: Session, catalog: Catalog, st: EvaluateModel) -> pa.Table:
         result = selection.evaluate_held_out(model.extra_arrays, k)
         source = f"held-out {stored.get('split')} split"
     else:
-        users, items, counts = data_mod.test_pairs(session, model, st.source.select_sql(), st.source.database,
+        users, items, counts = data_mod.evaluation_pairs(session, model, st.source.select_sql(), st.source.database,
                                                    q["threshold"], where)
         seen = model.seen if q["exclude_seen"] else None
         result = selection.evaluate_pairs(model.handler, seen, model.popularity, users, items, k)

@@ -26,7 +26,7 @@ from sqlrec.models.catalog import Catalog
 from sqlrec.errors import OptionError, QueryError
 from sqlrec.models.model import Model
 from sqlrec.store.session import Session
-from sqlrec.spark import session as spark
+from sqlrec.spark import runtime as spark
 from sqlrec.spark.batch import Job, write_top_k
 from sqlrec.sql import ExportRecommendations, parse_select
 

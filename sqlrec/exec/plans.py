@@ -33,7 +33,7 @@ from sqlrec.numeric import approx
 from sqlrec.exec import coldstart, pushdown, queries, rewrite, views
 from sqlrec.models import onekey
 from sqlrec.models.catalog import Catalog
-from sqlrec.models.model import KINDS
+from sqlrec.models.model import RECOMMENDER_TYPES
 from sqlrec.store.session import Session
 from sqlrec.sql import OPTIONS_ARG, READ_ONLY, Query, parse_script
 from sqlrec.sql.compat.foreign import MINDSDB_PROJECT, SqlRecMLCall
@@ -88,7 +88,7 @@ class Lookup:
             return False  # a parameter missing or of a type only the full path converts
         model = catalog.load(self.model, "SELECT")  # the version planned: plans hold for the handle's actives
         where = f"SELECT FROM {model.name}"
-        spec = KINDS[self.kind]
+        spec = RECOMMENDER_TYPES[self.kind]
         keys = model.side(spec.key).representable(asked, where)
         if targets is not None:
             targets = model.side(spec.target).representable(targets, where)
@@ -205,7 +205,7 @@ class Plans:
         where = f"SELECT FROM {model.name}"
         q = queries.options_of(ref, where)
         kind = q["recommender_type"]
-        if kind not in KINDS or any(q[o] is not None for o in _UNPLANNED_OPTIONS):
+        if kind not in RECOMMENDER_TYPES or any(q[o] is not None for o in _UNPLANNED_OPTIONS):
             return None
         keys = _sources(ref, model.key_column(kind), placeholders)
         targets = _sources(ref, model.columns(kind)[1], placeholders, optional=True)
@@ -224,10 +224,10 @@ class Plans:
         exclude = q["exclude_seen"]
         return Lookup(ref.model, kind,
                       q["n_recommendations"] or model.options.get("n_recommendations") or 10,
-                      KINDS[kind].exclude_seen if exclude is None else exclude, q,
+                      RECOMMENDER_TYPES[kind].exclude_seen if exclude is None else exclude, q,
                       approx.Search(q["approximate"], q["nprobe"]), keys, targets, scan, tree.sql(dialect="duckdb"),
                       _scans_allowed(catalog.session),
-                      model.options.get("cold_start") == "features" and model.side(KINDS[kind].key).features is not None,
+                      model.options.get("cold_start") == "features" and model.side(RECOMMENDER_TYPES[kind].key).features is not None,
                       bind, max((m.meta["param"] + 1 for m, _ in placeholders.values()), default=0),
                       any(node.name.isdigit() for _, node in placeholders.values()))
 

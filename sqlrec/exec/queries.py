@@ -23,7 +23,7 @@ from sqlrec.exec.compat import mlfunctions
 from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import ProgrammingError, QueryError, did_you_mean
-from sqlrec.models.model import KINDS, Model
+from sqlrec.models.model import RECOMMENDER_TYPES, Model
 from sqlrec.store.session import Session
 from sqlrec.sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
 
@@ -177,7 +177,7 @@ def _keys(session: Session, model: Model, kind: str, ref: rewrite.ModelRef, wher
     key = model.key_column(kind)
     keys = pushdown.keys(ref, key, _runner(session, where, [] if skipped is None else skipped))
     if keys is not None:
-        keys = model.side(KINDS[kind].key).representable(keys, where)
+        keys = model.side(RECOMMENDER_TYPES[kind].key).representable(keys, where)
     batch = rewrite.batch_join(ref, key, where)
     if batch is not None:
         got = session.rows(batch.sql(dialect="duckdb"), where=f"{where}: the joined table's {key} values")
@@ -214,7 +214,7 @@ def _check_bound(model: Model, kind: str, ref: rewrite.ModelRef, keys: list[Any]
     if not bound or isinstance(ref.table.root(), (exp.Create, exp.Insert)):
         return
     column = model.key_column(kind)
-    n = len(model.side(KINDS[kind].key).ids) if keys is None else len(keys)
+    n = len(model.side(RECOMMENDER_TYPES[kind].key).ids) if keys is None else len(keys)
     if n <= bound:
         return
     allow = ("store the rows with CREATE TABLE ... AS SELECT, or allow it with USING max_scored = 0 "
@@ -250,7 +250,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
     exclude = q["exclude_seen"]
     if exclude is None:
-        exclude = KINDS[kind].exclude_seen
+        exclude = RECOMMENDER_TYPES[kind].exclude_seen
     candidates = None
     if q["candidates"] is not None:
         sql = parse_select(q["candidates"], f"{where} USING: option candidates")
@@ -270,4 +270,4 @@ def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list
     """`=` / `IN` literal filters on the target column (movieId of user_item, similar_movieId of
     item_item...), and OR of them: those pairs are scored instead of filtering the top-N after its cut."""
     values = pushdown.targets(ref, model.columns(kind)[1])
-    return None if values is None else model.side(KINDS[kind].target).representable(values, where)
+    return None if values is None else model.side(RECOMMENDER_TYPES[kind].target).representable(values, where)

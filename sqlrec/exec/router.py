@@ -1,8 +1,8 @@
-"""The engine: routes each statement to its command, or to DuckDB.
+"""The statement router: sends each statement to its command, or to DuckDB.
 
 Non-model statements run in DuckDB as written (parameters bound by DuckDB). Model statements
 go to the command of their class in ``COMMANDS``; a command returns its result as an Arrow
-table, which the engine hands to DuckDB once, so that every result, model statements
+table, which the router hands to DuckDB once, so that every result, model statements
 included, is read from the DuckDB connection handle the same way. Queries over models
 (sqlrec.exec.queries) leave DuckDB's own result there.
 
@@ -26,7 +26,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sqlrec.exec import commands, export, finetune, lifecycle, queries, rewrite, training, views
-from sqlrec.exec.compat import dialects
+from sqlrec.exec.compat import translate
 from sqlrec.models.cache import CatalogCache
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import ProgrammingError
@@ -60,9 +60,9 @@ Command = Callable[[Context, Any, Any], "pa.Table | None"]
 
 def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
     if isinstance(st, BigQueryCreateModel):
-        with dialects.bigquery_names(st):
-            return _create(ctx, dialects.bigquery_create(st), params)
-    st = dialects.native_create(ctx.session, st)  # MindsDB's and ThanoSQL's habits
+        with translate.bigquery_names(st):
+            return _create(ctx, translate.bigquery_create(st), params)
+    st = translate.native_create(ctx.session, st)  # MindsDB's and ThanoSQL's habits
     model, status = training.create(ctx.session, ctx.catalog, st, ctx.cancelled)
     return commands.status_table(model, status)
 
@@ -99,13 +99,13 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
     ExportRecommendations: (_plain(export.export), True),
     Query: (_query, False),
     BigQueryCreateModel: (_create, True),
-    CreateMLEngine: (_plain(dialects.create_ml_engine), False),
-    ShowMLEngines: (_plain(dialects.show_ml_engines), False),
-    PredictUsing: (_plain(dialects.predict_using), False),
+    CreateMLEngine: (_plain(translate.create_ml_engine), False),
+    ShowMLEngines: (_plain(translate.show_ml_engines), False),
+    PredictUsing: (_plain(translate.predict_using), False),
 }
 
 
-class Engine:
+class Router:
     def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False, trust_stored_sql: bool = False,
                  database: str | None = None):
         self.duck = duck

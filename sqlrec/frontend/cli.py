@@ -24,7 +24,7 @@ import click
 
 from sqlrec.frontend.execution import fetch, run_cancellable
 from sqlrec.frontend.formatting import FORMATS, error_message, render
-from sqlrec.frontend.statements import is_row_count
+from sqlrec.frontend.scripts import is_row_count
 
 
 class MainGroup(click.Group):

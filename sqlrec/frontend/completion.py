@@ -18,7 +18,7 @@ from prompt_toolkit.document import Document
 from sqlrec.sql.quoting import quote_name
 from sqlrec.frontend.dotcommands import COMMANDS
 from sqlrec.frontend.metadata import Metadata, create_options, engine_names, model_attributes, query_options
-from sqlrec.frontend.statements import is_dot_command, tokenize
+from sqlrec.frontend.scripts import is_dot_command, tokenize
 
 SQL_KEYWORDS = (
     "SELECT", "FROM", "WHERE", "GROUP BY", "ORDER BY", "HAVING", "LIMIT", "OFFSET", "QUALIFY",
@@ -38,7 +38,7 @@ SQLREC_KEYWORDS = (
     "MODEL", "MODELS", "PREDICT", "USING", "OPTIONS", "CREATE MODEL", "CREATE OR REPLACE MODEL",
     "BUILD MODEL", "DROP MODEL", "SHOW MODELS", "DESCRIBE MODEL", "RETRAIN", "FINETUNE",
     "EVALUATE", "EVALUATE MODEL", "ALTER MODEL", "EXPORT RECOMMENDATIONS",
-    # the other products' statements (sqlrec.exec.compat.dialects)
+    # the other products' statements (sqlrec.exec.compat.translate)
     "CREATE ML_ENGINE", "SHOW ML_ENGINES",
 )
 KEYWORDS = SQL_KEYWORDS + SQLREC_KEYWORDS

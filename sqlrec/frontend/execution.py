@@ -1,7 +1,7 @@
 """Running one statement for a front-end: fetching a bounded result, and Ctrl-C that cancels.
 
 The shell, the CLI and the magics all run statements in a worker thread so that an interrupt
-goes through the engine (training stops at an epoch boundary and saves nothing) instead of
+goes through the router (training stops at an epoch boundary and saves nothing) instead of
 landing at a random point of the statement.
 """
 

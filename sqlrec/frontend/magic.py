@@ -254,7 +254,7 @@ class SqlrecMagics(Magics):
             label = words[i + 1]
             del words[i:i + 2]
         if len(words) != 2:
-            raise _usage(f"usage: %sqlrec --plot {'|'.join(plots.KINDS)} MODEL [--label \"SQL\"]")
+            raise _usage(f"usage: %sqlrec --plot {'|'.join(plots.PLOTS)} MODEL [--label \"SQL\"]")
         return plots.plot(self._con(), words[1], words[0], label_sql=label)
 
     def execute(self, sql: str) -> Any:
@@ -282,7 +282,7 @@ class SqlrecMagics(Magics):
                 return cur.df() if cur.description is not None else None
 
             try:
-                # In a worker thread so that a kernel interrupt cancels through the engine
+                # In a worker thread so that a kernel interrupt cancels through the router
                 # (training stops at an epoch boundary, nothing is saved) instead of landing
                 # at a random point of the statement.
                 frame, interrupted = run_cancellable(work, con.interrupt)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlrec.models.attributes import ATTRIBUTE_HELP
 from sqlrec.errors import Error
 from sqlrec.engines import HANDLERS, create_option_specs
-from sqlrec.models.model import KINDS
+from sqlrec.models.model import RECOMMENDER_TYPES
 from sqlrec.sql.options import QUERY_OPTIONS
 from sqlrec.store.session import Session
 
@@ -53,7 +53,7 @@ def model_attributes() -> dict[str, str]:
 
 
 def recommendation_kinds() -> tuple[str, ...]:
-    return tuple(KINDS)
+    return tuple(RECOMMENDER_TYPES)
 
 
 def model_columns(summary: Any) -> list[str]:

@@ -22,7 +22,7 @@ import numpy as np
 from sqlrec.errors import ModelNotFoundError, ProgrammingError, SqlRecError, did_you_mean
 from sqlrec.sql.quoting import quote_ident
 
-KINDS = ("history", "embeddings", "popularity")
+PLOTS = ("history", "embeddings", "popularity")
 N_LABELS = 15
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NOT_METRICS = {"epoch", "seconds", "split", "k"}
@@ -255,5 +255,5 @@ def plot(con: Any, name: str, kind: str, label_sql: str | None = None) -> Any:
     elif kind == "popularity":
         fig = popularity(con, name)
     else:
-        raise PlotError(f"unknown plot kind {kind!r} (choose from {', '.join(KINDS)})")
+        raise PlotError(f"unknown plot kind {kind!r} (choose from {', '.join(PLOTS)})")
     return fig

@@ -37,7 +37,7 @@ from sqlrec.frontend.formatting import error_message, render
 from sqlrec.frontend.history import make_history
 from sqlrec.frontend.lexer import make_lexer
 from sqlrec.frontend.metadata import Metadata
-from sqlrec.frontend.statements import EXIT_WORDS, is_complete, is_dot_command, is_row_count, split
+from sqlrec.frontend.scripts import EXIT_WORDS, is_complete, is_dot_command, is_row_count, split
 
 PROMPT = "sqlrec> "
 CONTINUATION = "   ...> "

@@ -241,7 +241,7 @@ def _dense(values: Any, dtype: Any) -> np.ndarray:
 # --- EVALUATE MODEL m FROM (test query) --------------------------------------------------------
 
 
-def test_pairs(session: Session, model: "Model", sql: str, database: str | None, threshold: float | None,
+def evaluation_pairs(session: Session, model: "Model", sql: str, database: str | None, threshold: float | None,
                where: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(user indices, item indices, counts) of a test query's positive rows whose ids the model
     knows; `threshold` (the statement's, else the model's) applies to the model's rating column."""

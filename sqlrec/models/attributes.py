@@ -88,7 +88,7 @@ def metrics_table(model: Model) -> pa.Table:
     })
 
 
-# --- model selection (issue 4): learning curve and embeddings ---------------------------------
+# --- model selection: learning curve and embeddings ---------------------------------
 
 
 def selection_facts(model: Model) -> list[tuple[str, Any]]:

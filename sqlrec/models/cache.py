@@ -20,7 +20,7 @@ class CatalogCache:
 
     A cursor's active versions are read from the file once and kept while no save, drop or
     other write has happened on any connection of this process to the same file (`_WRITES`);
-    the engine counts every statement that is not a read as a write. So a warm model query asks
+    the router counts every statement that is not a read as a write. So a warm model query asks
     DuckDB nothing about models, and a cursor never sees versions another cursor's open
     transaction wrote: each cursor reads them in its own transaction.
     """

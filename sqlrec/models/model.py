@@ -37,7 +37,7 @@ FOLD_IN_L2 = 10.0
 
 
 @dataclass(frozen=True)
-class Kind:
+class RecommenderType:
     """A recommender_type: whose rows are asked for (key) and what is ranked for them (target)."""
 
     name: str
@@ -50,17 +50,17 @@ class Kind:
         return self.key == self.target
 
 
-KINDS = {k.name: k for k in (
-    Kind("user_item", "user", "item", True),
-    Kind("item_user", "item", "user", True),
-    Kind("item_item", "item", "item", False),
-    Kind("user_user", "user", "user", False),
+RECOMMENDER_TYPES = {k.name: k for k in (
+    RecommenderType("user_item", "user", "item", True),
+    RecommenderType("item_user", "item", "user", True),
+    RecommenderType("item_item", "item", "item", False),
+    RecommenderType("user_user", "user", "user", False),
 )}
 
 
 def result_columns(user_col: str, item_col: str, kind: str) -> list[str]:
     """Columns of a recommendation relation: the key id, the target id, score, rank."""
-    k = KINDS[kind]
+    k = RECOMMENDER_TYPES[kind]
     cols = {"user": user_col, "item": item_col}
     target = f"similar_{cols[k.target]}" if k.similarity else cols[k.target]
     return [cols[k.key], target, "score", "rank"]
@@ -237,7 +237,7 @@ class Model:
         return result_columns(self.user_col, self.item_col, kind)
 
     def key_column(self, kind: str) -> str:
-        return self.side(KINDS[kind].key).column
+        return self.side(RECOMMENDER_TYPES[kind].key).column
 
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
@@ -254,7 +254,7 @@ class Model:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
                 f"(supported: {', '.join(self.handler.recommender_types)})")
-        spec = KINDS[kind]
+        spec = RECOMMENDER_TYPES[kind]
         if keys is not None and len(keys) == 1 and cold is None and candidates is None and targets is None and (
                 rows := onekey.table(self, spec, keys[0], k, exclude_seen=exclude_seen, search=search,
                                      cancelled=cancelled, where=where)) is not None:
@@ -318,13 +318,13 @@ class Model:
                       search: approx.Search | None = None) -> Iterator[pa.Table]:
         """recommend(kind, None, ...) in tables of batch_keys keys each, scored as they are asked
         for: all rows of a large model are never held at once."""
-        n = len(self.side(KINDS[kind].key).ids) if kind in KINDS else 0
+        n = len(self.side(RECOMMENDER_TYPES[kind].key).ids) if kind in RECOMMENDER_TYPES else 0
         for a in range(0, max(n, 1), batch_keys):
             yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
                                  cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)),
                                  search=search)
 
-    def _allowed(self, spec: Kind, kind: str, candidates: Sequence[Any] | None,
+    def _allowed(self, spec: RecommenderType, kind: str, candidates: Sequence[Any] | None,
                  targets: Sequence[Any] | None, where: str) -> np.ndarray | None:
         """Target indices the ranking may return (None = all): candidates and asked targets."""
         allowed = None
@@ -348,7 +348,7 @@ class Model:
         dots = np.einsum("ij,ij->i", np.asarray(u, np.float32)[user_idx], np.asarray(v, np.float32)[item_idx])
         return (dots + np.asarray(bu, np.float32)[user_idx] + np.asarray(bi, np.float32)[item_idx]).astype(np.float32)
 
-    def _top(self, spec: Kind, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
+    def _top(self, spec: RecommenderType, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
              cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,
              cancelled: Callable[[], bool] | None, scorer: Callable[..., tuple] = top_k) -> tuple:
         target = self.side(spec.target)
@@ -360,7 +360,7 @@ class Model:
         qrows, tcols, tscores, ranks = flatten_top_k(idx, scores)
         return key_positions[qrows], target.ids.take(pa.array(tcols)), tscores, ranks
 
-    def _cold_top(self, spec: Kind, cold: ColdVectors, rows: np.ndarray, key_positions: np.ndarray, k: int,
+    def _cold_top(self, spec: RecommenderType, cold: ColdVectors, rows: np.ndarray, key_positions: np.ndarray, k: int,
                   cand_idx: np.ndarray | None, exclude_seen: bool, cancelled: Callable[[], bool] | None,
                   top: Callable[..., tuple]) -> tuple:
         """Covered unknown keys, scored like known ones from the vectors cold start built."""

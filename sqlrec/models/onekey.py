@@ -21,10 +21,10 @@ from sqlrec.models import fallback
 from sqlrec.numeric.lookups import few_positions, plain_ints, take
 
 if TYPE_CHECKING:
-    from sqlrec.models.model import Kind, Model
+    from sqlrec.models.model import RecommenderType, Model
 
 
-def table(model: "Model", spec: "Kind", value: Any, k: int, *, exclude_seen: bool, search: approx.Search | None,
+def table(model: "Model", spec: "RecommenderType", value: Any, k: int, *, exclude_seen: bool, search: approx.Search | None,
           cancelled: Callable[[], bool] | None, where: str) -> pa.Table | None:
     """model.recommend(spec.name, [value], k, ...)'s table; None where its general path must answer
     (an unknown or catalogue-only key, similarity, an approximate index)."""
@@ -36,7 +36,7 @@ def table(model: "Model", spec: "Kind", value: Any, k: int, *, exclude_seen: boo
                      pa.array(scores), pa.array(ranks)], names=model.columns(spec.name))
 
 
-def columns(model: "Model", spec: "Kind", value: Any, k: int, *, exclude_seen: bool, search: approx.Search | None,
+def columns(model: "Model", spec: "RecommenderType", value: Any, k: int, *, exclude_seen: bool, search: approx.Search | None,
             cancelled: Callable[[], bool] | None, where: str) -> dict[str, np.ndarray] | None:
     """table()'s rows as numpy columns, where DuckDB reads those as it reads the table's Arrow
     columns: integer ids without nulls, scores without NaN (DuckDB reads a numpy NaN as NULL).
@@ -57,7 +57,7 @@ def _plain(ids: pa.Array) -> bool:
     return pa.types.is_integer(ids.type) and not ids.null_count
 
 
-def _top(model: "Model", spec: "Kind", value: Any, k: int, exclude_seen: bool, search: approx.Search | None,
+def _top(model: "Model", spec: "RecommenderType", value: Any, k: int, exclude_seen: bool, search: approx.Search | None,
          cancelled: Callable[[], bool] | None, where: str
          ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray] | None:
     """(the key id as the id column's type, target positions, scores, ranks int32) of the rows."""

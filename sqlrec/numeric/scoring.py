@@ -37,7 +37,7 @@ from sqlrec.numeric.rowselect import select as _select, select_row
 # Chunks that fit in L2/L3 select faster than 64 MiB ones (measured on 20k-wide rows)...
 _FAST_CHUNK_BYTES = 4 << 20
 # ...but a GEMM of fewer query rows than this is memory-bound on the targets: at 59k items,
-# 17-row chunks took 2-3x the time of 284-row ones (issue 13). max_chunk_bytes stays the ceiling.
+# 17-row chunks took 2-3x the time of 284-row ones (measured in bench/topn.py). max_chunk_bytes stays the ceiling.
 _MIN_GEMM_ROWS = 256
 _DEFAULT_CHUNK_BYTES = 128 << 20
 # Up to this many query rows, top_k without `prepared` multiplies the targets as they are and adds

@@ -35,7 +35,7 @@ WRITE_WORDS = frozenset({
     "PRAGMA", "CALL", "VACUUM", "CHECKPOINT", "ANALYZE", "COMMENT", "BEGIN", "START", "COMMIT", "ABORT",
     "ROLLBACK", "END", "PREPARE", "EXECUTE", "DEALLOCATE", "UNINSTALL", "UPGRADE",
 })
-KINDS = {"user_item": "user", "user_user": "user", "item_item": "item", "item_user": "item"}
+KEY_SIDE = {"user_item": "user", "user_user": "user", "item_item": "item", "item_user": "item"}
 _LEADING = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ,()]*$")
 
@@ -199,7 +199,7 @@ class Service:
         """The loaded active version of a model (from the shared cache): its id maps and seen matrix."""
         s = self.summary(name)
         with self._lock:
-            return self.con.engine.model(s.name)
+            return self.con.router.model(s.name)
 
     def describe(self, name: str) -> dict[str, Any]:
         s = self.summary(name)
@@ -217,8 +217,8 @@ class Service:
         """Recommendations of `kind` for `keys` (users or items), or for one new user who liked
         the items `liked` (fold-in). Every value given reaches DuckDB as a bound parameter."""
         s = self.summary(name)
-        if kind not in KINDS:
-            raise ServeError(400, f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind not in KEY_SIDE:
+            raise ServeError(400, f"kind must be one of {', '.join(KEY_SIDE)}, got {kind!r}")
         if k is not None and not 1 <= k <= self.settings.max_rows:
             raise ServeError(400, f"k must be between 1 and {self.settings.max_rows}, got {k}")
         options = [f"recommender_type = '{kind}'"]
@@ -228,7 +228,7 @@ class Service:
             options.append(f"exclude_seen = {'true' if exclude_seen else 'false'}")
         with self.cursor() as cur:
             types = self._id_types(cur, s)
-            side = KINDS[kind]
+            side = KEY_SIDE[kind]
             col = s.user_col if side == "user" else s.item_col
             params: list[Any] = []
             where = ""

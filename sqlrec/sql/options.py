@@ -124,10 +124,10 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "(scored from item_features; otherwise below the liked items)"),
     Option("users", str, None, "table or quoted SELECT of every user id: ones without interactions are known too"),
     Option("overwrite", bool, False, "replace an existing model (ThanoSQL's name for OR REPLACE)"),
-    # Model lifecycle (issue 11): versions whose arrays stay stored, for rollback and USING version.
+    # Model lifecycle: versions whose arrays stay stored, for rollback and USING version.
     Option("keep_versions", int, 3, "versions whose arrays are kept (rollback, USING version); older ones "
            "keep their metadata only", low=1, high=1000),
-    # Model selection (issue 4). Not `k`: that is LightFM's own warp-kos parameter.
+    # Model selection. Not `k`: that is LightFM's own warp-kos parameter.
     Option("eval_k", int, None, "cut-off k of the @k metrics (default: n_recommendations)", low=1, high=100_000,
            aliases=("metric_k",)),
     Option("history", bool, True, "with evaluation: measure held-out metrics after every epoch (m.history)"),
@@ -143,7 +143,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
     Option("tune_trials", int, 20, "tune: number of trials", low=1),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
     Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
-    # Approximate top-N (sqlrec.numeric.approx, issue 13): a faiss IVF index built at CREATE, FINETUNE, RETRAIN.
+    # Approximate top-N (sqlrec.numeric.approx): a faiss IVF index built at CREATE, FINETUNE, RETRAIN.
     Option("approximate", bool, "auto", "top-N of user_item and item_item from a faiss IVF index (sqlrec[approx]); "
            "'auto': from 200,000 items when faiss is installed", choices=("auto",)),
     Option("nlist", int, None, "approximate: k-means lists of the index (default: 2 sqrt(items))", low=1,

@@ -1,4 +1,4 @@
-"""Reading a model's stored arrays with as few copies as the bytes allow (issue 13, item 3).
+"""Reading a model's stored arrays with as few copies as the bytes allow.
 
 Where the bytes were copied before (bench/README.md "Cold open", ML-25M shape, 66 MB of
 scoring arrays): DuckDB's buffer pool keeps the blocks it read (105 MB), fetchall()

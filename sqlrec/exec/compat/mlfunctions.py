@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 from sqlrec.exec import commands, rewrite
-from sqlrec.exec.compat import dialects
+from sqlrec.exec.compat import translate
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import QueryError
 from sqlrec.models.model import Model
@@ -83,14 +83,14 @@ def _bind(tree: exp.Expression, params: Any) -> None:
 def _drop_integrations(session: Session, catalog: Catalog, tree: exp.Expression) -> bool:
     """In a query that reads a model, `integration.table` (MindsDB's batch join) reads `table` of
     this database when no DuckDB database or schema is called `integration`, as CREATE MODEL's
-    FROM integration (SELECT ...) does (sqlrec.exec.compat.dialects.native_create)."""
+    FROM integration (SELECT ...) does (sqlrec.exec.compat.translate.native_create)."""
     tables = list(tree.find_all(exp.Table))
     qualified = [t for t in tables if t.db and not t.args.get("catalog") and isinstance(t.this, exp.Identifier)]
     if not qualified or not any(not t.db and isinstance(t.this, exp.Identifier) and catalog.exists(t.name)
                                 for t in tables):
         return False
     unknown = [t for t in qualified if not catalog.exists(t.db)
-               and not dialects.is_database(session, t.db, "SELECT: reading a MindsDB integration's table")]
+               and not translate.is_database(session, t.db, "SELECT: reading a MindsDB integration's table")]
     for table in unknown:
         table.set("db", None)
     return bool(unknown)

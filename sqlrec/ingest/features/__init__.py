@@ -35,6 +35,6 @@ vocabulary are kept in a JSON spec so that query-time sources map to the very sa
 """
 
 from sqlrec.ingest.features.build import FeatureSet, attach, build, rows_for
-from sqlrec.ingest.features.spec import KINDS, source_query
+from sqlrec.ingest.features.spec import FEATURE_KINDS, source_query
 
-__all__ = ["KINDS", "FeatureSet", "attach", "build", "rows_for", "source_query"]
+__all__ = ["FEATURE_KINDS", "FeatureSet", "attach", "build", "rows_for", "source_query"]

@@ -14,7 +14,7 @@ from sqlrec.sql import parse_select
 from sqlrec.sql.quoting import quote_ident, quote_literal
 from sqlrec.sql.types import element_type, is_numeric, type_class
 
-KINDS = ("identity", "categorical", "multi", "list", "numeric", "bucket", "weight")
+FEATURE_KINDS = ("identity", "categorical", "multi", "list", "numeric", "bucket", "weight")
 
 _QUERY_START = re.compile(r"^\s*(\(|select\b|with\b|from\b|values\b|table\b|pivot\b|unpivot\b)", re.I)
 _TABLE_NAME = re.compile(r'^\s*("[^"]+"|[A-Za-z_][\w$]*)(\s*\.\s*("[^"]+"|[A-Za-z_][\w$]*)){0,2}\s*$')

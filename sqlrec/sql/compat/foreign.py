@@ -5,7 +5,7 @@ DROP are sqlrec's own, with ``mindsdb.`` names). ThanoSQL: ``PREDICT USING model
 query`` (its BUILD MODEL is sqlrec's own). BigQuery ML: ``CREATE [OR REPLACE] MODEL name OPTIONS
 (...) AS query`` and the ``ML.RECOMMEND(MODEL m, ...)`` family of table functions in queries.
 
-The grammar only records what was written; sqlrec.exec.compat.dialects maps each onto sqlrec's statements and
+The grammar only records what was written; sqlrec.exec.compat.translate maps each onto sqlrec's statements and
 options, where an option that cannot be honoured is refused.
 """
 
