@@ -62,7 +62,7 @@ def test_equals_raw_implicit_and_scores_are_dot_products(con, ratings):
 
 
 def _data(weights):
-    from sqlrec.ingest.data import TrainingData
+    from sqlrec.engines.training_data import TrainingData
     import pyarrow as pa
 
     rows, cols = np.array([0, 0, 1, 2, 2], np.int32), np.array([0, 1, 1, 0, 2], np.int32)

@@ -111,7 +111,7 @@ def test_als_learns_below_threshold_pairs_at_their_share(con):
     # a model stored before the option existed refits from positives only.
     import pyarrow as pa
 
-    from sqlrec.ingest.data import TrainingData
+    from sqlrec.engines.training_data import TrainingData
     from sqlrec.engines import als
 
     con.execute("CREATE MODEL m FROM ratings PREDICT movieId USING engine = 'als', user_id = 'userId', "

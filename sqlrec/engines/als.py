@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import OptionError
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_option, interactions

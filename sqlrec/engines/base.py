@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 
 EpochCallback = Callable[[int, int], None]  # (epoch done, total); may raise to cancel

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_option, interactions
 from sqlrec.engines.svd import truncated_svd

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, Handler
 

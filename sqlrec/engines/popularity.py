@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.engines.base import EpochCallback, Handler
 
 

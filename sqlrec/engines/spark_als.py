@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import OptionError
 from sqlrec.sql.options import Option
 from sqlrec.spark import runtime as spark

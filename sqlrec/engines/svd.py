@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler
 

@@ -8,9 +8,8 @@ from typing import Any
 import pyarrow as pa
 
 from sqlrec.models import attributes
-from sqlrec.ingest import data as data_mod
 from sqlrec.sql import options as opts
-from sqlrec.exec import selection
+from sqlrec.exec import held_out, selection
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import OptionError, QueryError, did_you_mean
 from sqlrec.models.model import Model
@@ -121,11 +120,11 @@ def evaluate(session: Session, catalog: Catalog, st: EvaluateModel) -> pa.Table:
         result = selection.evaluate_held_out(model.extra_arrays, k)
         source = f"held-out {stored.get('split')} split"
     else:
-        users, items, counts = data_mod.evaluation_pairs(session, model, st.source.select_sql(), st.source.database,
+        users, items, counts = held_out.evaluation_pairs(session, model, st.source.select_sql(), st.source.database,
                                                    q["threshold"], where)
         seen = model.seen if q["exclude_seen"] else None
         result = selection.evaluate_pairs(model.handler, seen, model.popularity, users, items, k)
-        rated = data_mod.test_ratings(session, model, st.source.select_sql(), st.source.database, where)
+        rated = held_out.evaluation_ratings(session, model, st.source.select_sql(), st.source.database, where)
         if rated is not None:
             result["values"].update(selection.rating_errors_on(model.handler, *rated))
         counts["n_seen_dropped"] = result["n_seen"]

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sqlrec.numeric import evaluation, scoring
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import OptionError
 from sqlrec.engines.base import Handler
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import ColumnError, OptionError, TrainingDataError
 from sqlrec.store.session import Session
 from sqlrec.sql.quoting import quote_ident
@@ -32,9 +33,6 @@ BINARY_FLOATS = frozenset({"FLOAT", "DOUBLE", "REAL", "FLOAT4", "FLOAT8"})
 def _base_type(type_name: str) -> str:
     return type_name.strip().upper().split("(")[0].strip()
 
-if TYPE_CHECKING:  # data is imported by the handlers, which the model imports
-    from sqlrec.models.model import Model
-
 
 @dataclass
 class Columns:
@@ -43,50 +41,6 @@ class Columns:
     rating: str | None = None
     weight: str | None = None
     timestamp: str | None = None
-
-
-@dataclass
-class TrainingData:
-    users: pa.Array  # id of each user index
-    items: pa.Array
-    user_type: str  # DuckDB type name of the id columns
-    item_type: str
-    rows: np.ndarray  # int32 user index of each distinct (user, item) pair, sorted by (row, col)
-    cols: np.ndarray  # int32
-    weight: np.ndarray  # float32 repeats / summed weight / kept row's weight
-    rating: np.ndarray | None  # float32 kept rating
-    timestamp: np.ndarray | None  # int64 epoch microseconds of the kept / latest row
-    positive: np.ndarray  # bool: rating >= threshold (all True without threshold)
-    n_source_rows: int
-    # Hybrid models (sqlrec.ingest.features): (n_users, n_user_features) / (n_items, n_item_features),
-    # rows normalised; None = identity features only (plain collaborative filtering).
-    user_features: sp.csr_matrix | None = None
-    item_features: sp.csr_matrix | None = None
-    threshold: float | None = None  # the rating threshold that made `positive` (given or the midpoint)
-
-    def ids(self, side: str) -> pa.Array:
-        return self.users if side == "user" else self.items
-
-    def id_type(self, side: str) -> str:
-        return self.user_type if side == "user" else self.item_type
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (len(self.users), len(self.items))
-
-    def matrix(self, mask: np.ndarray | None = None, values: np.ndarray | None = None) -> sp.csr_matrix:
-        """CSR users x items of the selected pairs (all pairs by default) with the given values."""
-        rows, cols = self.rows, self.cols
-        data = np.ones(len(rows), np.float32) if values is None else np.asarray(values)
-        if mask is not None:
-            rows, cols, data = rows[mask], cols[mask], data[mask]
-        indptr = np.zeros(self.shape[0] + 1, np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.shape[0]), out=indptr[1:])
-        return sp.csr_matrix((data, cols, indptr), shape=self.shape)
-
-    def seen(self) -> sp.csr_matrix:
-        """Every pair in the training query, below-threshold ratings included."""
-        return self.matrix()
 
 
 def find_column(columns: Iterable[str], name: str) -> str | None:
@@ -236,66 +190,3 @@ def _dense(values: Any, dtype: Any) -> np.ndarray:
     if np.ma.isMaskedArray(values):
         values = values.filled(0)
     return np.asarray(values, dtype)
-
-
-# --- EVALUATE MODEL m FROM (test query) --------------------------------------------------------
-
-
-def evaluation_pairs(session: Session, model: "Model", sql: str, database: str | None, threshold: float | None,
-               where: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(user indices, item indices, counts) of a test query's positive rows whose ids the model
-    knows; `threshold` (the statement's, else the model's) applies to the model's rating column."""
-    columns = list(session.columns(sql, where=f"{where}: the test query failed", database=database))
-
-    def column(name: str, what: str) -> str:
-        found = find_column(columns, name)
-        if found is None:
-            raise ColumnError(f"{where}: the test query has no column {name!r} ({what}); "
-                              f"its columns are: {', '.join(columns)}")
-        return found
-
-    ucol = column(model.user_col, "the model's user id")
-    icol = column(model.item_col, "the model's item id")
-    rating = model.info.get("rating_col")
-    rcol = find_column(columns, rating) if rating else None
-    given = threshold is not None
-    threshold = threshold if given else model.options.get("threshold")
-    if given and rcol is None:
-        raise OptionError(f"{where}: option threshold needs the model's rating column {rating or '(none)'!r} "
-                          f"in the test query; its columns are: {', '.join(columns)}")
-    keep = (f"coalesce({quote_ident(rcol)} >= {float(threshold)!r}, false)"
-            if rcol is not None and threshold is not None else "true")
-    with session.in_database(database, where):
-        got = session.arrow(f"SELECT {quote_ident(ucol)} AS u, {quote_ident(icol)} AS i, {keep} AS keep FROM ({sql})",
-                            where=f"{where}: the test query failed")
-    rows = got.filter(got.column("keep"))
-    (_, upos), (_, ipos) = (model.side(s).lookup(rows.column(c).to_pylist(), where) for s, c in (("user", "u"), ("item", "i")))
-    bad_u, bad_i = upos < 0, ipos < 0
-    counts = {
-        "n_rows": int(got.num_rows),
-        "n_unknown_users": len(set(rows.column("u").filter(pa.array(bad_u)).to_pylist())),
-        "n_unknown_items": len(set(rows.column("i").filter(pa.array(bad_i)).to_pylist())),
-        "n_ignored_rows": int((bad_u | bad_i).sum()),
-        "n_below_threshold": int(got.num_rows - len(rows)),
-    }
-    ok = ~(bad_u | bad_i)
-    return upos[ok], ipos[ok], counts
-
-
-def test_ratings(session: Session, model: "Model", sql: str, database: str | None,
-                 where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(user indices, item indices, ratings) of a test query's rated rows whose ids the model
-    knows, every rating (no threshold); None when the query lacks the model's rating column."""
-    columns = list(session.columns(sql, where=f"{where}: the test query failed", database=database))
-    rating = model.info.get("rating_col")
-    rcol = find_column(columns, rating) if rating else None
-    ucol, icol = find_column(columns, model.user_col), find_column(columns, model.item_col)
-    if rcol is None or ucol is None or icol is None:
-        return None
-    with session.in_database(database, where):
-        got = session.arrow(f"SELECT {quote_ident(ucol)} AS u, {quote_ident(icol)} AS i, "
-                            f"CAST({quote_ident(rcol)} AS DOUBLE) AS r FROM ({sql}) WHERE {quote_ident(rcol)} IS NOT NULL",
-                            where=f"{where}: the test query failed")
-    (_, upos), (_, ipos) = (model.side(s).lookup(got.column(c).to_pylist(), where) for s, c in (("user", "u"), ("item", "i")))
-    ok = (upos >= 0) & (ipos >= 0)
-    return upos[ok], ipos[ok], np.asarray(got.column("r").to_numpy(zero_copy_only=False), np.float64)[ok]

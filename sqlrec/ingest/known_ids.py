@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 import scipy.sparse as sp
 
-from sqlrec.ingest.data import TrainingData, find_column
+from sqlrec.engines.training_data import TrainingData
+from sqlrec.ingest.data import find_column
 from sqlrec.errors import ColumnError, TrainingDataError
 from sqlrec.ingest.features.spec import source_query
 from sqlrec.store.session import Session

@@ -122,9 +122,11 @@ def create_app(service: Service, token: str | None = None, max_body: int = 1 << 
 
 
 def _version() -> str:
-    from sqlrec import __version__
+    # the installed distribution's version: importing the sqlrec package itself from here would
+    # reach up to the front-ends (its IPython hook)
+    from importlib.metadata import version
 
-    return __version__
+    return version("sqlrec")
 
 
 def _errors(app: FastAPI) -> None:

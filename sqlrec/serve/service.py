@@ -21,8 +21,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import sqlrec
 from sqlrec import errors
+from sqlrec.api import Cursor, connect
 from sqlrec.exec.router import COMMANDS
 from sqlrec.sql import Query, parse_script, quote_ident
 
@@ -124,7 +124,7 @@ class Service:
         self.settings = settings or Settings()
         config = {} if self.settings.external_access else {"enable_external_access": False}
         self.database = database
-        self.con = sqlrec.connect(database, read_only=not self.settings.write and database != ":memory:",
+        self.con = connect(database, read_only=not self.settings.write and database != ":memory:",
                                   config=config)
         self._lock = threading.Lock()  # the connection's own handle (models(), cursor()) is shared
         self._types: dict[tuple[str, int], dict[str, str]] = {}
@@ -136,7 +136,7 @@ class Service:
     # --- running statements -----------------------------------------------------------------
 
     @contextmanager
-    def cursor(self) -> Iterator[sqlrec.Cursor]:
+    def cursor(self) -> Iterator[Cursor]:
         with self._lock:
             cur = self.con.cursor()
         try:
@@ -156,7 +156,7 @@ class Service:
                 raise ServeError(403, f"{word or 'statement'}: the server is read-only "
                                       "(start it with --write to change the database)")
 
-    def run(self, cur: sqlrec.Cursor, sql: str, params: Any = None) -> Result:
+    def run(self, cur: Cursor, sql: str, params: Any = None) -> Result:
         """Run `sql` on `cur` under the time limit; fetch at most max_rows rows."""
         timer = threading.Timer(self.settings.timeout, cur.interrupt)
         timer.daemon = True
@@ -251,7 +251,7 @@ class Service:
             out["user"] = jsonable(new_id)
         return out
 
-    def _id_types(self, cur: sqlrec.Cursor, s: Any) -> dict[str, str]:
+    def _id_types(self, cur: Cursor, s: Any) -> dict[str, str]:
         """The model's user_id_type and item_id_type (kept per model and version: they never change)."""
         key = (s.name, s.version)
         if key not in self._types:
@@ -259,7 +259,7 @@ class Service:
                                                   "WHERE property IN ('user_id_type', 'item_id_type')").rows)
         return self._types[key]
 
-    def _liked_table(self, cur: sqlrec.Cursor, s: Any, types: dict[str, str], liked: list[Any],
+    def _liked_table(self, cur: Cursor, s: Any, types: dict[str, str], liked: list[Any],
                      new_id: Any) -> tuple[str, Any]:
         """A temp table (this cursor's own) of (new user, liked item) rows, from bound values."""
         if not isinstance(liked, list) or not liked:

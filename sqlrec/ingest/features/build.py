@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from sqlrec.ingest.data import TrainingData
+from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import ColumnError, TrainingDataError
 from sqlrec.store.session import Session
 from sqlrec.sql.quoting import quote_ident
