@@ -1,20 +1,22 @@
-"""The shape of the package: no import cycles, small modules and functions, one way to reach DuckDB.
+"""The shape of the package (docs/architecture.md): layers that import only downwards, no import
+cycles, a short top level.
 
-These guard the layout described in the README's "How a statement flows": a change that
-makes two modules import each other, or grows a module past what a reader can hold, fails
-here rather than in review.
+The layers contract itself lives in pyproject.toml ([tool.importlinter]) and is checked by
+import-linter here, as CI runs it. import-linter sees imports inside functions and under
+TYPE_CHECKING too; the cycle test below covers what a layers contract cannot (two modules of one
+layer that import each other).
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
-
-PACKAGE = Path(__file__).resolve().parent.parent / "sqlrec"
-MAX_MODULE_LINES = 400
-MAX_FUNCTION_LINES = 60
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "sqlrec"
+MAX_TOP_LEVEL_MODULES = 12
 
 
 def module_name(path: Path) -> str:
@@ -25,40 +27,28 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _type_checking(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def imports(name: str) -> set[str]:
-    """Package modules `name` imports, anywhere in it (function bodies too), except under
-    TYPE_CHECKING and except the package's own facade from inside a function (a lazy hook)."""
+    """Package modules `name` imports anywhere in it: module level, function bodies and
+    TYPE_CHECKING blocks alike (a cycle through any of them is still a cycle to a reader)."""
     path = MODULES[name]
-    tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if _type_checking(child):
-                continue
-            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
-            targets: list[str] = []
-            if isinstance(child, ast.Import):
-                targets = [a.name for a in child.names]
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    anchor = package.split(".")[: len(package.split(".")) - child.level + 1]
-                    base = ".".join(anchor + ([base] if base else []))
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in child.names]
-            for target in targets:
-                while target and target not in MODULES:
-                    target = target.rpartition(".")[0]
-                if target and target != name and not (nested and target == "sqlrec"):
-                    found.add(target)
-            visit(child, nested)
-
-    visit(tree, False)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
     return found
 
 
@@ -84,6 +74,14 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def test_the_layers_contract_holds():
+    """lint-imports (import-linter) over pyproject.toml's contracts, exactly as CI runs it."""
+    done = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
+                           "sys.exit(lint_imports())"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "sqlrec's layers KEPT" in done.stdout
+
+
 def test_no_import_cycle():
     graph = {name: imports(name) for name in MODULES}
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
@@ -92,32 +90,35 @@ def test_no_import_cycle():
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    # and it sees through relative imports: sqlrec.models.model really imports sqlrec.numeric.scoring
+    # it sees relative, absolute, function-level and TYPE_CHECKING imports alike
     assert "sqlrec.numeric.scoring" in imports("sqlrec.models.model")
+    assert "sqlrec.frontend.magic" in imports("sqlrec")  # the IPython hook, inside a function
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
-def test_modules_and_functions_stay_small(name):
-    source = MODULES[name].read_text()
-    assert len(source.splitlines()) <= MAX_MODULE_LINES, f"{name} has {len(source.splitlines())} lines"
-    long = [(f.name, f.end_lineno - f.lineno + 1) for f in ast.walk(ast.parse(source))
-            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > MAX_FUNCTION_LINES]
-    assert not long, f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+def test_the_top_level_stays_short():
+    """Everything but the entry points and the error classes lives in a layer package."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, top
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert {"api", "exec", "models", "ingest", "engines", "store", "numeric", "sql", "frontend", "serve"} <= packages
 
 
-def test_sql_and_handlers_keep_to_their_layer():
-    """sql/ knows grammar (no DuckDB, no numpy); handlers know models (no DuckDB, no SQL)."""
-    for name in MODULES:
-        source = MODULES[name].read_text()
+def test_sql_and_engines_keep_to_their_layer():
+    """sql/ knows grammar (no DuckDB, no numpy in the grammar); engines know models (no DuckDB)."""
+    for name, path in MODULES.items():
+        source = path.read_text()
         if name.startswith("sqlrec.sql"):
-            assert "import duckdb" not in source and "import numpy" not in source, name
+            assert "import duckdb" not in source, name
+        if name.startswith("sqlrec.sql") and not name.endswith(".options"):
+            assert "import numpy" not in source, name
         if name.startswith("sqlrec.engines"):
-            assert "import duckdb" not in source and "sqlrec.store.session" not in imports(name), name
+            assert "import duckdb" not in source, name
 
 
-def test_only_the_session_layer_catches_duckdb_errors():
+def test_only_the_store_catches_duckdb_errors():
     """Every DuckDB error passes through one place (sqlrec.store.session), where it gets its label."""
-    allowed = {"sqlrec.store.session", "sqlrec.models.catalog", "sqlrec.exec.router", "sqlrec.api.connection", "sqlrec.errors"}
+    allowed = {"sqlrec.store.session", "sqlrec.models.catalog", "sqlrec.exec.router", "sqlrec.api.connection",
+               "sqlrec.errors"}
     offenders = [name for name in MODULES
                  if "except duckdb." in MODULES[name].read_text() and name not in allowed
                  and not name.startswith("sqlrec.frontend")]

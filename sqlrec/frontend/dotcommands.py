@@ -12,19 +12,35 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlrec import errors
-from sqlrec.sql.quoting import quote_name
 from sqlrec.frontend.formatting import FORMATS, render
+from sqlrec.frontend.metadata import Metadata
+from sqlrec.sql.quoting import quote_name
 
-if TYPE_CHECKING:
-    from sqlrec.frontend.shell import Repl
+
+class Repl(Protocol):
+    """What a dot command may read and change on the shell (sqlrec.frontend.shell.Repl is one):
+    the shell imports this table, so the table names the shell by what it does."""
+
+    mode: str
+    timer: bool
+    max_rows: int
+    last_error: BaseException | None
+    exit_requested: bool
+    metadata: Metadata
+
+    def write(self, text: str) -> None: ...
+    def error(self, exc: BaseException, where: str | None = None) -> None: ...
+    def refresh(self) -> None: ...
+    def run_text(self, text: str, source: str | None = None) -> bool: ...
+    def open(self, database: str) -> None: ...
 
 
 @dataclass(frozen=True)
 class DotCommand:
-    handler: Callable[["Repl", list[str]], None]
+    handler: Callable[[Repl, list[str]], None]
     help: str  # usage and meaning, one line: shown by .help and next to the completion
     values: tuple[str, ...] = ()  # what the argument completes to
     path: bool = False  # the argument is a file name (completed from the file system)

@@ -125,13 +125,13 @@ class SqlrecMagics(Magics):
     # -- connection ---------------------------------------------------------------------------
 
     def connect(self, target: str) -> Any:
-        import sqlrec
+        from sqlrec.api import Connection, connect
 
         ns = self.shell.user_ns if self.shell is not None else {}
-        if _NAME.match(target) and isinstance(ns.get(target), sqlrec.Connection):
+        if _NAME.match(target) and isinstance(ns.get(target), Connection):
             con, owned = ns[target], False
         else:
-            con, owned = sqlrec.connect(target), True
+            con, owned = connect(target), True
         self.close()
         self.connection, self._owned = con, owned
         return con
@@ -146,9 +146,9 @@ class SqlrecMagics(Magics):
 
     def _con(self) -> Any:
         if self.connection is None or self.connection.closed:
-            import sqlrec
+            from sqlrec.api import connect
 
-            self.connection, self._owned = sqlrec.connect(":memory:"), True
+            self.connection, self._owned = connect(":memory:"), True
         return self.connection
 
     # -- the magic ----------------------------------------------------------------------------
