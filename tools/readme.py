@@ -38,7 +38,7 @@ def run_blocks(found: list[Block]) -> list[str]:
     import sqlrec
     from sqlrec.frontend.demo import load_movielens
     from sqlrec.frontend.formatting import render
-    from sqlrec.frontend.statements import is_row_count
+    from sqlrec.frontend.scripts import is_row_count
     from sqlrec.sql import split_script
 
     con = sqlrec.connect()
