@@ -158,6 +158,26 @@ def _declared(**attrs: Any) -> type[Handler]:
     return type("Bad", (CooccurrenceHandler,), attrs)
 
 
+def test_what_a_class_declares_is_read(con):
+    """A declaration changes behaviour without a line elsewhere: an engine that ranks alike for
+    everyone is refused an approximate index, one without a search space tune = true alone."""
+    register(_declared(engine="toy_flat", personalised=False, search_space={}))
+    try:
+        with pytest.raises(OptionError, match="option approximate: engine 'toy_flat' ranks every user's items by one"):
+            con.execute(BASE + "engine = 'toy_flat', approximate = true")
+        with pytest.raises(OptionError, match=r"option tune needs an engine with parameters to search: 'lightfm', "
+                                              r"'als', 'ease', 'svd' \(got 'toy_flat'\)"):
+            con.execute(BASE + "engine = 'toy_flat', tune = true")
+        # among other engines it is a yardstick: its trials search nothing (no damping column)
+        con.execute(BASE + "engine = 'toy_flat', tune = true, tune_engines = ['toy_flat', 'svd'], tune_trials = 3")
+        cur = con.execute("SELECT * FROM m.trials ORDER BY trial")
+        assert [d[0] for d in cur.description][:4] == ["trial", "sampler", "engine", "no_components"]
+        flat = [r for r in cur.fetchall() if r[2] == "toy_flat"]
+        assert flat and all(r[3] is None for r in flat)
+    finally:
+        unregister("toy_flat")
+
+
 @pytest.mark.parametrize("attrs, message", [
     ({"engine": "Toy Engine"}, "must be a lowercase name"),
     ({"engine": "lightfm"}, "engine 'lightfm' is registered already"),
