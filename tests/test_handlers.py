@@ -3,6 +3,10 @@
 A new engine joins sqlrec by registering a handler; this file then checks, for it too, that it
 trains, answers every recommender type it declares (and refuses the others clearly), describes
 itself, survives a save and a reopen bit for bit, and handles users it has never seen.
+
+The contract is CONTRACT: another test module runs it on its own engine by importing these
+functions and overriding the `engine` fixture (tests/test_engine_registration.py does, for an
+engine defined in the test).
 """
 
 from __future__ import annotations
@@ -80,8 +84,8 @@ def test_undeclared_kinds_are_refused_by_name(model, engine):
 
 
 def test_learning_engines_learn_the_taste_groups(model, engine):
-    if engine == "popularity":
-        pytest.skip("popularity recommends the same items to everyone by design")
+    if not HANDLERS[engine].personalised:
+        pytest.skip(f"{engine} recommends the same items to everyone by design")
     got = model.execute("SELECT userId, movieId FROM m WHERE userId IN (1, 2, 3, 4)").fetchall()
     own = sum(group(item) == (user - 1) % 2 for user, item in got)
     assert own >= 0.8 * len(got)
@@ -128,7 +132,7 @@ def test_fold_in_a_new_user(model, engine):
     got = model.execute(f"SELECT movieId FROM m WHERE userId = 777 USING interactions = '{liked}'").fetchall()
     assert len(got) == 10
     assert not {100, 101, 102, 103} & {r[0] for r in got}, "the given interactions count as seen"
-    if engine != "popularity":
+    if HANDLERS[engine].personalised:
         assert sum(group(r[0]) == 0 for r in got) >= 8, "folded in near the even taste group"
 
 
@@ -144,3 +148,10 @@ def test_pair_scores_equal_the_ranking(model, engine):
     got = model.execute(f"SELECT movieId, rank FROM m WHERE userId = 2 AND movieId IN ({asked[0]}, {asked[1]}) "
                         "USING exclude_seen = false").fetchall()
     assert got == [(asked[1], 1), (asked[0], 2)]
+
+
+# Every test above, for a module that runs the contract on another engine (see the docstring).
+CONTRACT = (test_every_engine_has_a_complete_handler, test_declared_kinds_answer_ranked_unique_rows,
+            test_undeclared_kinds_are_refused_by_name, test_learning_engines_learn_the_taste_groups,
+            test_describe_shows_engine_facts, test_save_and_reopen_round_trip, test_unknown_users_fall_back_or_fail_as_asked,
+            test_fold_in_a_new_user, test_pair_scores_equal_the_ranking)

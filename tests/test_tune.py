@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sqlrec.engines import HANDLERS, LightFMHandler, space
 from sqlrec.exec import training
 from sqlrec.exec import tuning
 from sqlrec.errors import OptionError
@@ -49,7 +50,7 @@ def chosen(trials, metric="precision_at_k"):
     def mean(t):
         return (t[metric] + t["second_validation"]) / 2
 
-    size = {t["trial"]: len(tuning.SPACES[t.get("engine") or "lightfm"]) for t in trials}
+    size = {t["trial"]: len(HANDLERS[t.get("engine") or "lightfm"].search_space) for t in trials}
     for t in rechecked:
         if mean(t) > mean(best):
             assert size[t["trial"]] > size[best["trial"]]
@@ -60,7 +61,7 @@ def test_trials_relation(con):
     con.execute(BASE.format(name="tm") + TUNE + "evaluation = true")
     trials = rows(con, "SELECT * FROM tm.trials ORDER BY trial")
     assert [t["trial"] for t in trials] == [1, 2, 3]
-    searched = [p for p in tuning.SEARCHED if p != "epochs"]  # epochs was given in USING
+    searched = [p for p in LightFMHandler.search_space if p != "epochs"]  # epochs was given in USING
     assert list(trials[0]) == ["trial", "sampler", *searched, "split", "k", *METRIC_NAMES, "second_validation",
                                "seconds", "best"]
     assert {t["sampler"] for t in trials} == {"random"}
@@ -69,7 +70,7 @@ def test_trials_relation(con):
     best = chosen(trials)
     assert sum(t["second_validation"] is not None for t in trials) == tuning.RECHECK == 3
     for t in trials:
-        assert tuning.COMPONENTS[0] <= t["no_components"] <= tuning.COMPONENTS[1]
+        assert space.COMPONENTS[0] <= t["no_components"] <= space.COMPONENTS[1]
         assert 0.005 <= t["learning_rate"] <= 0.1
         assert t["learning_schedule"] in ("adagrad", "adadelta")
         assert t["loss"] in ("warp", "bpr", "warp-kos")
@@ -172,14 +173,19 @@ def test_first_trial_is_the_defaults(con):
     assert "no_components" not in first  # given in USING: fixed, not searched
 
 
-def test_tunable_engines_are_those_with_a_search_space():
-    from sqlrec.engines import HANDLERS
-    from sqlrec.sql.options import TUNABLE_ENGINES
+def test_tunable_engines_are_those_with_a_search_space(con):
+    from sqlrec.engines import tunable_engines
 
-    assert set(tuning.SPACES) == set(HANDLERS)
-    assert set(TUNABLE_ENGINES) == {e for e, space in tuning.SPACES.items() if space}
-    for engine, space in tuning.SPACES.items():  # every searched name is one of the engine's options
-        assert set(space) <= {o.name for o in HANDLERS[engine].params_spec}
+    assert set(tunable_engines()) == {e for e, cls in HANDLERS.items() if cls.search_space}
+    for engine, cls in HANDLERS.items():  # every searched name is one of the engine's options
+        assert set(cls.search_space) <= {o.name for o in cls.params_spec}
+    # tune = true alone refuses exactly the engines without a search space, naming the others
+    for engine, cls in HANDLERS.items():
+        if cls.search_space:
+            continue
+        with pytest.raises(OptionError, match=", ".join(f"'{e}'" for e in sorted(
+                tunable_engines(), key=lambda e: e != "lightfm")) + f" \\(got '{engine}'\\)"):
+            con.execute(BASE.format(name="bad") + f"engine = '{engine}', tune = true")
 
 
 @pytest.mark.parametrize("engine, searched", [

@@ -35,6 +35,7 @@ from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import OptionError
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_option, interactions
+from sqlrec.engines.space import COMPONENTS, Param
 
 WEIGHTINGS = ("raw", "log1p", "bm25", "tfidf")
 
@@ -55,6 +56,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("bm25_b", float, 0.8, "weighting = 'bm25': B", low=0.0, high=1.0),
     below_threshold_option(0.0),
 )
+
+# What tune = true searches, in the order of the m.trials columns: regularization and alpha
+# around the measured plateau (regularization / alpha ~ 10 on MovieLens, see the defaults above).
+SEARCH_SPACE: dict[str, Param] = {
+    "no_components": Param("int", *COMPONENTS, log=True),
+    "regularization": Param("float", 0.01, 100.0, log=True),
+    "alpha": Param("float", 0.1, 50.0, log=True),
+    "weighting": Param("choice", choices=WEIGHTINGS),
+    "epochs": Param("int", 5, 40),
+    "below_threshold_weight": Param("float", 0.0, 1.0),
+}
 
 
 def _implicit_als() -> Any:
@@ -90,6 +102,7 @@ class ALSHandler(FactorsWithoutBiases, Handler):
 
     engine = "als"
     params_spec = OPTIONS
+    search_space = SEARCH_SPACE
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
 
     @classmethod

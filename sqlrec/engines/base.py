@@ -9,12 +9,13 @@ serves them all.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from sqlrec.engines.space import Param
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 
@@ -51,6 +52,22 @@ class Handler(ABC):
     training_only_arrays: ClassVar[tuple[str, ...]] = ()
     # True: the engine learns rating values (explicit feedback); CREATE MODEL needs option rating.
     needs_rating: ClassVar[bool] = False
+    # What tune = true searches (sqlrec.exec.tuning): parameter name (one of params_spec's) ->
+    # range, in the order of the m.trials columns. Empty: nothing to search; the engine then gets
+    # one trial with the given parameters (a yardstick among tune_engines), and tune = true alone
+    # refuses it. The order and ranges fix the trials a seed draws: changing them changes results.
+    search_space: ClassVar[Mapping[str, Param]] = {}
+    # True: FINETUNE trains a stored model further on the new pairs only: from_arrays(arrays()),
+    # grow() for the new ids, then fit with the params' epochs. False: FINETUNE refits on the
+    # stored training query plus the new rows. (A model with features is always refit: the new
+    # ids have no rows in its stored feature matrices.)
+    incremental_finetune: ClassVar[bool] = False
+    # Parameters that are columns of the sqlrec.metrics view (compare models with SQL), typed by
+    # their option's kind; "epochs_trained" (every model records it) is an INTEGER.
+    summary_params: ClassVar[tuple[str, ...]] = ()
+    # False: every key gets the same ranking (one score per target), which an approximate index
+    # cannot speed up: CREATE MODEL refuses approximate = true.
+    personalised: ClassVar[bool] = True
 
     def __init__(self, params: dict[str, Any]):
         self.params = params
@@ -92,6 +109,11 @@ class Handler(ABC):
         positive targets on the other side (whose vectors are `targets`), or None: sqlrec's generic
         closed form (coldstart.fold_in) then folds it in."""
         return None
+
+    def grow(self, n_users: int, n_items: int) -> None:
+        """Add rows for new users and items before an incremental FINETUNE (incremental_finetune);
+        known rows keep their state."""
+        raise NotImplementedError(f"engine {self.engine!r} has no incremental fine-tuning")
 
     def rating_range(self) -> tuple[float, float] | None:
         """(lowest, highest) training rating for engines whose score predicts a rating, else None."""

@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_option, interactions
+from sqlrec.engines.space import Param
 from sqlrec.engines.svd import truncated_svd
 
 # regularization and below_threshold_weight: the MovieLens sample's plateau (ratings >= 4, per-user
@@ -45,6 +46,13 @@ OPTIONS: tuple[Option, ...] = (
            f"rank-d approximation", low=1, high=8192),
     below_threshold_option(0.5),
 )
+
+# What tune = true searches: lambda spans MovieLens-sized (hundreds) to ML-20M-sized (~500-3000)
+# data; the rank stays the user's (default: exact on small data), a larger one only costs time.
+SEARCH_SPACE: dict[str, Param] = {
+    "regularization": Param("float", 10.0, 5000.0, log=True),
+    "below_threshold_weight": Param("float", 0.0, 1.0),
+}
 
 
 def rank_of(params: dict[str, Any], shape: tuple[int, int]) -> int:
@@ -76,6 +84,7 @@ class EASEHandler(FactorsWithoutBiases, Handler):
 
     engine = "ease"
     params_spec = OPTIONS
+    search_space = SEARCH_SPACE
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
 
     def __init__(self, params: dict[str, Any]):

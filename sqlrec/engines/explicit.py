@@ -55,6 +55,8 @@ class ExplicitHandler(Handler):
     params_spec = OPTIONS
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
     needs_rating = True
+    # No search space: the trials rank by top-N metrics, which a rating model is not fitted for
+    # (its goal is RMSE); one trial with the given parameters.
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)

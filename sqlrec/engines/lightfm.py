@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, Handler
+from sqlrec.engines.space import COMPONENTS, Param
 
 with warnings.catch_warnings():
     # Only the no-OpenMP fallback warns; importing here surfaces it once, at sqlrec import.
@@ -36,6 +37,7 @@ STATE = tuple(
 OPTIMIZER_STATE = tuple(name for name in STATE if name.endswith(("_gradients", "_momentum")))
 
 LOSSES = ("warp", "bpr", "logistic", "warp-kos")
+SCHEDULES = ("adagrad", "adadelta")
 
 # Defaults measured on the MovieLens sample (see README "Defaults"): LightFM's own defaults
 # (10 components, logistic loss, 1 epoch) rank poorly for top-N; bench/defaults.py found the
@@ -45,7 +47,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("no_components", int, 64, "embedding size", low=1, high=4096),
     Option("epochs", int, 50, "passes over the data", low=1, high=100_000, aliases=("epoch",)),
     Option("learning_rate", float, 0.025, "SGD step size", low=0.0, low_open=True),
-    Option("learning_schedule", str, "adagrad", "adagrad or adadelta", choices=("adagrad", "adadelta")),
+    Option("learning_schedule", str, "adagrad", "adagrad or adadelta", choices=SCHEDULES),
     Option("item_alpha", float, 0.0, "L2 penalty on item features", low=0.0),
     Option("user_alpha", float, 0.0, "L2 penalty on user features", low=0.0),
     Option("max_sampled", int, 10, "WARP: negatives tried per positive", low=1),
@@ -54,6 +56,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("rho", float, 0.95, "adadelta decay", low=0.0, high=1.0),
     Option("epsilon", float, 1e-6, "adadelta epsilon", low=0.0),
 )
+
+
+# What tune = true searches, in the order of the m.trials columns. Ranking losses only: logistic
+# fits the sign of a rating, not the order of a top-N list.
+SEARCH_SPACE: dict[str, Param] = {
+    "no_components": Param("int", *COMPONENTS, log=True),
+    "learning_rate": Param("float", 0.005, 0.1, log=True),
+    "learning_schedule": Param("choice", choices=SCHEDULES),
+    "loss": Param("choice", choices=tuple(loss for loss in LOSSES if loss != "logistic")),
+    "item_alpha": Param("float_or_zero", 1e-7, 1e-3, log=True),  # or 0 (half the draws)
+    "user_alpha": Param("float_or_zero", 1e-7, 1e-3, log=True),
+    "epochs": Param("int", 10, 120),
+}
 
 
 _MODEL_PARAMS = ("no_components", "k", "n", "learning_schedule", "loss", "learning_rate", "rho",
@@ -66,6 +81,10 @@ class LightFMHandler(Handler):
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
     supports_features = True
     training_only_arrays = OPTIMIZER_STATE
+    search_space = SEARCH_SPACE
+    incremental_finetune = True  # the optimizer state is stored: training goes on where it stopped
+    summary_params = ("loss", "no_components", "epochs", "epochs_trained", "learning_rate", "learning_schedule",
+                      "item_alpha", "user_alpha")
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)

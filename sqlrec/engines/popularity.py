@@ -28,6 +28,8 @@ class PopularityHandler(Handler):
 
     engine = "popularity"
     recommender_types = ("user_item", "item_user")
+    personalised = False
+    # No search space: nothing to search, one trial, as a yardstick among tune_engines.
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
         self.item_score, self.user_score = popularity_scores(data, mask)

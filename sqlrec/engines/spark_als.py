@@ -85,6 +85,8 @@ class SparkALSHandler(FactorsWithoutBiases, Handler):
     engine = "spark_als"
     params_spec = OPTIONS
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
+    # No search space: each trial would be a Spark job (seconds of scheduling even for small
+    # data); one trial with the given parameters.
 
     @classmethod
     def check_available(cls, where: str) -> None:

@@ -18,6 +18,7 @@ from scipy.sparse.linalg import svds
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler
+from sqlrec.engines.space import Param
 
 OPTIONS: tuple[Option, ...] = (
     Option("no_components", int, 50, "singular vectors kept (at most min(n_users, n_items))",
@@ -55,6 +56,7 @@ class SVDHandler(FactorsWithoutBiases, Handler):
 
     engine = "svd"
     params_spec = OPTIONS
+    search_space = {"no_components": Param("int", 4, 512, log=True)}
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:

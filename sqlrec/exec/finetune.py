@@ -1,11 +1,12 @@
 """FINETUNE: a model's next version trained further on new interactions.
 
-lightfm (without features) is fine-tuned incrementally: every known user's and item's vectors,
-biases and optimizer accumulators are the warm start, new users and items get rows initialised
-as LightFM initialises them (LightFMHandler.grow), the id maps, seen pairs and popularity are
-extended, and only the new interactions are trained on (plus, with ``replay``, a sample of the
-old pairs). The other engines (popularity, svd, als) and hybrid lightfm models are refit on the
-stored training query plus the new rows: DESCRIBE m.versions says which in ``notes``.
+An engine whose class says incremental_finetune (lightfm), on a model without features, is
+fine-tuned incrementally: every known user's and item's state (for lightfm: vectors, biases and
+optimizer accumulators) is the warm start, new users and items get rows from the handler's
+grow() (LightFM's own initialisation), the id maps, seen pairs and popularity are extended, and
+only the new interactions are trained on (plus, with ``replay``, a sample of the old pairs). The
+other engines (popularity, svd, als...) and models with features are refit on the stored
+training query plus the new rows: DESCRIBE m.versions says which in ``notes``.
 
 Either way the new version's stored training query is the old one UNION ALL the new source, so a
 later RETRAIN trains on everything the model has seen.
@@ -29,7 +30,6 @@ from sqlrec.exec import lifecycle, training
 from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import ColumnError, OptionError, TrainingError
-from sqlrec.engines import LightFMHandler
 from sqlrec.models.model import Model
 from sqlrec.store.session import Session
 from sqlrec.sql import CreateModel, Finetune, Source, parse_select, quote_ident
@@ -59,14 +59,16 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
                           f"EVALUATE MODEL {model.name} FROM (SELECT ...), or RETRAIN ... USING evaluation = true")
     new_sql = parse_select(st.source.select_sql(), f"{where}: FROM")
     union = _union_sql(model, lifecycle.stored_source(model, where).query or "", new_sql)
-    if model.engine != "lightfm" or model.info.get("features"):
+    handler_cls = type(model.handler)
+    # Features: the new ids have no rows in the stored feature matrices, so such a model is refit.
+    if not handler_cls.incremental_finetune or model.info.get("features"):
         return _refit(session, catalog, st, model, union, where, cancelled)
     given = opts.resolve(st.options, FINETUNE_OPTIONS, where)
     started = time.perf_counter()
     new = _load_new(session, model, new_sql, st.source.database, where)
     grown, users, items = _grow_ids(model, new, where)
     train = _with_replay(grown, model.seen, given["replay"], model.params.get("random_state"))
-    handler = LightFMHandler.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
+    handler = handler_cls.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
     handler.grow(len(users), len(items))
     num_threads = given["num_threads"] or model.info.get("num_threads") or opts.default_threads()
     trainer = training.Trainer(train, num_threads, given["verbose"], cancelled)

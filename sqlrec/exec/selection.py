@@ -58,7 +58,7 @@ class _Curve:
         if value > self.best:  # NaN never improves
             self.best, self.best_epoch = value, epoch
             if self.patience is not None:
-                self.best_factors = tuple(np.array(a, copy=True) for a in _factors(handler))
+                self.best_factors = tuple(np.array(a, copy=True) for a in factors(handler))
         if self.patience is not None and epoch - self.best_epoch >= self.patience:
             raise _StopTraining
 
@@ -67,13 +67,14 @@ class _Curve:
         return {n: [r[n] for r in self.rows] for n in names}
 
 
-def _factors(handler: Handler) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def factors(handler: Handler) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(user vectors, user biases, item vectors, item biases) of a fitted handler."""
     uv, ub = handler.user_factors()
     iv, ib = handler.item_factors()
     return uv, ub, iv, ib
 
 
-def _split(data: TrainingData, mask: np.ndarray, split: str, test_size: float,
+def split_pairs(data: TrainingData, mask: np.ndarray, split: str, test_size: float,
            random_state: int | None) -> np.ndarray:
     """Pair numbers that a split of the pairs in `mask` (all positives) holds out."""
     matrix = data.matrix(mask=mask)
@@ -89,7 +90,7 @@ def _split(data: TrainingData, mask: np.ndarray, split: str, test_size: float,
 def validation_split(data: TrainingData, train_mask: np.ndarray, split: str, test_size: float,
                      seed: int | None, where: str) -> tuple[np.ndarray, np.ndarray]:
     """(validation pairs, fit mask): a split of the training part, so the test split never steers."""
-    valid_pairs = _split(data, train_mask & data.positive, split, test_size, None if seed is None else seed + 1)
+    valid_pairs = split_pairs(data, train_mask & data.positive, split, test_size, None if seed is None else seed + 1)
     if len(valid_pairs) == 0:
         raise OptionError(f"{where}: the {split} split of the training part left no validation "
                           f"interactions; raise test_size")
@@ -116,7 +117,7 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
     if test_pairs is None:
         # A rating model is judged on every held-out rating (RMSE), low ones too.
         pool = np.ones(len(positive), bool) if handler_cls.learns_ratings(params) else positive
-        test_pairs = _split(data, pool, split, test_size, seed)
+        test_pairs = split_pairs(data, pool, split, test_size, seed)
     if len(test_pairs) == 0:
         raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
     # Masks over all pairs: below-threshold pairs are never held out (they are no positives to
@@ -126,9 +127,9 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
     fit_mask = train_mask
     if early:
         valid_pairs, fit_mask = validation_split(data, train_mask, split, test_size, seed, f"{where}: early_stopping")
-        watch = data.matrix(mask=_pairs_mask(len(positive), valid_pairs))
+        watch = data.matrix(mask=pairs_mask(len(positive), valid_pairs))
     else:
-        watch = data.matrix(mask=_pairs_mask(len(positive), test_pairs) & positive)
+        watch = data.matrix(mask=pairs_mask(len(positive), test_pairs) & positive)
     curve = _Curve(settings.get("stopping_metric") or "auc", settings.get("patience") if early else None)
     handler = handler_cls(params)
     # Measuring costs about one epoch of training on MovieLens-sized data: history = false skips
@@ -141,12 +142,12 @@ def held_out_run(data: TrainingData, handler_cls: type[Handler], params: dict[st
         fit(handler, fit_mask, f"evaluating {name}", on_epoch)
     except _StopTraining:
         pass
-    factors = curve.best_factors if early and curve.best_factors is not None else _factors(handler)
+    kept = curve.best_factors if early and curve.best_factors is not None else factors(handler)
     train = data.matrix(mask=train_mask)
-    test = data.matrix(mask=_pairs_mask(len(positive), test_pairs) & positive)
-    metrics = _held_out_metrics(factors, train, test, k, settings, curve, early, len(test_pairs))
+    test = data.matrix(mask=pairs_mask(len(positive), test_pairs) & positive)
+    metrics = _held_out_metrics(kept, train, test, k, settings, curve, early, len(test_pairs))
     arrays = {f"{EVAL_PREFIX}{n}": np.asarray(a, np.float32)
-              for n, a in zip(("user_vecs", "user_bias", "item_vecs", "item_bias"), factors)}
+              for n, a in zip(("user_vecs", "user_bias", "item_vecs", "item_bias"), kept)}
     if (bounds := handler.rating_range()) is not None:
         held = {"rating_rows": data.rows[test_pairs], "rating_cols": data.cols[test_pairs],
                 "rating_values": data.rating[test_pairs], "rating_range": np.asarray(bounds, np.float32)}
@@ -171,7 +172,7 @@ def _epoch_meter(handler: Handler, curve: _Curve, fit_train: sp.csr_matrix, watc
         # OpenBLAS workers keep spinning after a call and steal the cores LightFM's next epoch
         # needs (it ran 2x slower); one BLAS thread between epochs costs less than that.
         with scoring.single_threaded_blas():
-            values = evaluation.evaluate(*_factors(handler), fit_train, watch, k)
+            values = evaluation.evaluate(*factors(handler), fit_train, watch, k)
         try:
             curve.add(epoch, round(clock["seconds"], 6), values, handler)
         finally:
@@ -181,12 +182,12 @@ def _epoch_meter(handler: Handler, curve: _Curve, fit_train: sp.csr_matrix, watc
     return on_epoch
 
 
-def _held_out_metrics(factors: tuple[np.ndarray, ...], train: sp.csr_matrix, test: sp.csr_matrix, k: int,
+def _held_out_metrics(kept: tuple[np.ndarray, ...], train: sp.csr_matrix, test: sp.csr_matrix, k: int,
                       settings: dict[str, Any], curve: _Curve, early: bool, n_test: int) -> dict[str, Any]:
     """The model's metrics JSON: test metrics at k, the split, the learning curve, early stopping."""
     history = curve.columns()
     metrics: dict[str, Any] = {
-        "values": evaluation.evaluate(*factors, train, test, k), "k": k, "split": settings["split"],
+        "values": evaluation.evaluate(*kept, train, test, k), "k": k, "split": settings["split"],
         "test_size": settings["test_size"], "n_test_users": int((test.getnnz(axis=1) > 0).sum()),
         "n_test": int(n_test), "history": history, "history_split": "validation" if early else "test",
         "epoch_95_auc": epoch_reaching(history, "auc", 0.95),
@@ -198,7 +199,8 @@ def _held_out_metrics(factors: tuple[np.ndarray, ...], train: sp.csr_matrix, tes
     return metrics
 
 
-def _pairs_mask(n: int, pairs: np.ndarray) -> np.ndarray:
+def pairs_mask(n: int, pairs: np.ndarray) -> np.ndarray:
+    """A mask over `n` pairs that selects the pair numbers `pairs`."""
     mask = np.zeros(n, bool)
     mask[pairs] = True
     return mask
@@ -248,7 +250,7 @@ def _rating_errors(arrays: dict[str, np.ndarray]) -> dict[str, float]:
 def rating_errors_on(handler: Handler, users: np.ndarray, items: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
     """RMSE and MAE of a rating model on given pairs; nothing for a model that predicts no rating."""
     bounds = handler.rating_range()
-    return {} if bounds is None else evaluation.rating_errors(*_factors(handler), users, items, ratings, bounds)
+    return {} if bounds is None else evaluation.rating_errors(*factors(handler), users, items, ratings, bounds)
 
 
 def evaluate_pairs(handler: Handler, seen: sp.csr_matrix | None, popularity: np.ndarray,
@@ -264,6 +266,6 @@ def evaluate_pairs(handler: Handler, seen: sp.csr_matrix | None, popularity: np.
         n_seen = int(overlap.nnz)
         test = (test.astype(bool).astype(np.int8) - overlap.astype(np.int8)).astype(np.float32)
         test.eliminate_zeros()
-    values = evaluation.evaluate(*_factors(handler), seen, test, k, item_popularity=popularity)
+    values = evaluation.evaluate(*factors(handler), seen, test, k, item_popularity=popularity)
     return {"values": values, "n_users": int((test.getnnz(axis=1) > 0).sum()), "n_test": int(test.nnz),
             "n_seen": n_seen}

@@ -23,7 +23,7 @@ from sqlrec.sql import options as opts
 from sqlrec.exec import selection, tuning
 from sqlrec.models.catalog import Catalog, check_name
 from sqlrec.errors import Cancelled, ModelExistsError, OptionError, TrainingError
-from sqlrec.engines import Handler, create_option_specs, get_handler
+from sqlrec.engines import Handler, create_option_specs, get_handler, tunable_engines
 from sqlrec.engines.popularity import popularity_scores
 from sqlrec.models.model import Model
 from sqlrec.exec.progress import EpochBar
@@ -105,11 +105,28 @@ def _columns(session: Session, st: CreateModel, resolved: dict[str, Any], sql: s
     return cols
 
 
+def _common(name: str) -> opts.Option:
+    return next(o for o in opts.COMMON_OPTIONS if o.name == name)
+
+
 def _tune_engines(given: dict[str, Any], handler_cls: type[Handler], where: str) -> list[type[Handler]]:
     """The engines a search may choose (option tune_engines; default: the engine option's only)."""
-    spec = next(o for o in opts.COMMON_OPTIONS if o.name == "tune_engines")
+    spec = _common("tune_engines")
     value = spec.coerce(next((v for k, v in given.items() if k.lower() == spec.name), None), where)
     return [get_handler(e, f"{where}: option tune_engines") for e in value] if value else [handler_cls]
+
+
+def _check_engine(resolved: dict[str, Any], handler_cls: type[Handler], where: str) -> None:
+    """The CREATE rules that depend on what the engine's class declares (sqlrec.sql.options'
+    CREATE_RULES hold between options alone)."""
+    if resolved["tune"] and not resolved["tune_engines"] and not handler_cls.search_space:
+        default = _common("engine").default
+        names = sorted(tunable_engines(), key=lambda e: e != default)  # the default engine first
+        raise OptionError(f"{where}: option tune needs an engine with parameters to search: "
+                          f"{', '.join(map(repr, names))} (got {handler_cls.engine!r}); or tune_engines naming several")
+    if resolved["approximate"] is True and not handler_cls.personalised:
+        raise OptionError(f"{where}: option approximate: engine {handler_cls.engine!r} ranks every user's items by "
+                          "one score, which needs no index")
 
 
 def _engine_params(cls: type[Handler], given: dict[str, Any], resolved: dict[str, Any],
@@ -126,7 +143,7 @@ def _engine_params(cls: type[Handler], given: dict[str, Any], resolved: dict[str
 def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tuning.Candidate]]:
     """(resolved CREATE options, the engines to train: the engine option's, or tune_engines')."""
     given = dict(st.options)
-    handler_cls = get_handler(st.engine or given.pop("engine", None) or "lightfm", where)
+    handler_cls = get_handler(st.engine or given.pop("engine", None) or _common("engine").default, where)
     engines = _tune_engines(given, handler_cls, where)
     specs = create_option_specs(handler_cls)
     for cls in engines:  # every searched engine's own options are accepted too
@@ -136,6 +153,7 @@ def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tun
     resolved = opts.resolve(given, specs, where)
     resolved["engine"] = handler_cls.engine
     opts.check_rules(resolved, where)
+    _check_engine(resolved, handler_cls, where)
     if resolved["approximate"] is True:  # before training, not after it
         approx.require(where)
     for cls in engines:

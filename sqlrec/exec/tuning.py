@@ -39,67 +39,15 @@ import scipy.sparse as sp
 from sqlrec.numeric import evaluation, scoring
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import OptionError
-from sqlrec.engines import als, lightfm
+from sqlrec.engines import HANDLERS
 from sqlrec.engines.base import Handler
-from sqlrec.exec.selection import FitFn, _factors, _pairs_mask, _split, validation_split
+from sqlrec.engines.space import Param
+from sqlrec.exec.selection import FitFn, factors, pairs_mask, split_pairs, validation_split
 
-
-@dataclass(frozen=True)
-class Param:
-    """One searched parameter: an int or float range (log scale or not), a choice, or a float
-    that is 0 on half the draws (an optional penalty)."""
-
-    kind: str  # "int", "float", "choice", "float_or_zero"
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
-    choices: tuple[str, ...] = ()
-
-
-SCHEDULES = ("adagrad", "adadelta")
-# Ranking losses only: logistic fits the sign of a rating, not the order of a top-N list.
-LOSSES = tuple(loss for loss in lightfm.LOSSES if loss != "logistic")
-COMPONENTS = (16, 256)  # log scale: 16 vs 32 matters as much as 128 vs 256
-LEARNING_RATE = (0.005, 0.1)
-ALPHA = (1e-7, 1e-3)  # or 0 (half the draws)
-EPOCHS = (10, 120)
-# Searched parameters per engine, in the order of the m.trials columns. ALS: regularization and
-# alpha around the measured plateau (regularization / alpha ~ 10 on MovieLens, see handlers.als).
-SPACES: dict[str, dict[str, Param]] = {
-    "lightfm": {
-        "no_components": Param("int", *COMPONENTS, log=True),
-        "learning_rate": Param("float", *LEARNING_RATE, log=True),
-        "learning_schedule": Param("choice", choices=SCHEDULES),
-        "loss": Param("choice", choices=LOSSES),
-        "item_alpha": Param("float_or_zero", *ALPHA, log=True),
-        "user_alpha": Param("float_or_zero", *ALPHA, log=True),
-        "epochs": Param("int", *EPOCHS),
-    },
-    "als": {
-        "no_components": Param("int", *COMPONENTS, log=True),
-        "regularization": Param("float", 0.01, 100.0, log=True),
-        "alpha": Param("float", 0.1, 50.0, log=True),
-        "weighting": Param("choice", choices=als.WEIGHTINGS),
-        "epochs": Param("int", 5, 40),
-        "below_threshold_weight": Param("float", 0.0, 1.0),
-    },
-    # EASE: lambda spans MovieLens-sized (hundreds) to ML-20M-sized (~500-3000) data; the rank
-    # stays the user's (default: exact on small data), a larger one only costs time.
-    "ease": {
-        "regularization": Param("float", 10.0, 5000.0, log=True),
-        "below_threshold_weight": Param("float", 0.0, 1.0),
-    },
-    "svd": {"no_components": Param("int", 4, 512, log=True)},
-    "popularity": {},  # nothing to search: one trial, as a yardstick among engines
-    # The trials rank by top-N metrics, which a rating model is not fitted for (its goal is RMSE):
-    # no search, one trial with the given parameters.
-    "explicit": {},
-    # Each trial would be a Spark job (seconds of scheduling even for small data): one trial.
-    "spark_als": {},
-}
+# What each engine searches is its class's search_space (sqlrec.engines), in the order of the
+# m.trials columns; this module only samples it.
 RECHECK = 3
 RECHECK_SHARE = 0.1
-SEARCHED = tuple(SPACES["lightfm"])  # the lightfm engine's, as before tuning went across engines
 LOWER_IS_BETTER = ("popularity_bias_at_k",)
 
 
@@ -113,7 +61,7 @@ class Candidate:
 
     @property
     def searched(self) -> list[str]:
-        return [p for p in SPACES[self.cls.engine] if p not in self.explicit]
+        return [p for p in self.cls.search_space if p not in self.explicit]
 
 
 @dataclass
@@ -215,7 +163,7 @@ def _samplers(candidates: dict[str, Candidate], seed: int | None, maximize: bool
     rng = np.random.default_rng(seed)
     out = {}
     for engine, cand in candidates.items():
-        space = SPACES[engine]
+        space = dict(cand.cls.search_space)
         out[engine] = (_OptunaSampler(optuna, seed, maximize, space) if optuna is not None
                        else _RandomSampler(rng, space))
         out[engine].enqueue({p: cand.params[p] for p in cand.searched})
@@ -248,8 +196,7 @@ class _Carve:
            where: str) -> "_Carve":
         valid_pairs, fit_mask = validation_split(data, train_mask, settings["split"], settings["test_size"], seed,
                                                  where)
-        return cls(fit_mask, data.matrix(mask=fit_mask), data.matrix(mask=_pairs_mask(len(data.positive),
-                                                                                        valid_pairs)),
+        return cls(fit_mask, data.matrix(mask=fit_mask), data.matrix(mask=pairs_mask(len(data.positive), valid_pairs)),
                    len(valid_pairs))
 
     def ranks(self, cand: Candidate, chosen: dict[str, Any], fit: FitFn, desc: str, k: int
@@ -258,7 +205,7 @@ class _Carve:
         handler = cand.cls(dict(cand.params, **chosen))
         fit(handler, self.fit_mask, desc, lambda epoch: {})
         with scoring.single_threaded_blas():
-            return evaluation.held_out_ranks(*_factors(handler), self.fit_train, self.valid, k)
+            return evaluation.held_out_ranks(*factors(handler), self.fit_train, self.valid, k)
 
 
 def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[str, Any], fit: FitFn, name: str,
@@ -274,7 +221,7 @@ def tune(data: TrainingData, candidates: dict[str, Candidate], settings: dict[st
     train_mask = np.ones(len(positive), bool)
     test_pairs = None
     if settings.get("evaluation"):
-        test_pairs = _split(data, positive, split, test_size, seed)
+        test_pairs = split_pairs(data, positive, split, test_size, seed)
         if len(test_pairs) == 0:
             raise OptionError(f"{where}: the {split} split left no test interactions; raise test_size")
         train_mask[test_pairs] = False
@@ -349,7 +296,7 @@ def _simplest_near(rows: list[dict[str, Any]], errors: dict[int, float], metric:
         return None
     top = max(means, key=means.get)
     near = [i for i in means if means[i] >= means[top] - errors[top]]
-    return min(near, key=lambda i: (len(SPACES[rows[i]["engine"]]), -means[i]))
+    return min(near, key=lambda i: (len(HANDLERS[rows[i]["engine"]].search_space), -means[i]))
 
 
 def _best(rows: list[dict[str, Any]], metric: str, maximize: bool) -> int:

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sqlrec.engines import HANDLERS
 from sqlrec.numeric.evaluation import METRIC_NAMES
 from sqlrec.models.model import Model
-from sqlrec.exec.tuning import SPACES
 
 ATTRIBUTE_HELP = {
     "info": "name, version, columns, id types, data sizes, training query",
@@ -130,7 +130,9 @@ def trials_table(model: Model) -> pa.Table:
     t = model.info.get("tuning") or {}
     cols = t.get("columns") or {}
     n = len(cols.get("trial", []))
-    kinds = {name: p.kind for space in SPACES.values() for name, p in space.items()}
+    # Column types from the kinds of the searched parameters, as the searched engines declare them.
+    engines = [HANDLERS[e] for e in t.get("engines") or [model.engine] if e in HANDLERS]
+    kinds = {name: p.kind for cls in engines for name, p in cls.search_space.items()}
     arrow = {"int": pa.int32(), "choice": pa.string()}
     searched = [p for p in t.get("searched") or [] if p in kinds]
     return pa.table({

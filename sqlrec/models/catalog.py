@@ -23,6 +23,7 @@ import pyarrow as pa
 from sqlrec.store import arraystore
 from sqlrec.models import stored
 from sqlrec.models.cache import CatalogCache
+from sqlrec.engines import HANDLERS
 from sqlrec.errors import ModelNotFoundError, ParseError, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
 from sqlrec.models.model import Model, result_columns
@@ -47,20 +48,33 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.ids (
     key VARCHAR, version INTEGER, kind VARCHAR, idx INTEGER, id VARCHAR);
 """
 
-# Compare models with SQL: one row per model and version, one column per metric, the params
-# beside them. A view over the JSON, so older versions and dropped metrics need no migration.
-_VIEW_PARAMS = {"loss": "VARCHAR", "no_components": "INTEGER", "epochs": "INTEGER",
-                "epochs_trained": "INTEGER", "learning_rate": "DOUBLE", "learning_schedule": "VARCHAR",
-                "item_alpha": "DOUBLE", "user_alpha": "DOUBLE"}
 SUMMARY_METRICS = ("precision_at_k", "recall_at_k", "auc")  # the columns of m.versions
-METRICS_VIEW = (
-    f"CREATE OR REPLACE VIEW {SCHEMA}.metrics AS SELECT name, version, active, engine, created_at, "
-    "train_seconds, TRY_CAST(metrics->>'$.k' AS INTEGER) AS k, metrics->>'$.split' AS split, "
-    "TRY_CAST(metrics->>'$.test_size' AS DOUBLE) AS test_size, "
-    + "".join(f"TRY_CAST(metrics->>'$.values.{m}' AS DOUBLE) AS {m}, " for m in METRIC_NAMES)
-    + "".join(f"TRY_CAST(params->>'$.{p}' AS {t}) AS {p}, " for p, t in _VIEW_PARAMS.items())
-    + f"params FROM {SCHEMA}.models"
-)
+_SQL_TYPES = {int: "INTEGER", float: "DOUBLE", str: "VARCHAR", bool: "BOOLEAN"}
+
+
+def _view_params() -> dict[str, str]:
+    """Parameter -> SQL type of the sqlrec.metrics columns: what the registered engines declare
+    (Handler.summary_params), typed by their options; the first engine to name one types it."""
+    out: dict[str, str] = {}
+    for cls in HANDLERS.values():
+        kinds = {o.name: o.kind for o in cls.params_spec}
+        for p in cls.summary_params:
+            out.setdefault(p, "INTEGER" if p == "epochs_trained" else _SQL_TYPES.get(kinds[p], "VARCHAR"))
+    return out
+
+
+def metrics_view() -> str:
+    """Compare models with SQL: one row per model and version, one column per metric, the engines'
+    summary params beside them. A view over the JSON, so older versions and dropped metrics need no
+    migration; recreated at every save, so it follows the engines registered then."""
+    return (
+        f"CREATE OR REPLACE VIEW {SCHEMA}.metrics AS SELECT name, version, active, engine, created_at, "
+        "train_seconds, TRY_CAST(metrics->>'$.k' AS INTEGER) AS k, metrics->>'$.split' AS split, "
+        "TRY_CAST(metrics->>'$.test_size' AS DOUBLE) AS test_size, "
+        + "".join(f"TRY_CAST(metrics->>'$.values.{m}' AS DOUBLE) AS {m}, " for m in METRIC_NAMES)
+        + "".join(f"TRY_CAST(params->>'$.{p}' AS {t}) AS {p}, " for p, t in _view_params().items())
+        + f"params FROM {SCHEMA}.models"
+    )
 
 
 @dataclass(frozen=True)
@@ -270,7 +284,7 @@ class Catalog:
         run = self.session.run
         with self._transaction(label):
             run(DDL, where=label)
-            run(METRICS_VIEW, where=label)
+            run(metrics_view(), where=label)
             version = self.session.one(f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.models WHERE key = ?",
                                        [key], where=label)[0]
             # keep_versions versions keep their arrays, for rollback and USING version: this one, the

@@ -152,6 +152,10 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            low=1, high=65_536),
 )
 
+# feature_weight's named setting: the row scaling of LightFM's own Dataset (every feature of a row
+# alike), an option value named after the library, not an engine (sqlrec.ingest.features.weighting).
+LIGHTFM_SCALING = "lightfm"
+
 # Hybrid models (sqlrec.ingest.features), for the engines whose handler supports features: read at
 # CREATE time by sqlrec itself, so no SQL text ever reaches a handler.
 FEATURE_OPTIONS: tuple[Option, ...] = (
@@ -165,7 +169,7 @@ FEATURE_OPTIONS: tuple[Option, ...] = (
     # vs 0.921x no features) and with 30 tags a movie (1.007x vs 0.589x), cold-item AUC kept for genres.
     Option("feature_weight", float, 0.5, "share of a row's weight on its metadata features, the identity keeping "
            "the rest; 'lightfm' keeps LightFM's scaling (every feature alike)", low=0.0, high=1.0, low_open=True,
-           choices=("lightfm",)),
+           choices=(LIGHTFM_SCALING,)),
     Option("feature_values", str, "raw", "metadata values as given, log1p of them (counts) or 1 (binary)",
            choices=("raw", "log", "binary")),
 )
@@ -184,22 +188,17 @@ class Rule:
             raise OptionError(f"{where}: {self.message.format(**resolved)}")
 
 
-# The engines sqlrec.exec.tuning has a search space for (tests/test_tune.py checks the two agree).
-TUNABLE_ENGINES = ("lightfm", "als", "ease", "svd")
-
-
 def _features(o: dict[str, Any]) -> bool:
     return o.get("item_features") is not None or o.get("user_features") is not None
 
 
+# Between options alone; the rules that read what an engine declares (a search space for tune,
+# a personalised ranking for approximate) are sqlrec.exec.training's, which sees the registry.
 CREATE_RULES: tuple[Rule, ...] = (
     Rule(lambda o: o["threshold"] is not None, lambda o: o["rating"] is not None,
          "option threshold needs option rating (the column it applies to)"),
     Rule(lambda o: o["early_stopping"], lambda o: o["evaluation"],
          "option early_stopping needs evaluation = true (it watches held-out metrics)"),
-    Rule(lambda o: o["tune"] and not o["tune_engines"], lambda o: o["engine"] in TUNABLE_ENGINES,
-         "option tune needs an engine with parameters to search: " + ", ".join(map(repr, TUNABLE_ENGINES))
-         + " (got {engine!r}); or tune_engines naming several"),
     Rule(lambda o: o["tune_engines"] is not None, lambda o: o["tune"],
          "option tune_engines needs tune = true"),
     Rule(lambda o: o["split"] == "time" and (o["evaluation"] or o["tune"]), lambda o: o["timestamp"] is not None,
@@ -212,8 +211,6 @@ CREATE_RULES: tuple[Rule, ...] = (
       for name in ("nlist", "nprobe")),
     Rule(lambda o: o["nlist"] is not None and o["nprobe"] is not None, lambda o: o["nprobe"] <= o["nlist"],
          "option nprobe ({nprobe}) cannot exceed nlist ({nlist}): a query scans at most every list"),
-    Rule(lambda o: o["approximate"] is True, lambda o: o["engine"] != "popularity",
-         "option approximate: engine 'popularity' ranks every user's items by one score, which needs no index"),
     *(Rule(lambda o, n=name, d=default: o.get(n) not in (None, d), _features,
            f"option {name} needs option item_features or user_features")
       for name, default in (("bucket_numeric", None), ("feature_weight", 0.5), ("feature_values", "raw"))),

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from sqlrec.sql.options import LIGHTFM_SCALING
+
 VALUES = ("raw", "log", "binary")
 
 
@@ -48,7 +50,7 @@ def combine(identity: np.ndarray | None, meta: sp.csr_matrix, weight: float | st
     """
     if identity is None:
         return normalise(meta)
-    if weight is None or weight == "lightfm":  # LightFM's own scaling: every feature of a row weighs alike
+    if weight is None or weight == LIGHTFM_SCALING:  # LightFM's own scaling: every feature of a row weighs alike
         return normalise(sp.hstack([sp.diags(identity), meta], format="csr"))
     has_meta = meta.getnnz(axis=1) > 0
     share = np.where(identity > 0, np.where(has_meta, weight, 0.0), 1.0).astype(np.float32)
