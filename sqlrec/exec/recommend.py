@@ -100,8 +100,7 @@ def recommend(ctx: Context, request: Request) -> Answer:
                                where=where, cancelled=ctx.cancelled, targets=targets,
                                search=approx.Search(q["approximate"], q["nprobe"]))
     ctx.registered.append(session.register("rel", rows))
-    select = queries.typed_select(ctx.registered[-1], model, rows.column_names)
-    session.run(select.sql(dialect="duckdb"))
+    session.run(_typed_sql(model, rows.column_names, ctx.registered[-1]))
     return Answer(model.name, model.version, request.kind, list(rows.column_names), new_user)
 
 
@@ -127,6 +126,24 @@ def item_counts(ctx: Context, name: str) -> pa.Table:
     model = ctx.catalog.load(name, f"item_counts({name!r})")
     counts = np.asarray(model.seen.getnnz(axis=0), np.int64)
     return pa.table({model.side("item").column: model.items, "users": pa.array(counts, pa.int64())})
+
+
+# The typed SELECT text over the rows (queries.typed_select), by what it depends on: the columns
+# and each side's id column and types. Printing it with sqlglot costs a third of a one-user call.
+_SELECTS: dict[tuple, str] = {}
+_SCAN = "__sqlrec_recommend_rows__"
+MAX_SELECTS = 256
+
+
+def _typed_sql(model: Model, columns: list[str], relation: str) -> str:
+    sides = tuple((s.column, s.type, str(s.ids.type)) for s in (model.side("user"), model.side("item")))
+    key = (tuple(columns), sides)
+    text = _SELECTS.get(key)
+    if text is None:
+        if len(_SELECTS) >= MAX_SELECTS:
+            _SELECTS.clear()
+        text = _SELECTS[key] = queries.typed_select(_SCAN, model, columns).sql(dialect="duckdb")
+    return text.replace(_SCAN, relation)
 
 
 def _load(ctx: Context, name: str, version: int | None, where: str) -> Model:
