@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlrec.api.connection import Connection, Cursor
+from sqlrec.api.recommend import Recommendations
 
 
 def connect(database: str = ":memory:", read_only: bool = False, config: dict[str, Any] | None = None, *,
@@ -19,4 +20,4 @@ def connect(database: str = ":memory:", read_only: bool = False, config: dict[st
     return Connection(database, read_only=read_only, config=config, safe=safe, trust_stored_sql=trust_stored_sql)
 
 
-__all__ = ["Connection", "Cursor", "connect"]
+__all__ = ["Connection", "Cursor", "Recommendations", "connect"]

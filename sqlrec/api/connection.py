@@ -22,6 +22,8 @@ from typing import Any
 import duckdb
 
 from sqlrec import errors
+from sqlrec.api import recommend as _recommend
+from sqlrec.api.recommend import Recommendations
 from sqlrec.models.catalog import ModelSummary
 from sqlrec.exec.router import Router
 from sqlrec.store.session import PYTHON_SCOPE, Session
@@ -176,6 +178,38 @@ class Cursor:
         with self._result():
             return self._duck.fetchnumpy()
 
+    # --- the recommend API (sqlrec.api.recommend) --------------------------------------------
+
+    def recommend(self, model: str, *, users: Sequence[Any] | None = None, items: Sequence[Any] | None = None,
+                  kind: str | None = None, k: int | None = None, exclude_seen: bool | None = None,
+                  candidates: Sequence[Any] | None = None, liked: Sequence[Any] | None = None,
+                  new_user: Any = None, version: int | None = None, approximate: bool | None = None,
+                  nprobe: int | None = None, max_scored: int | None = None) -> Recommendations:
+        """Recommendations of `model`, the rows of ``SELECT * FROM model WHERE <key> IN (...) USING ...``
+        without writing that query; they are left on this cursor (see Recommendations).
+
+        users / items: the ids asked about (lists); kind: recommender_type (default user_item, or
+        item_item when only items are given; 'rating' scores the users x items pairs); with both
+        users and items, the other side's ids are the targets scored. k: n_recommendations.
+        candidates: the item ids the ranking may return. liked: the items a new user liked (its
+        vector is folded in), scored as new_user (default: an id no trained user has). version,
+        approximate, nprobe, max_scored: as the USING options of that name.
+        """
+        return _recommend.recommend(self, model, users=users, items=items, kind=kind, k=k,
+                                    exclude_seen=exclude_seen, candidates=candidates, liked=liked,
+                                    new_user=new_user, version=version, approximate=approximate, nprobe=nprobe,
+                                    max_scored=max_scored)
+
+    def training_items(self, model: str, user: Any) -> list[Any]:
+        """The items `user` had in the model's training data (what exclude_seen excludes), in the
+        model's item order; none for a user the model does not know."""
+        return _recommend.training_items(self, model, user)
+
+    def item_counts(self, model: str):
+        """A pyarrow Table (item id, users): each item of the model with the number of users who
+        had it in the training data."""
+        return _recommend.item_counts(self, model)
+
     # --- internals ---------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -273,6 +307,21 @@ class Connection:
     def interrupt(self) -> None:
         """Cancel the running statement (training stops at the next epoch; nothing is saved)."""
         self._router.interrupt()
+
+    def recommend(self, model: str, **arguments: Any) -> Recommendations:
+        """Recommendations of `model` on the connection's cursor (arguments: Cursor.recommend)."""
+        self._check_open()
+        return self._cursor.recommend(model, **arguments)
+
+    def training_items(self, model: str, user: Any) -> list[Any]:
+        """See Cursor.training_items."""
+        self._check_open()
+        return self._cursor.training_items(model, user)
+
+    def item_counts(self, model: str):
+        """See Cursor.item_counts."""
+        self._check_open()
+        return self._cursor.item_counts(model)
 
     def models(self) -> list["ModelSummary"]:
         """The active models (name, engine, version, id columns, sizes, metrics), by name."""

@@ -182,6 +182,18 @@ class Router:
         with self._cancel_flag(duck) as cancel:
             return plan.run(session, catalog, params, registered, keep, cancel.is_set)
 
+    @contextmanager
+    def statement(self, duck: duckdb.DuckDBPyConnection) -> Iterator[Context]:
+        """A Context for one statement on `duck` that comes as Python values, not SQL text (the
+        recommend API, sqlrec.exec.recommend): the previous statement's relations are released,
+        interrupt() reaches it, and the relations it registers live until the next statement."""
+        session = Session(duck)
+        self.release(session)
+        with self._cancel_flag(duck) as cancel:
+            ctx = Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel)
+            self._registered[id(duck)] = (session, ctx.registered)
+            yield ctx
+
     def duckdb_statement(self, duck: duckdb.DuckDBPyConnection, sql: str) -> str | None:
         """'query' when `sql` is one read-only query that reads no model and has no USING,
         'other' for one other statement of DuckDB's own (CREATE TABLE, INSERT ...), None when

@@ -4,5 +4,6 @@ they share (formatting).
 
 Front-ends talk to the core only through its public surface: `sqlrec.connect`, the
 Connection's `execute`/`interrupt`/`models()`/`duckdb`, `sqlrec.sql.split_script`,
-`sqlrec.errors`, and the option, engine and attribute tables that `metadata` reads.
+`sqlrec.errors`, and the option, engine and attribute tables of `sqlrec.api.vocabulary`
+(pyproject.toml's import-linter contract "front-ends use the public surface").
 """

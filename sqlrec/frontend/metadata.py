@@ -1,18 +1,16 @@
 """What the shell's completion knows: the database (tables, their columns, models, functions),
 refreshed after every statement, and sqlrec's fixed vocabulary (USING options, engines,
-model attributes), each read from its public home in the core and nowhere else.
+model attributes), read from its public home, sqlrec.api.vocabulary, and nowhere else.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlrec.models.attributes import ATTRIBUTE_HELP
+from sqlrec.api.vocabulary import (  # noqa: F401 - completion reads these from here
+    create_options, database_rows, engine_names, model_attributes, query_options, recommendation_kinds,
+)
 from sqlrec.errors import Error
-from sqlrec.engines import HANDLERS, create_option_specs
-from sqlrec.models.model import RECOMMENDER_TYPES
-from sqlrec.sql.options import QUERY_OPTIONS
-from sqlrec.store.session import Session
 
 # Catalog tables and sqlrec's scratch relations are not the user's tables.
 _TABLE_COLUMNS = (
@@ -27,33 +25,6 @@ _FUNCTIONS = (
 
 
 # --- the fixed vocabulary ----------------------------------------------------------------------
-
-
-def create_options() -> dict[str, Any]:
-    """Option name or alias -> Option for CREATE MODEL ... USING (common, features, every engine's)."""
-    out: dict[str, Any] = {}
-    for spec in create_option_specs():
-        for name in (spec.name, *spec.aliases):
-            out.setdefault(name, spec)  # a common option wins over an engine's of the same name
-    return out
-
-
-def query_options() -> dict[str, Any]:
-    """Option name or alias -> Option for SELECT ... FROM model USING."""
-    return {name: spec for spec in QUERY_OPTIONS for name in (spec.name, *spec.aliases)}
-
-
-def engine_names() -> list[str]:
-    return list(HANDLERS)
-
-
-def model_attributes() -> dict[str, str]:
-    """Attribute name -> help, for `m.<attribute>` (DESCRIBE m.metrics, SELECT * FROM m.history)."""
-    return ATTRIBUTE_HELP
-
-
-def recommendation_kinds() -> tuple[str, ...]:
-    return tuple(RECOMMENDER_TYPES)
 
 
 def model_columns(summary: Any) -> list[str]:
@@ -83,14 +54,14 @@ class Metadata:
 
     def refresh(self, con: Any) -> None:
         """Re-read tables and models; a failure (e.g. an aborted transaction) keeps what we had."""
-        tables = _read_tables(con.duckdb)
+        tables = _read_tables(con)
         if tables is not None:
             self.tables = tables
         models = _read_models(con)
         if models is not None:
             self.models = models
         if not self.functions:  # DuckDB's functions change only with an extension: read once
-            self._read_functions(con.duckdb)
+            self._read_functions(con)
 
     def forget_functions(self) -> None:
         """Another database may have other extensions loaded: read its functions again."""
@@ -104,20 +75,20 @@ class Metadata:
             return self.models[key].columns
         return []
 
-    def _read_functions(self, duck: Any) -> None:
+    def _read_functions(self, con: Any) -> None:
         try:
-            rows = Session(duck).rows(_FUNCTIONS, where="listing functions for completion")
+            rows = database_rows(con, _FUNCTIONS, where="listing functions for completion")
         except Error:
             return
         self.functions = sorted({name for name, _ in rows})
         self.table_functions = sorted({name for name, table in rows if table})
 
 
-def _read_tables(duck: Any) -> dict[str, Relation] | None:
-    session, where = Session(duck), "listing tables for completion"
+def _read_tables(con: Any) -> dict[str, Relation] | None:
+    where = "listing tables for completion"
     try:
-        rows = session.rows(_TABLE_COLUMNS, where=where)
-        current = tuple(session.one("SELECT current_database(), current_schema()", where=where))
+        rows = database_rows(con, _TABLE_COLUMNS, where=where)
+        current = tuple(database_rows(con, "SELECT current_database(), current_schema()", where=where)[0])
     except Error:  # e.g. an aborted transaction: the caller keeps what it had
         return None
     tables: dict[str, Relation] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ class Insights:
         self.labels = label_source(labels)
         self._lock = threading.Lock()
         self._popularity: dict[tuple[str, int], Popularity] = {}
-        self._user_index: dict[tuple[str, int], dict[str, int]] = {}
+        self._item_counts: dict[tuple[str, int], tuple[list[Any], np.ndarray, dict[Any, int]]] = {}
 
     def _labelled(self, source: str | None) -> str:
         if source is None:
@@ -98,51 +99,62 @@ class Insights:
         return [r[0] for r in rows]
 
     def seen(self, name: str, user: str, limit: int = 10) -> list[Any]:
-        """Items a known user interacted with in training (the most consumed of them first)."""
-        model = self.service.model(name)
-        key = (model.name, model.version)
-        with self._lock:
-            if key not in self._user_index:
-                self._user_index = {key: {str(u): i for i, u in enumerate(model.users.to_pylist())}}
-            index = self._user_index[key]
-        row = index.get(str(user))
-        if row is None:
+        """Items a known user had in training (the most consumed of them first)."""
+        s = self.service.summary(name)
+        with self.service.cursor() as cur:
+            items = cur.training_items(s.name, user)
+        if not items:
             return []
-        items = model.seen[row].indices
-        counts = np.asarray(model.seen.getnnz(axis=0))[items]
-        order = np.lexsort((items, -counts))[:limit]
-        all_items = model.items
-        return [all_items[int(items[j])].as_py() for j in order]
+        ids, counts, position = self._counts(s)
+        rows = np.asarray([position[i] for i in items], np.int64)
+        order = np.lexsort((rows, -counts[rows]))[:limit]
+        return [ids[int(rows[j])] for j in order]
 
     def popularity(self, name: str) -> Popularity:
         """Most consumed (training interactions) vs most recommended (everyone's top 5) items."""
-        model = self.service.model(name)
-        key = (model.name, model.version)
+        s = self.service.summary(name)
+        key = (s.name, s.version)
         with self._lock:
             if key in self._popularity:
                 return self._popularity[key]
-        result = self._measure(model)
+        result = self._measure(s)
         with self._lock:
             self._popularity = {k: v for k, v in self._popularity.items() if k[0] != key[0]}
             self._popularity[key] = result
         return result
 
-    def _measure(self, model: Any) -> Popularity:
-        ids = model.items.to_pylist()
-        counts = np.asarray(model.seen.getnnz(axis=0))
+    def _counts(self, s: Any) -> tuple[list[Any], np.ndarray, dict[Any, int]]:
+        """(item ids in the model's order, users who had each, id -> position), kept per version."""
+        key = (s.name, s.version)
+        with self._lock:
+            if key in self._item_counts:
+                return self._item_counts[key]
+        with self.service.cursor() as cur:
+            table = cur.item_counts(s.name)
+        ids = table.column(0).to_pylist()
+        found = (ids, table.column("users").to_numpy(), {v: i for i, v in enumerate(ids)})
+        with self._lock:
+            self._item_counts = {k: v for k, v in self._item_counts.items() if k[0] != key[0]}
+            self._item_counts[key] = found
+        return found
+
+    def _measure(self, s: Any) -> Popularity:
+        ids, counts, _ = self._counts(s)
         order = np.lexsort((np.arange(len(ids)), -counts))
         consumed = [(ids[j], int(counts[j])) for j in order]
-        item = quote_ident(model.info["item_col"])
-        sql = (f"SELECT {item}, count(*) AS n FROM {quote_ident(model.name)} "
-               f"USING n_recommendations = {TOP_N} GROUP BY 1 ORDER BY n DESC, 1")
-        recommended = [(r[0], int(r[1])) for r in self.service.sql(sql).rows]
+        # everyone's top 5, through the recommend API (the counting is ours): most recommended first
+        with self.service.cursor() as cur, self.service.time_limit(cur):
+            table = cur.recommend(s.name, k=TOP_N).arrow()
+        column = table.column(s.item_col).to_pylist()
+        tally = Counter(column)
+        recommended = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
         slots = sum(n for _, n in recommended)
         head_size = max(1, int(round(len(ids) * HEAD)))
         head = {ids[j] for j in order[:head_size]}
         in_head = sum(n for i, n in recommended if i in head)
         total = int(counts.sum())
         return Popularity(
-            n_items=len(ids), n_users=len(model.users), consumed=consumed, recommended=recommended,
+            n_items=len(ids), n_users=s.n_users, consumed=consumed, recommended=recommended,
             coverage=len(recommended) / max(len(ids), 1), popularity_bias=in_head / max(slots, 1),
             head_size=head_size, head_share_of_interactions=sum(c for _, c in consumed[:head_size]) / max(total, 1),
             head_items=head)

@@ -37,7 +37,6 @@ WRITE_WORDS = frozenset({
 })
 KEY_SIDE = {"user_item": "user", "user_user": "user", "item_item": "item", "item_user": "item"}
 _LEADING = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
-_TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ,()]*$")
 
 
 class ServeError(Exception):
@@ -127,7 +126,6 @@ class Service:
         self.con = connect(database, read_only=not self.settings.write and database != ":memory:",
                                   config=config)
         self._lock = threading.Lock()  # the connection's own handle (models(), cursor()) is shared
-        self._types: dict[tuple[str, int], dict[str, str]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -156,22 +154,28 @@ class Service:
                 raise ServeError(403, f"{word or 'statement'}: the server is read-only "
                                       "(start it with --write to change the database)")
 
-    def run(self, cur: Cursor, sql: str, params: Any = None) -> Result:
-        """Run `sql` on `cur` under the time limit; fetch at most max_rows rows."""
+    @contextmanager
+    def time_limit(self, cur: Cursor) -> Iterator[None]:
+        """What runs in the block on `cur` is interrupted past the time limit (408)."""
         timer = threading.Timer(self.settings.timeout, cur.interrupt)
         timer.daemon = True
         timer.start()
         try:
-            cur.execute(sql, params)
-            if cur.description is None:
-                return Result([], [])
-            limit = self.settings.max_rows
-            rows = cur.fetchmany(limit + 1)
+            yield
         except errors.Cancelled as exc:
             raise ServeError(408, f"cancelled: the statement ran past the server's time limit "
                                   f"({self.settings.timeout:g} s)") from exc
         finally:
             timer.cancel()
+
+    def run(self, cur: Cursor, sql: str, params: Any = None) -> Result:
+        """Run `sql` on `cur` under the time limit; fetch at most max_rows rows."""
+        limit = self.settings.max_rows
+        with self.time_limit(cur):
+            cur.execute(sql, params)
+            if cur.description is None:
+                return Result([], [])
+            rows = cur.fetchmany(limit + 1)
         return Result([d[0] for d in cur.description], rows[:limit], len(rows) > limit,
                       [str(d[1]) for d in cur.description])
 
@@ -195,12 +199,6 @@ class Service:
         known = [s.name for s in self.summaries()]
         raise errors.ModelNotFoundError(f"no model named {name!r}{errors.did_you_mean(name, known)}")
 
-    def model(self, name: str) -> Any:
-        """The loaded active version of a model (from the shared cache): its id maps and seen matrix."""
-        s = self.summary(name)
-        with self._lock:
-            return self.con.router.model(s.name)
-
     def describe(self, name: str) -> dict[str, Any]:
         s = self.summary(name)
         with self.cursor() as cur:
@@ -215,92 +213,41 @@ class Service:
                   exclude_seen: bool | None = None, liked: list[Any] | None = None,
                   new_id: Any = None) -> dict[str, Any]:
         """Recommendations of `kind` for `keys` (users or items), or for one new user who liked
-        the items `liked` (fold-in). Every value given reaches DuckDB as a bound parameter."""
-        s = self.summary(name)
+        the items `liked` (fold-in), through the recommend API: request values are values, never
+        SQL text."""
         if kind not in KEY_SIDE:
             raise ServeError(400, f"kind must be one of {', '.join(KEY_SIDE)}, got {kind!r}")
         if k is not None and not 1 <= k <= self.settings.max_rows:
             raise ServeError(400, f"k must be between 1 and {self.settings.max_rows}, got {k}")
-        options = [f"recommender_type = '{kind}'"]
-        if k is not None:
-            options.append(f"n_recommendations = {int(k)}")
-        if exclude_seen is not None:
-            options.append(f"exclude_seen = {'true' if exclude_seen else 'false'}")
-        with self.cursor() as cur:
-            types = self._id_types(cur, s)
-            side = KEY_SIDE[kind]
-            col = s.user_col if side == "user" else s.item_col
-            params: list[Any] = []
-            where = ""
-            if liked is not None:
-                if side != "user":
-                    raise ServeError(400, "liked items give a new user: use kind user_item or user_user")
-                table, new_id = self._liked_table(cur, s, types, liked, new_id)
-                options.append(f"interactions = '{table}'")
-            else:
-                keys = [coerce(v, types.get(f"{side}_id_type", "VARCHAR"), side) for v in keys or []]
-                if not keys:
-                    raise ServeError(400, f"no {side} given")
-                where = f" WHERE {quote_ident(col)} IN ({', '.join('?' * len(keys))})"
-                params = keys
-            sql = f"SELECT * FROM {quote_ident(s.name)}{where} USING {', '.join(options)}"
-            result = self.run(cur, sql, params or None)
-        out = {"model": s.name, "version": s.version, "kind": kind, "columns": result.columns,
+        side = KEY_SIDE[kind]
+        if liked is not None:
+            if side != "user":
+                raise ServeError(400, "liked items give a new user: use kind user_item or user_user")
+            if not isinstance(liked, list) or not liked:
+                raise ServeError(400, "liked must be a non-empty list of item ids")
+            for v in liked:
+                check_id(v, "item")
+            if new_id is not None:
+                check_id(new_id, "user")
+            asked: dict[str, Any] = {"liked": liked, "new_user": new_id}
+        else:
+            keys = [check_id(v, side) for v in keys or []]
+            if not keys:
+                raise ServeError(400, f"no {side} given")
+            asked = {"users" if side == "user" else "items": keys}
+        with self.cursor() as cur, self.time_limit(cur):
+            recs = cur.recommend(name, kind=kind, k=k, exclude_seen=exclude_seen, **asked)
+            rows = recs.fetchmany(self.settings.max_rows + 1)
+        result = Result(recs.columns, rows[:self.settings.max_rows], len(rows) > self.settings.max_rows)
+        out = {"model": recs.model, "version": recs.version, "kind": kind, "columns": result.columns,
                "recommendations": result.records(), "truncated": result.truncated}
         if liked is not None:
-            out["user"] = jsonable(new_id)
+            out["user"] = jsonable(recs.new_user)
         return out
 
-    def _id_types(self, cur: Cursor, s: Any) -> dict[str, str]:
-        """The model's user_id_type and item_id_type (kept per model and version: they never change)."""
-        key = (s.name, s.version)
-        if key not in self._types:
-            self._types[key] = dict(self.run(cur, f"SELECT property, value FROM {quote_ident(s.name)}.info "
-                                                  "WHERE property IN ('user_id_type', 'item_id_type')").rows)
-        return self._types[key]
 
-    def _liked_table(self, cur: Cursor, s: Any, types: dict[str, str], liked: list[Any],
-                     new_id: Any) -> tuple[str, Any]:
-        """A temp table (this cursor's own) of (new user, liked item) rows, from bound values."""
-        if not isinstance(liked, list) or not liked:
-            raise ServeError(400, "liked must be a non-empty list of item ids")
-        user_type, item_type = types.get("user_id_type", "VARCHAR"), types.get("item_id_type", "VARCHAR")
-        for t in (user_type, item_type):
-            if not _TYPE_NAME.match(t):
-                raise ServeError(500, f"unexpected id type {t!r} in the model's info")
-        if new_id is None:
-            new_id = _new_id(user_type)
-        new_id = coerce(new_id, user_type, "user")
-        items = [coerce(v, item_type, "item") for v in liked]
-        table = f"__sqlrec_serve_liked_{uuid.uuid4().hex[:12]}"
-        values = ", ".join(f"(CAST(? AS {user_type}), CAST(? AS {item_type}))" for _ in items)
-        sql = (f"CREATE TEMP TABLE {table} AS SELECT * FROM (VALUES {values}) "
-               f"AS t({quote_ident(s.user_col)}, {quote_ident(s.item_col)})")
-        self.run(cur, sql, [v for item in items for v in (new_id, item)])
-        return table, new_id
-
-
-def _new_id(type_name: str) -> Any:
-    """An id no trained user has, for a new user given only by liked items."""
-    upper = type_name.upper()
-    if upper.startswith("U") and "INT" in upper:
-        return 2**31 - 1 if upper != "UTINYINT" and upper != "USMALLINT" else 65535
-    if "INT" in upper:
-        return -(2**31) + 1 if upper not in ("TINYINT", "SMALLINT") else -32767
-    if upper == "UUID":
-        return "00000000-0000-0000-0000-000000000000"
-    return "__new_user__"
-
-
-def coerce(value: Any, type_name: str, what: str) -> Any:
-    """A user or item id from a request (often text, from a URL) as the model's id type."""
+def check_id(value: Any, what: str) -> Any:
+    """A user or item id from a request: one value (the model checks its type)."""
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
         raise ServeError(400, f"bad {what} id {value!r}")
-    if "INT" in type_name.upper():
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ServeError(400, f"{what} id {value!r} is not an integer (the model's "
-                                  f"{what} ids are {type_name})") from None
-    return str(value)
-
+    return value
