@@ -28,7 +28,6 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool
 
-from sqlrec.store.session import Session
 from sqlrec.frontend.formatting import error_message
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -302,7 +301,7 @@ class SqlrecMagics(Magics):
                 wanted.append(name)
         if not wanted:
             return []
-        existing = {r[0].lower() for r in Session(con.duckdb).rows(
+        existing = {r[0].lower() for r in con.session.rows(
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
             "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary",
             where="%sqlrec: looking up the notebook's DataFrames")}

@@ -83,14 +83,14 @@ class Metadata:
 
     def refresh(self, con: Any) -> None:
         """Re-read tables and models; a failure (e.g. an aborted transaction) keeps what we had."""
-        tables = _read_tables(con.duckdb)
+        tables = _read_tables(con.session)
         if tables is not None:
             self.tables = tables
         models = _read_models(con)
         if models is not None:
             self.models = models
         if not self.functions:  # DuckDB's functions change only with an extension: read once
-            self._read_functions(con.duckdb)
+            self._read_functions(con.session)
 
     def forget_functions(self) -> None:
         """Another database may have other extensions loaded: read its functions again."""
@@ -104,17 +104,17 @@ class Metadata:
             return self.models[key].columns
         return []
 
-    def _read_functions(self, duck: Any) -> None:
+    def _read_functions(self, session: Session) -> None:
         try:
-            rows = Session(duck).rows(_FUNCTIONS, where="listing functions for completion")
+            rows = session.rows(_FUNCTIONS, where="listing functions for completion")
         except Error:
             return
         self.functions = sorted({name for name, _ in rows})
         self.table_functions = sorted({name for name, table in rows if table})
 
 
-def _read_tables(duck: Any) -> dict[str, Relation] | None:
-    session, where = Session(duck), "listing tables for completion"
+def _read_tables(session: Session) -> dict[str, Relation] | None:
+    where = "listing tables for completion"
     try:
         rows = session.rows(_TABLE_COLUMNS, where=where)
         current = tuple(session.one("SELECT current_database(), current_schema()", where=where))
