@@ -1,14 +1,25 @@
 """PEP 249 exception hierarchy plus sqlrec's own errors.
 
 Every error a user can cause is one of these, with a message that names the statement part,
-option or column at fault. DuckDB's own errors are re-raised as the matching PEP 249 class so
-that ``except sqlrec.Error`` catches everything.
+option or column at fault, so that ``except sqlrec.Error`` catches everything.
+
+DuckDB's errors (sqlrec.store.session turns each into one of these, with wrap_duckdb) keep
+DuckDB's class, by name and by type: ``duckdb.BinderException`` becomes
+``sqlrec.errors.BinderException``, a subclass of both ``sqlrec.errors.ProgrammingError`` (the
+PEP 249 base DuckDB itself gives it) and ``duckdb.BinderException``. So callers choose by class,
+never by message text, and code written for duckdb (``except duckdb.BinderException``) keeps
+working through sqlrec. DuckDB's names are kept as they are, "Exception" and all: they are the
+names duckdb users know and see in tracebacks (an "Error" suffix would also make IOError and
+PermissionError, which shadow Python's own). That is why this module imports duckdb, the one
+module outside sqlrec.store that does.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+
+import duckdb
 
 
 class Warning(Exception):  # noqa: A001 - the name is fixed by PEP 249
@@ -119,26 +130,148 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def wrap_duckdb(exc: Exception, context: str | None = None) -> Error:
-    """The PEP 249 class matching a DuckDB exception, with an optional 'where' prefix."""
-    import duckdb
+# --- DuckDB's errors, as sqlrec errors (see the module docstring) -----------------------------
+# Each is the sqlrec PEP 249 base DuckDB gives its class, then DuckDB's class itself.
 
+
+class BinderException(ProgrammingError, duckdb.BinderException):
+    """A name or type that does not bind: a column not found, a function on the wrong types."""
+
+
+class CatalogException(ProgrammingError, duckdb.CatalogException):
+    """A table, view, schema or function that does not exist (or already does)."""
+
+
+class AlreadyExistsError(CatalogException):
+    """A CatalogException for an entry that already exists (CREATE TABLE of an existing table)."""
+
+
+class ParserException(ProgrammingError, duckdb.ParserException):
+    """SQL that DuckDB cannot parse (sqlrec's own statements raise ParseError)."""
+
+
+class SyntaxException(ProgrammingError, duckdb.SyntaxException):
+    pass
+
+
+class InvalidInputException(ProgrammingError, duckdb.InvalidInputException):
+    pass
+
+
+class ReadOnlyError(InvalidInputException):
+    """A write to a database opened read-only: DuckDB's refusal, or sqlrec's before a model statement runs."""
+
+
+class InvalidTypeException(ProgrammingError, duckdb.InvalidTypeException):
+    pass
+
+
+class ConversionException(DataError, duckdb.ConversionException):
+    """A value that does not convert to the asked-for type."""
+
+
+class OutOfRangeException(DataError, duckdb.OutOfRangeException):
+    pass
+
+
+class TypeMismatchException(DataError, duckdb.TypeMismatchException):
+    pass
+
+
+class ConstraintException(IntegrityError, duckdb.ConstraintException):
+    """A row that breaks a PRIMARY KEY, UNIQUE, NOT NULL, CHECK or FOREIGN KEY constraint."""
+
+
+class TransactionException(OperationalError, duckdb.TransactionException):
+    """A transaction that cannot go on: a write-write conflict with another transaction, COMMIT with none open."""
+
+
+class IOException(OperationalError, duckdb.IOException):
+    """A file that cannot be read or written, or a database file locked by another process."""
+
+
+class HTTPException(IOException, duckdb.HTTPException):
+    pass
+
+
+class OutOfMemoryException(OperationalError, duckdb.OutOfMemoryException):
+    pass
+
+
+class ConnectionException(OperationalError, duckdb.ConnectionException):
+    pass
+
+
+class SerializationException(OperationalError, duckdb.SerializationException):
+    pass
+
+
+class InternalException(InternalError, duckdb.InternalException):
+    pass
+
+
+class NotImplementedException(NotSupportedError, duckdb.NotImplementedException):
+    pass
+
+
+class PermissionException(DatabaseError, duckdb.PermissionException):
+    """What the database's configuration forbids (file access with enable_external_access = false)."""
+
+
+class DependencyException(DatabaseError, duckdb.DependencyException):
+    pass
+
+
+class SequenceException(DatabaseError, duckdb.SequenceException):
+    pass
+
+
+class FatalException(DatabaseError, duckdb.FatalException):
+    pass
+
+
+class ResourceInUseException(OperationalError, duckdb.ResourceInUseException):
+    pass
+
+
+class InterruptException(Cancelled, duckdb.InterruptException):
+    """A DuckDB statement interrupted (Ctrl-C, Cursor.interrupt, serve's time limit): a Cancelled."""
+
+
+# DuckDB's PEP 249 bases, raised bare (rarely: by its Python API rather than its engine): no
+# DuckDB twin, the sqlrec base. Their subclasses come first, so a subclass finds its own twin.
+_BASES = {duckdb.ProgrammingError: ProgrammingError, duckdb.DataError: DataError,
+          duckdb.IntegrityError: IntegrityError, duckdb.NotSupportedError: NotSupportedError,
+          duckdb.InternalError: InternalError, duckdb.OperationalError: OperationalError,
+          duckdb.DatabaseError: DatabaseError}
+
+# Where DuckDB's class is coarser than callers need (serve's HTTP status and SQLSTATE), the
+# finer sqlrec class, found from DuckDB's message: the one place that reads it.
+_FINER = ((duckdb.InvalidInputException, "read-only mode", ReadOnlyError),
+          (duckdb.CatalogException, "already exists", AlreadyExistsError))
+
+
+def wrap_duckdb(exc: Exception, context: str | None = None) -> Error:
+    """The sqlrec error for a DuckDB exception (its twin class above), with an optional 'where'
+    prefix. A sqlrec error (already labelled) comes back as it is."""
+    if isinstance(exc, Error):
+        return exc
     message = str(exc)
+    if isinstance(exc, duckdb.InterruptException):
+        return InterruptException("statement cancelled" + (f" ({context})" if context else ""))
     if context:
         message = f"{context}: {message}"
-    pairs = [
-        (duckdb.InterruptException, Cancelled),
-        (duckdb.ProgrammingError, ProgrammingError),
-        (duckdb.DataError, DataError),
-        (duckdb.IntegrityError, IntegrityError),
-        (duckdb.NotSupportedError, NotSupportedError),
-        (duckdb.InternalError, InternalError),
-        (duckdb.OperationalError, OperationalError),
-        (duckdb.DatabaseError, DatabaseError),
-    ]
-    for duck_cls, our_cls in pairs:
-        if isinstance(exc, duck_cls):
-            if our_cls is Cancelled:
-                return Cancelled("statement cancelled" + (f" ({context})" if context else ""))
-            return our_cls(message)
+    for duck_cls, phrase, finer in _FINER:
+        if isinstance(exc, duck_cls) and phrase in str(exc):
+            return finer(message)
+    for cls in type(exc).__mro__:
+        ours = _TWINS.get(cls) or _BASES.get(cls)
+        if ours is not None:
+            return ours(message)
     return DatabaseError(message)
+
+
+# DuckDB's class -> ours, for every class of this module with a DuckDB base.
+_TWINS: dict[type, type[Error]] = {
+    base: cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, Error)
+    for base in cls.__bases__ if base.__module__ == duckdb.Error.__module__}

@@ -128,7 +128,7 @@ def test_cancel_between_iterations(con):
     with pytest.raises(errors.Cancelled, match=r"training c: cancelled after epoch \d+ of 10000; nothing was saved"):
         con.execute(BASE.format(name="c") + "no_components = 8, epochs = 10000")
     timer.cancel()
-    assert not con.router.catalog(con.router.duck).exists("c")
+    assert not con.router.catalog().exists("c")
 
 
 def test_threads_from_num_threads_and_blas_single_threaded(con, monkeypatch):

@@ -1,8 +1,9 @@
-"""A stored model's arrays are read with as few copies as possible: views of
-Arrow's buffer, and the DuckDB blocks the read cached given back without changing any setting
-the user can see."""
+"""A stored model's arrays are read with as few copies as possible (views of Arrow's buffer),
+and reading them never changes a setting another cursor can see (memory_limit above all)."""
 
 from __future__ import annotations
+
+import threading
 
 import duckdb
 import numpy as np
@@ -31,11 +32,10 @@ def test_reopened_model_equals_the_trained_one(tmp_path):
 
 def test_loaded_arrays_are_views_and_the_seen_matrix_is_exact(path):
     con = sqlrec.connect(str(path))
-    session = Session(con._duck)
-    rows = arraystore.read(session, "SELECT name, dtype, shape, data FROM sqlrec.arrays WHERE key = ?",
+    rows = arraystore.read(con.session, "SELECT name, dtype, shape, data FROM sqlrec.arrays WHERE key = ?",
                            ["movie_rec"], where="test")
     arrays = sqlrec.models.stored.arrays(rows, "movie_rec", "test")
-    raw = dict(con._duck.execute("SELECT name, data FROM sqlrec.arrays WHERE key = 'movie_rec'").fetchall())
+    raw = dict(con.duckdb.execute("SELECT name, data FROM sqlrec.arrays WHERE key = 'movie_rec'").fetchall())
     assert set(arrays) == set(raw)
     for name, a in arrays.items():
         assert a.tobytes() == raw[name], name
@@ -69,33 +69,57 @@ def _limit(duck) -> str:
     return duck.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
-def test_release_gives_back_the_blocks_and_keeps_the_default_limit(tmp_path):
+def _pool_bytes(duck) -> int:
+    return duck.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchall()[0][0]
+
+
+def test_arrays_read_keep_the_limit_and_outlive_the_result(tmp_path):
     duck = _blob_table(tmp_path)
-    session, limit = Session(duck), _limit(duck)
-    before = arraystore.pool_bytes(session, "test")
-    rows = arraystore.read(session, "SELECT * FROM t", None, where="test")
-    assert arraystore.pool_bytes(session, "test") - before >= arraystore.RELEASE_MIN_BYTES
-    assert arraystore.release_blocks(session, before, "test")
-    assert arraystore.pool_bytes(session, "test") - before < arraystore.RELEASE_MIN_BYTES
+    limit = _limit(duck)
+    rows = arraystore.read(Session(duck), "SELECT * FROM t", None, where="test")
     assert _limit(duck) == limit
-    a = arraystore.view(rows[0][3], np.dtype("<f4"), rows[0][2])  # the arrays outlive the blocks
+    a = arraystore.view(rows[0][3], np.dtype("<f4"), rows[0][2])  # a view of the Arrow result's buffer
     assert a[:3].tolist() == np.random.default_rng(0).random(3, np.float32).tolist()
     duck.close()
 
 
-def test_a_limit_the_user_chose_is_never_touched(tmp_path):
-    duck = _blob_table(tmp_path)
-    duck.execute("SET memory_limit = '1000000001B'")
-    session, limit = Session(duck), _limit(duck)
-    before = arraystore.pool_bytes(session, "test")
-    arraystore.read(session, "SELECT * FROM t", None, where="test")
-    assert not arraystore.release_blocks(session, before, "test")
-    assert _limit(duck) == limit
-    duck.execute("BEGIN TRANSACTION")  # nor inside a transaction, whatever the limit
-    duck.execute("RESET memory_limit")
-    assert not arraystore.release_blocks(session, before, "test")
-    duck.execute("COMMIT")
-    duck.close()
+BIG = ("CREATE MODEL big FROM (SELECT u AS userId, (u * 7 + j) % 4000 AS movieId FROM range(2000) t(u), "
+       "range(3) s(j)) PREDICT movieId USING user_id = 'userId', epochs = 1, no_components = 512, random_state = 7")
+
+
+def test_a_concurrent_cursor_never_sees_memory_limit_change_while_a_model_loads(tmp_path):
+    path = str(tmp_path / "big.duckdb")
+    sqlrec.connect(path).execute(BIG).connection.close()
+    # Connections to one file in one process share DuckDB's instance, and with it memory_limit.
+    watching = sqlrec.connect(path)
+    watching.duckdb.execute("CALL enable_logging('QueryLog')")  # DuckDB's own record of every statement
+    watcher = watching.cursor()
+    limit = watcher.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    before = _pool_bytes(watching.duckdb)
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(watcher.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        for _ in range(3):  # a new connection each time: the model is read from the file
+            with sqlrec.connect(path) as con:
+                assert len(con.execute("SELECT * FROM big WHERE userId = 1").fetchall()) == 10
+    finally:
+        stop.set()
+        thread.join()
+    assert seen == {limit}
+    logged = [m for (m,) in watching.duckdb.execute("SELECT message FROM duckdb_logs() WHERE type = 'QueryLog'")
+              .fetchall()]
+    assert any("sqlrec.arrays" in m for m in logged)  # the log saw the loads
+    assert not [m for m in logged if "memory_limit" in m.lower() and "current_setting" not in m]
+    # the blocks the reads cached stay DuckDB's cache (enough that sqlrec once lowered the limit to evict them)
+    assert _pool_bytes(watching.duckdb) - before >= 16 << 20
+    watching.close()
 
 
 def test_loading_a_model_leaves_memory_limit_as_it_was(path):

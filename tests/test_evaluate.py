@@ -126,7 +126,7 @@ def test_evaluate_model_on_a_test_query(con):
                 "UNION ALL SELECT 999, 100, 5.0, 0 UNION ALL SELECT 1, 999, 5.0, 0 UNION ALL SELECT 998, 997, 5.0, 0")
     row = one(con, "EVALUATE MODEL q FROM (SELECT * FROM test) USING k = 5")
 
-    model = con.router.catalog(con.duckdb).load("q", "test")
+    model = con.router.catalog().load("q", "test")
     users = {u: i for i, u in enumerate(model.users.to_pylist())}
     items = {m: i for i, m in enumerate(model.items.to_pylist())}
     test = con.execute("SELECT userId, movieId FROM test WHERE rating >= 4").fetchall()

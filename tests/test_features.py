@@ -135,7 +135,7 @@ def test_scores_are_lightfm_predictions_and_survive_reopening(tmp_path, ratings)
                 "FROM ratings")
     con.execute(CREATE + ", user_features = users, item_features = movies")
     before = con.execute("SELECT userId, movieId, score FROM m WHERE userId IN (3, 4) ORDER BY ALL").fetchall()
-    model = con.router.catalog(con.duckdb).load("m", "test")
+    model = con.router.catalog().load("m", "test")
     h = model.handler
     users = np.array([3, 4])
     for u, i, score in before:

@@ -106,7 +106,7 @@ def test_early_stopping_errors(con):
 
 
 def test_item_and_user_embeddings(trained):
-    model = trained.router.catalog(trained.duckdb).load("movie_rec", "test")
+    model = trained.router.catalog().load("movie_rec", "test")
     cur = trained.execute("SELECT * FROM movie_rec.item_embeddings ORDER BY id")
     assert [d[0] for d in cur.description] == ["id", "bias", "vector"]
     rows = cur.fetchall()

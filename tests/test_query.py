@@ -28,7 +28,7 @@ def test_user_item_columns_order_and_unseen(trained, ratings):
 
 
 def test_scores_match_factors(trained):
-    model = trained.router.catalog(trained.duckdb).load("movie_rec", "test")
+    model = trained.router.catalog().load("movie_rec", "test")
     uv, ub = model.handler.user_factors()
     iv, ib = model.handler.item_factors()
     users = model.users.to_pylist()
@@ -209,7 +209,7 @@ def test_item_filter_scores_the_asked_pairs(trained, ratings):
 
 
 def test_score_pairs_matches_the_ranking(trained):
-    model = trained.router.catalog(trained.duckdb).load("movie_rec", "test")
+    model = trained.router.catalog().load("movie_rec", "test")
     got = rows(trained, "SELECT movieId, score FROM movie_rec WHERE userId = 5")
     items = model.side("item").index.get_indexer([r[0] for r in got])
     user = model.side("user").index.get_loc(5)

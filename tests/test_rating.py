@@ -16,12 +16,12 @@ def test_explicit_needs_a_rating_column(con):
     with pytest.raises(errors.OptionError, match="engine 'explicit' learns rating values and needs option rating"):
         con.execute("CREATE MODEL stars FROM ratings PREDICT movieId USING engine = 'explicit', user_id = 'userId'")
     assert con.execute("SELECT count(*) FROM ratings").fetchone() == (720,)
-    assert not con.router.catalog(con.duckdb).exists("stars")
+    assert not con.router.catalog().exists("stars")
 
 
 def test_explicit_fits_the_ratings_and_ranks_by_prediction(con, ratings):
     con.execute(EXPLICIT)
-    model = con.router.catalog(con.duckdb).load("stars", "test")
+    model = con.router.catalog().load("stars", "test")
     u = model.side("user").index.get_indexer(ratings.userId)
     i = model.side("item").index.get_indexer(ratings.movieId)
     pred = model.score_pairs(u, i)

@@ -19,14 +19,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import duckdb
-
 from sqlrec import errors
 from sqlrec.api import recommend as _recommend
 from sqlrec.api.recommend import Recommendations
 from sqlrec.models.catalog import ModelSummary
 from sqlrec.exec.router import Router
-from sqlrec.store.session import PYTHON_SCOPE, Session
+from sqlrec.store.session import PYTHON_SCOPE, Handle, Relation, Session
 
 
 def _caller_scope() -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -57,9 +55,9 @@ def _python_scope() -> Iterator[None]:
 class Cursor:
     arraysize: int = 1
 
-    def __init__(self, connection: "Connection", duck: duckdb.DuckDBPyConnection):
+    def __init__(self, connection: "Connection", session: Session):
         self.connection = connection
-        self._duck = duck
+        self._session = session  # its DuckDB handle (the connection's own, or a cursor of it)
         self._has_result = False
         self._closed = False
         # threadsafety 1: a cursor serves one thread at a time, and a result is read by the
@@ -79,8 +77,6 @@ class Cursor:
                     "the result on this cursor belongs to a statement another thread ran; give each thread "
                     "its own cursor: con.cursor()")
             yield
-        except duckdb.Error as exc:
-            raise errors.wrap_duckdb(exc, "reading the result") from exc
         finally:
             self._busy.release()
 
@@ -88,7 +84,7 @@ class Cursor:
 
     @property
     def description(self) -> list[tuple] | None:
-        return self._duck.description if self._has_result else None
+        return self._session.description if self._has_result else None
 
     @property
     def rowcount(self) -> int:
@@ -99,8 +95,8 @@ class Cursor:
         with self._use(fetching=False), _python_scope():
             self._has_result = False
             self._owner = threading.get_ident()
-            self.connection._router.execute(self._duck, operation, parameters)
-            self._has_result = self._duck.description is not None
+            self.connection._router.execute(self._session, operation, parameters)
+            self._has_result = self._session.description is not None
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
@@ -110,27 +106,27 @@ class Cursor:
 
     def fetchone(self) -> tuple | None:
         with self._result():
-            return self._duck.fetchone()
+            return self._session.fetchone()
 
     def fetchmany(self, size: int | None = None) -> list[tuple]:
         with self._result():
-            return self._duck.fetchmany(self.arraysize if size is None else size)
+            return self._session.fetchmany(self.arraysize if size is None else size)
 
     def fetchall(self) -> list[tuple]:
         with self._result():
-            return self._duck.fetchall()
+            return self._session.fetchall()
 
     def close(self) -> None:
-        if not self._closed and self._duck is not self.connection._duck:
+        if not self._closed and self._session is not self.connection._session:
             # the relations registered for its last statement go with it (the router would keep them)
-            self.connection._router.release(Session(self._duck))
-            self._duck.close()
+            self.connection._router.release(self._session)
+            self._session.close()
         self._closed = True
 
     def interrupt(self) -> None:
         """Cancel the statement running on this cursor (call it from another thread): DuckDB's
         part at once, training at the next epoch, scoring at the next chunk."""
-        self.connection._router.interrupt(self._duck)
+        self.connection._router.interrupt(self._session)
 
     def setinputsizes(self, sizes: Any) -> None:
         pass
@@ -153,7 +149,7 @@ class Cursor:
     def df(self):
         """The remaining rows as a pandas DataFrame."""
         with self._result():
-            return self._duck.fetchdf()
+            return self._session.fetchdf()
 
     fetchdf = df
 
@@ -162,7 +158,7 @@ class Cursor:
         with self._result(), warnings.catch_warnings():
             # duckdb warns that a DB-API result copies once into Arrow; that copy is the point here
             warnings.simplefilter("ignore", UserWarning)
-            return self._duck.to_arrow_table()
+            return self._session.to_arrow_table()
 
     # duckdb 2.x's names on a connection's result (its relations' .arrow() is a RecordBatchReader;
     # here .arrow() stays a Table: see README "Python (DB-API 2.0)").
@@ -172,11 +168,11 @@ class Cursor:
         """The remaining rows as a pyarrow.RecordBatchReader (streamed, as duckdb's)."""
         with self._result(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # as in arrow()
-            return self._duck.to_arrow_reader(batch_size)
+            return self._session.to_arrow_reader(batch_size)
 
     def fetchnumpy(self) -> dict:
         with self._result():
-            return self._duck.fetchnumpy()
+            return self._session.fetchnumpy()
 
     # --- the recommend API (sqlrec.api.recommend) --------------------------------------------
 
@@ -246,63 +242,64 @@ class Connection:
             raise errors.InterfaceError(f"connect: database must be a file path or ':memory:', got {database!r}")
         if safe:  # DuckDB refuses to turn it back on while the database is open
             config["enable_external_access"] = False
-        try:
-            self._duck = duckdb.connect(str(database), read_only=read_only, config=config)
-        except duckdb.Error as exc:
-            raise errors.wrap_duckdb(exc, f"cannot open database {database!r}") from exc
+        self._session = Session.open(str(database), read_only, config)
         self.database = str(database)
         self.read_only = read_only
         self.safe = safe
         self.trust_stored_sql = trust_stored_sql
         self._closed = False
-        self._router = Router(self._duck, read_only=read_only, trust_stored_sql=trust_stored_sql, database=str(database))
-        self._cursor = Cursor(self, self._duck)
+        self._router = Router(self._session, read_only=read_only, trust_stored_sql=trust_stored_sql,
+                              database=str(database))
+        self._cursor = Cursor(self, self._session)
 
     @property
     def router(self) -> Router:
         return self._router
 
     @property
-    def duckdb(self) -> duckdb.DuckDBPyConnection:
-        """The underlying DuckDB connection (for DuckDB-only features)."""
-        return self._duck
+    def duckdb(self) -> Handle:
+        """The underlying DuckDB connection (for DuckDB-only features; its errors are DuckDB's)."""
+        return self._session.duck
+
+    @property
+    def session(self) -> Session:
+        """sqlrec's door to this connection's DuckDB handle: labelled statements whose errors are
+        sqlrec errors (for sqlrec's front-ends: the shell's completion, the notebook magic)."""
+        return self._session
 
     def cursor(self) -> Cursor:
         self._check_open()
-        return Cursor(self, self._duck.cursor())
+        return Cursor(self, self._session.cursor())
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> Cursor:
         """Run one statement or a script; returns the connection's cursor holding the last result."""
         self._check_open()
         return self._cursor.execute(operation, parameters)
 
-    def sql(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> duckdb.DuckDBPyRelation | None:
+    def sql(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> Relation | None:
         """The result as a duckdb.DuckDBPyRelation, as duckdb's Connection.sql returns it. A
         plain query gets DuckDB's own lazy relation; DuckDB's other statements run now and give
         None (as in duckdb); a model statement or a query reading a model runs now, and the
         relation holds its rows."""
         self._check_open()
         with _python_scope():
-            kind = self._router.duckdb_statement(self._duck, operation)
+            kind = self._router.duckdb_statement(self._session, operation)
             if kind == "query":
-                return Session(self._duck).relation(operation, parameters)
+                return self._session.relation(operation, parameters)
             cur = self.execute(operation, parameters)
             if kind == "other":
                 return None
-            return Session(self._duck).from_arrow(cur.arrow()) if cur.description is not None else None
+            return self._session.from_arrow(cur.arrow()) if cur.description is not None else None
 
     def commit(self) -> None:
         self._check_open()
         self._router.forget_catalog()
-        self._duck.commit()
+        self._session.commit()
 
     def rollback(self) -> None:
         self._check_open()
         self._router.forget_catalog()  # a model saved in the transaction may be gone
-        try:
-            self._duck.rollback()
-        except duckdb.TransactionException:
-            pass  # autocommit mode: nothing open to roll back
+        self._session.rollback()
 
     def interrupt(self) -> None:
         """Cancel the running statement (training stops at the next epoch; nothing is saved)."""
@@ -326,21 +323,17 @@ class Connection:
     def models(self) -> list["ModelSummary"]:
         """The active models (name, engine, version, id columns, sizes, metrics), by name."""
         self._check_open()
-        return self._router.catalog(self._duck).summaries()
+        return self._router.catalog(self._session).summaries()
 
     def register(self, name: str, obj: Any) -> None:
         """Make a pandas DataFrame / Arrow table visible as a view, as duckdb.register does."""
         self._check_open()
-        Session(self._duck).finish_pending()  # DuckDB refuses to register while a result is pending
-        try:
-            self._duck.register(name, obj)
-        except duckdb.Error as exc:
-            raise errors.wrap_duckdb(exc, f"register {name!r}") from exc
+        self._session.register("object", obj, name, where=f"register {name!r}")
 
     def unregister(self, name: str) -> None:
         """Remove a view made by register (nothing happens when there is none)."""
         self._check_open()
-        Session(self._duck).unregister(name)
+        self._session.unregister(name)
 
     @property
     def closed(self) -> bool:
@@ -348,7 +341,7 @@ class Connection:
 
     def close(self) -> None:
         if not self._closed:
-            self._duck.close()
+            self._session.close()
             self._closed = True
 
     def __enter__(self) -> "Connection":

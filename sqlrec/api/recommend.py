@@ -114,9 +114,9 @@ def _statement(cursor: "Cursor", result: bool) -> Iterator["Context"]:
     with cursor._use(fetching=False):
         cursor._has_result = False
         cursor._owner = threading.get_ident()
-        with cursor.connection._router.statement(cursor._duck) as ctx:
+        with cursor.connection._router.statement(cursor._session) as ctx:
             yield ctx
-        cursor._has_result = result and cursor._duck.description is not None
+        cursor._has_result = result and cursor._session.description is not None
 
 
 def _request(model: str, users: Any, items: Any, kind: Any, k: Any, exclude_seen: Any, candidates: Any,

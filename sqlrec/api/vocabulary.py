@@ -16,7 +16,6 @@ from sqlrec.engines import HANDLERS, create_option_specs
 from sqlrec.models.attributes import ATTRIBUTE_HELP
 from sqlrec.models.model import RECOMMENDER_TYPES
 from sqlrec.sql.options import QUERY_OPTIONS, Option
-from sqlrec.store.session import Session
 
 if TYPE_CHECKING:
     from sqlrec.api.connection import Connection
@@ -54,4 +53,4 @@ def database_rows(con: "Connection", sql: str, params: Sequence[Any] | None = No
     """The rows of a front-end's question to DuckDB's catalog, run on the connection's own handle
     (its temp tables and attached databases are seen); a failure is a sqlrec error labelled
     `where`. It runs as written: no model, no sqlrec statement."""
-    return Session(con.duckdb).rows(sql, params, where=where)
+    return con.session.rows(sql, params, where=where)

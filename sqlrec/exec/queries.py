@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
@@ -22,7 +21,7 @@ from sqlrec.exec import coldstart, pushdown, rewrite, streaming, views
 from sqlrec.exec.compat import mlfunctions
 from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
-from sqlrec.errors import ProgrammingError, QueryError, did_you_mean
+from sqlrec.errors import BinderException, CatalogException, ProgrammingError, QueryError, did_you_mean
 from sqlrec.models.model import RECOMMENDER_TYPES, Model
 from sqlrec.store.session import Session
 from sqlrec.sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
@@ -194,7 +193,7 @@ def _runner(session: Session, where: str, skipped: list[str]) -> pushdown.Run:
         try:
             table = session.arrow(query.sql(dialect="duckdb"), where=label)
         except ProgrammingError as exc:
-            if not isinstance(exc.__cause__, (duckdb.BinderException, duckdb.CatalogException)):
+            if not isinstance(exc, (BinderException, CatalogException)):
                 raise  # it ran and failed: the whole query would fail the same way
             # It reads what only the whole query has (a column of the outer query): DuckDB runs
             # it as written. A statement that fails to bind leaves a user's transaction open.

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from sqlglot import exp
@@ -106,43 +105,40 @@ COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
 
 
 class Router:
-    def __init__(self, duck: duckdb.DuckDBPyConnection, read_only: bool = False, trust_stored_sql: bool = False,
+    def __init__(self, session: Session, read_only: bool = False, trust_stored_sql: bool = False,
                  database: str | None = None):
-        self.duck = duck
+        self.session = session  # the connection's own handle
         self.read_only = read_only
         self.trust_stored_sql = trust_stored_sql
         in_memory = database is None or database == ":memory:" or database.startswith(":memory:")
-        self._cache = CatalogCache(f"memory:{id(duck)}" if in_memory else os.path.realpath(database))
+        self._cache = CatalogCache(f"memory:{id(session.duck)}" if in_memory else os.path.realpath(database))
         self._lock = threading.Lock()
         # Per DuckDB handle: the running statement's cancel flag, and the relations registered
         # for its last statement (released when the next one starts).
-        self._running: dict[int, tuple[duckdb.DuckDBPyConnection, threading.Event]] = {}
+        self._running: dict[int, tuple[Session, threading.Event]] = {}
         self._registered: dict[int, tuple[Session, list[str]]] = {}
         # Per DuckDB handle: Arrow tables its last statement reads by replacement scan (sqlrec.exec.plans).
         self._kept: dict[int, list] = {}
         self._plans = Plans()
 
-    def catalog(self, duck: duckdb.DuckDBPyConnection) -> Catalog:
-        return Catalog(Session(duck), self._cache, self.trust_stored_sql)
+    def catalog(self, session: Session | None = None) -> Catalog:
+        """The model catalog as `session` (default: the connection's own handle) sees it."""
+        return Catalog(session or self.session, self._cache, self.trust_stored_sql)
 
-    def model(self, name: str, duck: duckdb.DuckDBPyConnection | None = None) -> Model:
+    def model(self, name: str, session: Session | None = None) -> Model:
         """The active version of a model, loaded (and cached) for scoring."""
-        return self.catalog(duck or self.duck).load(name, "loading a model")
+        return self.catalog(session).load(name, "loading a model")
 
-    def interrupt(self, duck: duckdb.DuckDBPyConnection | None = None) -> None:
-        """Cancel the statements running now: on `duck` only, or on every cursor of the connection."""
+    def interrupt(self, session: Session | None = None) -> None:
+        """Cancel the statements running now: on `session` only, or on every cursor of the connection."""
         with self._lock:
-            running = [r for r in self._running.values() if duck is None or r[0] is duck]
-        for duck, cancel in running:
+            running = [r for r in self._running.values() if session is None or r[0].duck is session.duck]
+        for running_on, cancel in running:
             cancel.set()
-            try:
-                duck.interrupt()
-            except duckdb.Error:
-                pass
+            running_on.interrupt()
 
-    def execute(self, duck: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> None:
-        """Run a statement or a script on `duck`; the last statement's result stays on it."""
-        session = Session(duck)
+    def execute(self, session: Session, sql: str, params: Any = None) -> None:
+        """Run a statement or a script on `session`; the last statement's result stays on it."""
         self.release(session)
         if self._planned(session, sql, params):
             return
@@ -151,22 +147,22 @@ class Router:
             raise ProgrammingError("empty statement: nothing to run")
         if params is not None and len(statements) > 1 and (not isinstance(params, (list, tuple, dict)) or params):
             raise ProgrammingError("parameters can only be bound to a single statement, not a script")
-        with self._cancel_flag(duck) as cancel:
+        with self._cancel_flag(session) as cancel:
             for st in statements:
                 self.release(session)
                 self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
 
     @contextmanager
-    def _cancel_flag(self, duck: duckdb.DuckDBPyConnection) -> Iterator[threading.Event]:
+    def _cancel_flag(self, session: Session) -> Iterator[threading.Event]:
         """The running statement's cancel flag, set by interrupt() while the block runs."""
         cancel = threading.Event()
         with self._lock:
-            self._running[id(duck)] = (duck, cancel)
+            self._running[id(session.duck)] = (session, cancel)
         try:
             yield cancel
         finally:
             with self._lock:
-                self._running.pop(id(duck), None)
+                self._running.pop(id(session.duck), None)
 
     def _planned(self, session: Session, sql: str, params: Any) -> bool:
         """Run `sql` by its plan (sqlrec.exec.plans) when it has a valid one; False when it has none."""
@@ -174,27 +170,25 @@ class Router:
         plan = self._plans.find(sql, catalog, params)
         if plan is None:
             return False
-        duck = session.duck
         registered: list[str] = []
         keep: list = []
-        self._registered[id(duck)] = (session, registered)
-        self._kept[id(duck)] = keep
-        with self._cancel_flag(duck) as cancel:
+        self._registered[id(session.duck)] = (session, registered)
+        self._kept[id(session.duck)] = keep
+        with self._cancel_flag(session) as cancel:
             return plan.run(session, catalog, params, registered, keep, cancel.is_set)
 
     @contextmanager
-    def statement(self, duck: duckdb.DuckDBPyConnection) -> Iterator[Context]:
-        """A Context for one statement on `duck` that comes as Python values, not SQL text (the
+    def statement(self, session: Session) -> Iterator[Context]:
+        """A Context for one statement on `session` that comes as Python values, not SQL text (the
         recommend API, sqlrec.exec.recommend): the previous statement's relations are released,
         interrupt() reaches it, and the relations it registers live until the next statement."""
-        session = Session(duck)
         self.release(session)
-        with self._cancel_flag(duck) as cancel:
+        with self._cancel_flag(session) as cancel:
             ctx = Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel)
-            self._registered[id(duck)] = (session, ctx.registered)
+            self._registered[id(session.duck)] = (session, ctx.registered)
             yield ctx
 
-    def duckdb_statement(self, duck: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    def duckdb_statement(self, session: Session, sql: str) -> str | None:
         """'query' when `sql` is one read-only query that reads no model and has no USING,
         'other' for one other statement of DuckDB's own (CREATE TABLE, INSERT ...), None when
         sqlrec has a part in it (a model statement, a query over a model, a script)."""
@@ -206,7 +200,7 @@ class Router:
             return "other"
         if any(node.args.get(OPTIONS_ARG) for node in st.tree.find_all(exp.Expression)):
             return None
-        catalog = self.catalog(duck)
+        catalog = self.catalog(session)
         if rewrite.find_model_refs(st.tree, catalog.exists) or views.reads_views(catalog.session, catalog, st.tree):
             return None
         return "query" if isinstance(st.tree, READ_ONLY) else "other"

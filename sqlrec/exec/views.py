@@ -36,19 +36,11 @@ def create(session: Session, catalog: Catalog, create: exp.Create, query: str, m
     placeholder = create.copy()
     placeholder.set("expression", exp.select(exp.func("error", exp.Literal.string(message)).as_("sqlrec_view")))
     payload = json.dumps({"query": query, "models": models})
-    own = not session.in_transaction(where)
-    if own:
-        session.run("BEGIN", where=where)
     try:
-        session.run(placeholder.sql(dialect="duckdb"), where=where)
-        session.run(f"COMMENT ON VIEW {name} IS {quote_literal(MARK + payload)}", where=where)
-        if own:
-            session.run("COMMIT", where=where)
+        with session.transaction(where):  # the view and its comment together, or neither
+            session.run(placeholder.sql(dialect="duckdb"), where=where)
+            session.run(f"COMMENT ON VIEW {name} IS {quote_literal(MARK + payload)}", where=where)
         session.run('SELECT NULL::BIGINT AS "Count" LIMIT 0', where=where)  # what DuckDB answers CREATE VIEW with
-    except BaseException:
-        if own:
-            session.run("ROLLBACK", where=f"{where}: undoing it")
-        raise
     finally:
         catalog.cache.wrote()  # the views this statement read before it made one are stale
 

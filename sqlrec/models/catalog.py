@@ -169,7 +169,6 @@ class Catalog:
         key = (name.lower(), version)
         if key in self._cache:
             return self._cache[key]
-        before = arraystore.pool_bytes(self.session, where)
         with self._transaction(where):
             # Looked up again inside the read transaction: a save on another cursor between the
             # first look-up and this read would otherwise leave half a version to read.
@@ -185,7 +184,6 @@ class Catalog:
         model.trusted = self.trust_stored_sql
         self._forget(key[0])
         self._cache[key] = model
-        arraystore.release_blocks(self.session, before, where)  # the arrays hold those bytes now
         return model
 
     def load_version(self, name: str, version: int, where: str) -> Model:
@@ -195,13 +193,11 @@ class Catalog:
             return self.load(name, where)
         key = (name.lower(), int(version))
         if key not in self._cache:
-            before = arraystore.pool_bytes(self.session, where)
             with self._transaction(where):
                 self._check_version(stored_name, key[1], where)
                 model = self._read(key[0], key[1], where)
             model.trusted = self.trust_stored_sql
             self._cache[key] = model
-            arraystore.release_blocks(self.session, before, where)
         return self._cache[key]
 
     def _check_version(self, name: str, version: int, where: str) -> None:
@@ -359,19 +355,8 @@ class Catalog:
 
     @contextmanager
     def _transaction(self, where: str) -> Iterator[None]:
-        """One transaction around catalog work, unless the user has one open: then the work is
-        part of theirs (their ROLLBACK undoes it, COMMIT keeps both), and theirs is never aborted."""
-        own = not self.session.in_transaction(where)
-        if own:
-            self.session.run("BEGIN TRANSACTION", where=where)
-        else:
-            self.in_user_transaction = True
-        try:
+        """Catalog work in one transaction (Session.transaction: the user's when one is open)."""
+        with self.session.transaction(where) as joined:
+            if joined:
+                self.in_user_transaction = True
             yield
-        except BaseException:
-            if own:
-                self.session.duck.execute("ROLLBACK")
-            raise
-        if own:
-            self.session.run("COMMIT", where=where)
-

@@ -157,29 +157,28 @@ class CatalogQueryError(PgError):
 
 
 def sqlstate(exc: BaseException) -> str:
-    """The SQLSTATE a PostgreSQL client would expect for an error raised while serving."""
+    """The SQLSTATE a PostgreSQL client would expect for an error raised while serving (by its class)."""
     if isinstance(exc, PgError):
         return exc.sqlstate
-    text = message_of(exc)
-    lower = text.lower()
     if isinstance(exc, ServeError):
         return {401: "28P01", 403: "25006", 408: "57014"}.get(exc.status, "22023" if exc.status == 400 else "XX000")
-    if isinstance(exc, errors.Cancelled) or "interrupt" in lower:
+    if isinstance(exc, errors.Cancelled):
         return "57014"
-    if (isinstance(exc, errors.ModelNotFoundError) or "unknown model" in lower or "no model named" in lower
-            or "catalog error" in lower and "does not exist" in lower):
-        return "42P01"
-    if isinstance(exc, errors.ModelExistsError) or "already exists" in lower:
+    if isinstance(exc, (errors.ModelExistsError, errors.AlreadyExistsError)):
         return "42P07"
-    if isinstance(exc, errors.ParseError) or "syntax error" in lower or "parser error" in lower:
+    # "unknown model" is sqlrec's own hint on a QueryError (SELECT ... USING over a misspelt model)
+    if isinstance(exc, (errors.ModelNotFoundError, errors.CatalogException)) or \
+            isinstance(exc, errors.QueryError) and "unknown model" in message_of(exc):
+        return "42P01"
+    if isinstance(exc, (errors.ParseError, errors.ParserException, errors.SyntaxException)):
         return "42601"
     if isinstance(exc, (errors.OptionError, errors.UnknownIdError)):
         return "22023"
-    if isinstance(exc, errors.ColumnError) or "binder error" in lower:
+    if isinstance(exc, (errors.ColumnError, errors.BinderException)):
         return "42703"
-    if "read-only" in lower or "permission error" in lower:
+    if isinstance(exc, (errors.ReadOnlyError, errors.PermissionException)):
         return "25006"
-    if isinstance(exc, errors.DataError) or "conversion error" in lower:
+    if isinstance(exc, errors.DataError):
         return "22000"
     if isinstance(exc, errors.Error):
         return "42000" if isinstance(exc, errors.ProgrammingError) else "58000"

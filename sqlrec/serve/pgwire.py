@@ -235,7 +235,7 @@ class Connection:
         try:
             result = self.service.run(self.cur, sql, params or None)
         except errors.Error as exc:
-            if "pg_catalog." in sql.lower() and "catalog error" in str(exc).lower():
+            if "pg_catalog." in sql.lower() and isinstance(exc, errors.CatalogException):
                 raise pg.CatalogQueryError(exc) from exc
             raise
         if word in ("BEGIN", "START"):

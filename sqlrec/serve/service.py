@@ -58,11 +58,11 @@ def status_for(exc: BaseException) -> int:
         return 409
     if isinstance(exc, errors.Cancelled):
         return 408
-    text = str(exc)
-    if "read-only" in text or "Permission Error" in text:
-        return 403
-    if isinstance(exc, errors.Error) and (isinstance(exc, errors.OperationalError) or "conflict" in text.lower()
-                                          or "could not set lock" in text.lower()):
+    if isinstance(exc, (errors.ReadOnlyError, errors.PermissionException)):
+        return 403  # a write to the read-only database, a file the server's configuration forbids
+    if isinstance(exc, errors.OperationalError):
+        # TransactionException (a write-write conflict with another transaction), IOException (the
+        # file locked by another process) ...: the request may succeed later, as it is
         return 409
     if isinstance(exc, errors.InternalError):
         return 500

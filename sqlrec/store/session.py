@@ -7,7 +7,8 @@ Temporary tables and registered Arrow tables get unique names and are dropped on
 whatever happens in between.
 
 User statements that sqlrec passes through unchanged also run here (``run`` without a label),
-so they keep DuckDB's own message.
+so they keep DuckDB's own message; so do opening a database, cursors, transactions, interrupts
+and reading a statement's result: nothing outside sqlrec.store calls DuckDB (tests/test_door.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,10 +24,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from sqlrec.errors import wrap_duckdb
+from sqlrec.errors import Error, wrap_duckdb
 from sqlrec.sql.quoting import quote_ident
 
 Params = Sequence[Any] | dict[str, Any] | None
+# DuckDB's connection handle and relation (Connection.sql's result, as duckdb's), named here so
+# that their users outside sqlrec.store need not import duckdb.
+Handle = duckdb.DuckDBPyConnection
+Relation = duckdb.DuckDBPyRelation
 
 _names = itertools.count()
 
@@ -57,8 +62,106 @@ def _duck_call(fn: Callable[..., Any], *args: Any, _objects: dict[str, Any] | No
 class Session:
     """sqlrec's SQL on one DuckDB connection handle (a connection or one of its cursors)."""
 
-    def __init__(self, duck: duckdb.DuckDBPyConnection):
-        self.duck = duck
+    def __init__(self, duck: Handle):
+        self.duck = duck  # the handle; outside sqlrec.store only its identity is used (a cache key)
+
+    @classmethod
+    def open(cls, database: str, read_only: bool, config: dict[str, Any]) -> "Session":
+        """A new DuckDB connection to `database` (a file or ':memory:')."""
+        try:
+            return cls(duckdb.connect(database, read_only=read_only, config=config))
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, f"cannot open database {database!r}") from exc
+
+    def cursor(self) -> "Session":
+        """A new handle on the same database, with its own transaction."""
+        try:
+            return Session(self.duck.cursor())
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "opening a cursor") from exc
+
+    def close(self) -> None:
+        try:
+            self.duck.close()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "closing the connection") from exc
+
+    def interrupt(self) -> None:
+        """Stop the statement running on this handle now (from another thread); none running: nothing."""
+        try:
+            self.duck.interrupt()
+        except duckdb.Error:
+            pass  # a handle closed meanwhile has nothing left to stop
+
+    # --- transactions ---------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit the open transaction; none open (autocommit): nothing."""
+        try:
+            self.duck.commit()
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "COMMIT") from exc
+
+    def rollback(self) -> None:
+        """Roll back the open transaction; none open (autocommit): nothing."""
+        self.finish_pending()
+        try:
+            self.duck.rollback()
+        except duckdb.TransactionException:
+            pass  # no transaction open
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "ROLLBACK") from exc
+
+    @contextmanager
+    def transaction(self, where: str) -> Iterator[bool]:
+        """The body in one transaction: the user's when they have one open (yields True: their
+        ROLLBACK undoes the work, their COMMIT keeps it, and it is not ended here), else one of our
+        own (yields False), committed after the body or rolled back when the body fails."""
+        if self.in_transaction(where):
+            yield True
+            return
+        self.run("BEGIN TRANSACTION", where=where)
+        try:
+            yield False
+        except BaseException:
+            with suppress(Error):  # the body's error is the one to report
+                self.rollback()
+            raise
+        self.run("COMMIT", where=where)
+
+    # --- the pending result (what a DB-API cursor reads) -------------------------------------
+
+    @property
+    def description(self) -> list[tuple] | None:
+        return self.duck.description
+
+    def fetchone(self) -> tuple | None:
+        return self._read(self.duck.fetchone)
+
+    def fetchmany(self, size: int) -> list[tuple]:
+        return self._read(self.duck.fetchmany, size)
+
+    def fetchall(self) -> list[tuple]:
+        return self._read(self.duck.fetchall)
+
+    def fetchdf(self) -> Any:
+        return self._read(self.duck.fetchdf)
+
+    def fetchnumpy(self) -> dict[str, np.ndarray]:
+        return self._read(self.duck.fetchnumpy)
+
+    def to_arrow_table(self) -> pa.Table:
+        return self._read(self.duck.to_arrow_table)
+
+    def to_arrow_reader(self, batch_size: int) -> pa.RecordBatchReader:
+        return self._read(self.duck.to_arrow_reader, batch_size)
+
+    @staticmethod
+    def _read(fetch: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fetch(*args)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, "reading the result") from exc
 
     # --- statements ---------------------------------------------------------------------
 
@@ -118,7 +221,7 @@ class Session:
         with self.in_database(database, where):
             return {row[0]: row[1] for row in self.rows(f"DESCRIBE {sql}", where=where)}
 
-    def relation(self, sql: str, params: Params = None, *, where: str | None = None) -> duckdb.DuckDBPyRelation:
+    def relation(self, sql: str, params: Params = None, *, where: str | None = None) -> Relation:
         """DuckDB's own relation for a plain query (lazy, as duckdb.sql returns it)."""
         self.finish_pending()
         try:
@@ -126,7 +229,7 @@ class Session:
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, where) from exc
 
-    def from_arrow(self, table: pa.Table) -> duckdb.DuckDBPyRelation:
+    def from_arrow(self, table: pa.Table) -> Relation:
         """A relation over rows sqlrec computed."""
         self.finish_pending()
         try:
@@ -173,14 +276,15 @@ class Session:
         finally:
             self.unregister(name)
 
-    def register(self, what: str, table: pa.Table, name: str | None = None) -> str:
-        """`table` visible to SQL under a unique name, or under `name` (replacing what it named)."""
+    def register(self, what: str, table: Any, name: str | None = None, *, where: str | None = None) -> str:
+        """`table` (Arrow, or a user's DataFrame) visible to SQL under a unique name, or under
+        `name` (replacing what it named)."""
         name = name or self.unique_name(what)
         self.finish_pending()
         try:
             self.duck.register(name, table)
         except duckdb.Error as exc:
-            raise wrap_duckdb(exc, f"handing the {what} relation to DuckDB") from exc
+            raise wrap_duckdb(exc, where or f"handing the {what} relation to DuckDB") from exc
         return name
 
     def unregister(self, name: str) -> None:
