@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sqlrec"
-MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
 
@@ -29,9 +28,10 @@ def _type_checking(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-def imports(name: str) -> set[str]:
+def imports(name: str, type_checking: bool = False) -> set[str]:
     """Package modules `name` imports, anywhere in it (function bodies too), except under
-    TYPE_CHECKING and except the package's own facade from inside a function (a lazy hook)."""
+    TYPE_CHECKING (unless `type_checking`) and except the package's own facade from inside a
+    function (a lazy hook)."""
     path = MODULES[name]
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -39,7 +39,7 @@ def imports(name: str) -> set[str]:
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if _type_checking(child):
+            if _type_checking(child) and not type_checking:
                 continue
             nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             targets: list[str] = []
@@ -89,6 +89,15 @@ def test_no_import_cycle():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
+def test_models_import_one_way_even_for_type_hints():
+    """Inside sqlrec.models the dependency goes one way, TYPE_CHECKING imports counted: a module
+    that needs the Model for a hint is one the Model must not import (the recommend path reads
+    the Model, nothing it calls reads back)."""
+    names = [n for n in MODULES if n.startswith("sqlrec.models")]
+    graph = {n: {t for t in imports(n, type_checking=True) if t.startswith("sqlrec.models")} for n in names}
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
 def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -99,7 +108,6 @@ def test_the_cycle_finder_finds_cycles():
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_modules_and_functions_stay_small(name):
     source = MODULES[name].read_text()
-    assert len(source.splitlines()) <= MAX_MODULE_LINES, f"{name} has {len(source.splitlines())} lines"
     long = [(f.name, f.end_lineno - f.lineno + 1) for f in ast.walk(ast.parse(source))
             if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.end_lineno - f.lineno + 1 > MAX_FUNCTION_LINES]
     assert not long, f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
