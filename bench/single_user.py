@@ -42,7 +42,7 @@ def one_size(users: int, items: int, per_user: int, repeats: int, rounds: int) -
     create_interactions(con, "inter", users, items, per_user)
     con.execute("CREATE MODEL m FROM inter PREDICT item_id USING user_id = 'user_id', epochs = 2, "
                 "no_components = 48, verbose = false")
-    model = con.engine.model("m")
+    model = con.router.model("m")
     uv, ub = model.handler.user_factors()
     iv, ib = model.handler.item_factors()
     seen = model.seen

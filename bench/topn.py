@@ -113,7 +113,7 @@ def main() -> None:
     con.execute("CREATE TABLE inter AS SELECT * FROM inter_src")
     con.execute(f"CREATE MODEL m FROM inter PREDICT item_id USING user_id = 'user_id', epochs = {a.epochs}, "
                 f"no_components = {a.components}, num_threads = {a.threads}, random_state = 0, verbose = false")
-    model = con.engine.model("m")
+    model = con.router.model("m")
     uv, ub = (np.ascontiguousarray(x, np.float32) for x in model.handler.user_factors())
     iv, ib = (np.ascontiguousarray(x, np.float32) for x in model.handler.item_factors())
     seen, lfm, k = model.seen, model.handler.model, a.k
