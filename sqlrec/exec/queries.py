@@ -273,15 +273,17 @@ def recommend(session: Session, model: Model, asked: Ask, keys: list[Any] | None
               scored: list[int] | None = None) -> Rows:
     """Recommendations of model `model` for keys `keys` (ids of the key side of asked.kind; None:
     every key the model knows, or the ids the query's interactions / features give) with the query
-    options `asked`: the one function that computes a model reference's rows, for the full path
-    (recommendations), for plans (sqlrec.exec.plans) and for callers outside SQL.
+    options `asked` (see ask): the one function that computes a model reference's rows, for the
+    full path (recommendations), for plans (sqlrec.exec.plans) and for callers outside SQL.
 
     `targets` limits the ranked targets to those ids (a filter on the target column), `candidates`
-    to those items (USING candidates, its query already run). Unknown keys get vectors from cold
-    start (sqlrec.exec.coldstart) or the fallback. With `stream`, every key's rows come as a
+    to those items (USING candidates, its query already run by the caller). For 'rating', `keys`
+    are the users and `targets` the items whose pairs are predicted. Unknown keys get vectors from
+    cold start (sqlrec.exec.coldstart) or the fallback. With `stream`, every key's rows come as a
     RecsStream scored batch by batch; with `columns`, one known key's rows may come as numpy
     columns (Model.one_key_columns: DuckDB's quickest read by replacement scan). `scored` gets the
-    number of keys each call scored (Model.Ranking): what pushdown saved, per statement."""
+    number of keys each call scored (Ranking.scored): what pushdown saved, per statement. The
+    SELECT-only parts stay with the caller: finding the keys, the max_scored bound, the version."""
     where = where or f"SELECT FROM {model.name}"
     if asked.kind == "rating":
         ranking = model.predict_ratings(keys, targets, where)
