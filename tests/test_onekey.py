@@ -1,4 +1,4 @@
-"""One known key (sqlrec.models.onekey, scoring.top_one, rowselect.select_row) gives the general path's
+"""One known key (Model.one_key_table / one_key_columns, scoring.top_one, rowselect.select_row) gives the general path's
 rows bit for bit: same GEMV, same selection, same table; and its numpy columns read in DuckDB
 as its table does."""
 
@@ -9,10 +9,9 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from sqlrec.models import onekey
 from sqlrec.numeric import rowselect, scoring
 from conftest import FAST
-from sqlrec.models.model import RECOMMENDER_TYPES
+from sqlrec.models.model import RECOMMENDER_TYPES, Model
 
 
 def rows_of(rng, kind, n):
@@ -79,11 +78,11 @@ def test_one_key_equals_the_general_path(trained, monkeypatch, kind, keys, exclu
     for key in keys:
         fast = model.recommend(kind, [key], k, exclude_seen=exclude_seen)
         with monkeypatch.context() as m:
-            m.setattr(onekey, "table", lambda *a, **kw: None)
+            m.setattr(Model, "one_key_table", lambda *a, **kw: None)
             general = model.recommend(kind, [key], k, exclude_seen=exclude_seen)
         assert fast.schema == general.schema and fast.equals(general), (kind, key)
-        columns = onekey.columns(model, spec, key, k, exclude_seen=exclude_seen, search=None, cancelled=None,
-                                 where="t")
+        columns = model.one_key_columns(spec, key, k, exclude_seen=exclude_seen, search=None, cancelled=None,
+                                        where="t")
         if key in (999,):  # unknown: the general path's fallback
             assert columns is None
             continue
@@ -93,11 +92,11 @@ def test_one_key_equals_the_general_path(trained, monkeypatch, kind, keys, exclu
 def test_columns_leave_nan_scores_and_similarity_to_the_table(trained, monkeypatch):
     model = trained.router.model("movie_rec")
     args = dict(exclude_seen=True, search=None, cancelled=None, where="t")
-    assert onekey.columns(model, RECOMMENDER_TYPES["item_item"], 101, 5, **args) is None
+    assert model.one_key_columns(RECOMMENDER_TYPES["item_item"], 101, 5, **args) is None
     nan = lambda *a, **kw: (np.array([3, 1]), np.array([np.nan, 1.0], np.float32))  # noqa: E731
     monkeypatch.setattr(scoring, "top_one", nan)
-    assert onekey.columns(model, RECOMMENDER_TYPES["user_item"], 2, 5, **args) is None
-    assert onekey.table(model, RECOMMENDER_TYPES["user_item"], 2, 5, **args).num_rows == 2
+    assert model.one_key_columns(RECOMMENDER_TYPES["user_item"], 2, 5, **args) is None
+    assert model.one_key_table(RECOMMENDER_TYPES["user_item"], 2, 5, **args).num_rows == 2
 
 
 def test_a_user_who_has_seen_everything_gets_no_rows_on_every_path(con):

@@ -25,10 +25,8 @@ def db(trained):
 
 def run(con, sql: str, params=None) -> tuple[int, list[tuple]]:
     """(keys scored, rows) of one query."""
-    model = con.router.model("movie_rec")
-    before = model.n_scored
     rows = con.execute(sql, params).fetchall()
-    return model.n_scored - before, rows
+    return con.router.scored(), rows
 
 
 def defeated(con, sql: str) -> list[tuple]:

@@ -23,7 +23,7 @@ from sqlrec import errors
 from sqlrec.api import recommend as _recommend
 from sqlrec.api.recommend import Recommendations
 from sqlrec.models.catalog import ModelSummary
-from sqlrec.exec.router import Router
+from sqlrec.exec.router import Context, Router
 from sqlrec.store.session import PYTHON_SCOPE, Handle, Relation, Session
 
 
@@ -207,6 +207,19 @@ class Cursor:
         return _recommend.item_counts(self, model)
 
     # --- internals ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _statement(self, result: bool) -> Iterator[Context]:
+        """A recommend API call as one statement on this cursor: it replaces the cursor's result (by
+        its rows when `result`, else by none), interrupt() reaches it, and it runs in the cursor's
+        transaction."""
+        self._check_open()
+        with self._use(fetching=False):
+            self._has_result = False
+            self._owner = threading.get_ident()
+            with self.connection._router.statement(self._session) as ctx:
+                yield ctx
+            self._has_result = result and self._session.description is not None
 
     def _check_open(self) -> None:
         if self._closed or self.connection._closed:

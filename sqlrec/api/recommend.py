@@ -13,10 +13,9 @@ query it runs on its cursor, in the cursor's transaction, and leaves its rows th
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,13 +26,27 @@ if TYPE_CHECKING:
     import pandas
     import pyarrow
 
-    from sqlrec.api.connection import Cursor
     from sqlrec.exec.router import Context
 
 # The kinds a recommend call takes (USING recommender_type): four rankings and the rating of pairs.
 KINDS = ("user_item", "item_user", "item_item", "user_user", "rating")
 MAX_K = 100_000  # as USING n_recommendations
 MAX_NPROBE = 65_536  # as USING nprobe
+
+
+class Cursor(Protocol):
+    """What the recommend API needs of sqlrec.api.connection.Cursor (which imports this module):
+    a statement context on it, and its result read as a query's."""
+
+    @property
+    def description(self) -> list[tuple] | None: ...
+    def fetchall(self) -> list[tuple]: ...
+    def fetchmany(self, size: int | None = None) -> list[tuple]: ...
+    def fetchone(self) -> tuple | None: ...
+    def arrow(self) -> "pyarrow.Table": ...
+    def df(self) -> "pandas.DataFrame": ...
+    def __iter__(self) -> Iterator[tuple]: ...
+    def _statement(self, result: bool) -> AbstractContextManager["Context"]: ...
 
 
 class Recommendations:
@@ -85,7 +98,7 @@ def recommend(cursor: "Cursor", model: str, *, users: Sequence[Any] | None = Non
     """Recommendations of `model` on `cursor` (see Cursor.recommend for the arguments)."""
     request = _request(model, users, items, kind, k, exclude_seen, candidates, liked, new_user, version,
                        approximate, nprobe, max_scored)
-    with _statement(cursor, result=True) as ctx:
+    with cursor._statement(result=True) as ctx:
         answer = exec_recommend.recommend(ctx, request)
     return Recommendations(cursor, answer)
 
@@ -95,28 +108,15 @@ def training_items(cursor: "Cursor", model: str, user: Any) -> list[Any]:
     _check_name(model, "training_items")
     if not _is_id(user):
         raise OptionError(f"training_items({model!r}): user must be one id, got {user!r}")
-    with _statement(cursor, result=False) as ctx:
+    with cursor._statement(result=False) as ctx:
         return exec_recommend.training_items(ctx, model, _plain(user))
 
 
 def item_counts(cursor: "Cursor", model: str) -> "pyarrow.Table":
     """(item id, users): every item of `model` with the number of training users who had it."""
     _check_name(model, "item_counts")
-    with _statement(cursor, result=False) as ctx:
+    with cursor._statement(result=False) as ctx:
         return exec_recommend.item_counts(ctx, model)
-
-
-@contextmanager
-def _statement(cursor: "Cursor", result: bool) -> Iterator["Context"]:
-    """The call as one statement on the cursor: it replaces the cursor's result (by its rows when
-    `result`, else by none), interrupt() reaches it, and it runs in the cursor's transaction."""
-    cursor._check_open()
-    with cursor._use(fetching=False):
-        cursor._has_result = False
-        cursor._owner = threading.get_ident()
-        with cursor.connection._router.statement(cursor._session) as ctx:
-            yield ctx
-        cursor._has_result = result and cursor._session.description is not None
 
 
 def _request(model: str, users: Any, items: Any, kind: Any, k: Any, exclude_seen: Any, candidates: Any,

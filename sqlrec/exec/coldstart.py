@@ -39,6 +39,8 @@ def prepare(session: Session, model: Model, kind: str, keys: list[Any] | None,
     """(keys, vectors for the unknown ones). Without a key filter, the ids of the information
     given in the query become the keys (SELECT * FROM m USING interactions = '...')."""
     side = model.side(RECOMMENDER_TYPES[kind].key)
+    if keys is not None and not any(options.get(o) is not None for o in _GIVEN) and not _own_features(model, side):
+        return keys, None  # nothing could give an unknown key a vector: scoring gives it the fallback
     given_features = _given_features(model, side, kind, options, where)
     inter = _interactions(session, side, options.get("interactions"), where)
     if keys is None and (inter is not None or given_features is not None):
@@ -66,6 +68,15 @@ def prepare(session: Session, model: Model, kind: str, keys: list[Any] | None,
                              biases=biases[keep], given=[given[i] for i in keep])
 
 
+# The query options that describe ids the model does not know.
+_GIVEN = ("interactions", "user_features", "item_features")
+
+
+def _own_features(model: Model, side: Side) -> bool:
+    """Whether the model's own feature source gives unknown ids of `side` vectors (cold_start = 'features')."""
+    return model.options.get("cold_start") == "features" and side.features is not None
+
+
 def _given_features(model: Model, side: Side, kind: str, options: dict[str, Any], where: str) -> Any:
     for option in ("user_features", "item_features"):
         if options.get(option) is not None and not option.startswith(side.name):
@@ -89,7 +100,7 @@ def _feature_vectors(session: Session, model: Model, side: Side, unknown: pa.Arr
     vectors, biases, has_prior = np.zeros((n, d), np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
     spec = side.features
     sources = [(given_features, f"USING {side.name}_features")]
-    if model.options.get("cold_start") == "features" and spec is not None:
+    if _own_features(model, side):
         sources.append((spec["source"], f"the model's {side.name}_features source"))
     for value, label in sources:
         if value is None or has_prior.all():

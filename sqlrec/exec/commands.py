@@ -106,7 +106,7 @@ def evaluate(session: Session, catalog: Catalog, st: EvaluateModel) -> pa.Table:
     given = dict(st.options)
     q = opts.resolve(given, opts.EVALUATE_OPTIONS, f"{where} USING")
     stored = model.metrics or {}
-    k = q["k"] or stored.get("k") or model.options.get("eval_k") or model.options.get("n_recommendations") or 10
+    k = model.n_recommendations(q["k"] or stored.get("k") or model.options.get("eval_k"))
     counts: dict[str, Any] = {}
     if st.source is None:
         for name in ("exclude_seen", "threshold"):

@@ -71,7 +71,7 @@ def _job(session: Session, model: Model, o: dict[str, Any], where: str) -> Job:
     seen = model.seen[:, allowed].tocsr() if o["exclude_seen"] else None
     if seen is not None:
         seen.sort_indices()
-    k = o["n_recommendations"] or model.options.get("n_recommendations") or 10
+    k = model.n_recommendations(o["n_recommendations"])
     return Job(user_ids=user.ids, user_vecs=np.asarray(user_vecs, np.float32), user_bias=np.asarray(user_bias, np.float32),
                seen=seen, item_ids=item.ids.take(pa.array(allowed)),
                item_vecs=np.asarray(item_vecs, np.float32)[allowed], item_bias=np.asarray(item_bias, np.float32)[allowed],

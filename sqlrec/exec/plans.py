@@ -11,8 +11,11 @@ runs of the same text follow the plan:
 - ``Lookup``: one SELECT over one model (no join, subquery or CTE) whose key filter is `=` / `IN`
   of literals and placeholders. Its options, the source of each key (a literal or the n-th
   parameter) and the SQL that DuckDB runs over the rows (placeholders kept, bound by DuckDB) are
-  worked out once. A run scores the asked keys and hands the rows to DuckDB by a replacement scan
-  (a name in the calling frame), with no register/unregister round trip.
+  worked out once (its options by queries.ask, as the full path resolves them). A run scores the
+  asked keys by queries.recommend, the function the full path computes a reference's rows by, and
+  hands the rows to DuckDB by a replacement scan (a name in the calling frame), with no
+  register/unregister round trip. What differs between the two paths is how the keys are found
+  and how the rows reach DuckDB, never how they are computed.
 
 A plan holds while no statement has written anything (the catalog's write count, sqlrec.models.catalog)
 and the handle sees the same active model versions it was learnt with; otherwise the text takes
@@ -22,16 +25,13 @@ the full path again and is learnt afresh. Anything a plan does not cover simply 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
 
-from sqlrec.numeric import approx
-from sqlrec.exec import coldstart, pushdown, queries, rewrite, views
-from sqlrec.models import onekey
+from sqlrec.exec import pushdown, queries, rewrite, views
 from sqlrec.models.catalog import Catalog
 from sqlrec.models.model import RECOMMENDER_TYPES
 from sqlrec.store.session import Session
@@ -45,7 +45,6 @@ MAX_PLANS = 512
 MAX_KEYS = 1_000
 # Query-time options that read the database or another version: those take the full path.
 _UNPLANNED_OPTIONS = ("candidates", "user_features", "item_features", "interactions", "version")
-_TAG = uuid.uuid4().hex[:12]  # marker literals no query text holds
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class Plain:
     text: str
 
     def run(self, session: Session, catalog: Catalog, params: Any, registered: list[str], keep: list[Any],
-            cancelled: Callable[[], bool]) -> bool:
+            cancelled: Callable[[], bool], scored: list[int] | None = None) -> bool:
         session.run(self.text, params)
         return True
 
@@ -61,24 +60,20 @@ class Plain:
 @dataclass(frozen=True)
 class Lookup:
     model: str
-    kind: str
-    k: int
-    exclude_seen: bool
-    options: dict  # resolved query options, for cold start
-    search: approx.Search
+    asked: queries.Ask  # the reference's options, resolved as the full path resolves them
     keys: tuple  # ("param", index) | ("value", v) per key; the same for targets
     targets: tuple | None
     scan: str  # the name DuckDB reads the rows under
     sql: str  # what DuckDB runs, placeholders kept
     by_scan: bool  # replacement scan allowed (else register under the same name for the statement)
-    cold: bool  # unknown keys may get vectors from features (cold_start = 'features')
     bind: bool  # the SQL has placeholders for DuckDB to bind (false: its filters were all pushed)
     arity: int  # parameters the statement takes: exactly (?), at least ($n)
     numbered: bool
 
     def run(self, session: Session, catalog: Catalog, params: Any, registered: list[str], keep: list[Any],
-            cancelled: Callable[[], bool]) -> bool:
-        """Score and hand the rows to DuckDB; False (nothing run) where the full path must answer."""
+            cancelled: Callable[[], bool], scored: list[int] | None = None) -> bool:
+        """Score (queries.recommend, as the full path does) and hand the rows to DuckDB; False
+        (nothing run) where the full path must answer."""
         values = list(params) if params is not None else []
         if len(values) != self.arity and not (self.numbered and len(values) > self.arity):
             return False  # the full path says what is wrong with the parameters
@@ -88,20 +83,12 @@ class Lookup:
             return False  # a parameter missing or of a type only the full path converts
         model = catalog.load(self.model, "SELECT")  # the version planned: plans hold for the handle's actives
         where = f"SELECT FROM {model.name}"
-        spec = RECOMMENDER_TYPES[self.kind]
+        spec = RECOMMENDER_TYPES[self.asked.kind]
         keys = model.side(spec.key).representable(asked, where)
         if targets is not None:
             targets = model.side(spec.target).representable(targets, where)
-        cold = None
-        if self.cold:
-            keys, cold = coldstart.prepare(session, model, self.kind, keys, self.options, where)
-        rows = None
-        if self.by_scan and len(keys) == 1 and targets is None and cold is None:  # numpy: DuckDB's quickest read
-            rows = onekey.columns(model, spec, keys[0], self.k, exclude_seen=self.exclude_seen, search=self.search,
-                                  cancelled=cancelled, where=where)
-        if rows is None:
-            rows = model.recommend(self.kind, keys, self.k, exclude_seen=self.exclude_seen, cold=cold, where=where,
-                                   cancelled=cancelled, targets=targets, search=self.search)
+        rows = queries.recommend(session, model, self.asked, keys, targets=targets, where=where, cancelled=cancelled,
+                                 columns=self.by_scan, scored=scored)
         keep.append(rows)  # DuckDB may read the rows until the result is fetched
         params = params if self.bind else None
         if self.by_scan:
@@ -221,14 +208,9 @@ class Plans:
             ref.table.replace(exp.Table(this=exp.to_identifier(scan, quoted=True), alias=alias))
         for marker, node in placeholders.values():
             marker.replace(node)
-        exclude = q["exclude_seen"]
-        return Lookup(ref.model, kind,
-                      q["n_recommendations"] or model.options.get("n_recommendations") or 10,
-                      RECOMMENDER_TYPES[kind].exclude_seen if exclude is None else exclude, q,
-                      approx.Search(q["approximate"], q["nprobe"]), keys, targets, scan, tree.sql(dialect="duckdb"),
-                      _scans_allowed(catalog.session),
-                      model.options.get("cold_start") == "features" and model.side(RECOMMENDER_TYPES[kind].key).features is not None,
-                      bind, max((m.meta["param"] + 1 for m, _ in placeholders.values()), default=0),
+        return Lookup(ref.model, queries.ask(model, q, where), keys, targets, scan, tree.sql(dialect="duckdb"),
+                      _scans_allowed(catalog.session), bind,
+                      max((m.meta["param"] + 1 for m, _ in placeholders.values()), default=0),
                       any(node.name.isdigit() for _, node in placeholders.values()))
 
 
@@ -243,19 +225,13 @@ def _mark_placeholders(tree: exp.Expression, params: Any) -> dict[str, tuple[exp
     if any(n and not n.isdigit() for n in names) or (any(names) and not all(names)):
         return None
     marks: dict[str, tuple[exp.Literal, exp.Expression]] = {}
-    for i, node in enumerate(found):
-        marker = exp.Literal.string(f"__sqlrec_param_{i}_{_TAG}__")
-        node.replace(marker)
-        marks[marker.this] = (marker, node)
-    text = tree.sql(dialect="duckdb")
-    order = sorted(marks, key=text.find)
     count = len(params) if params is not None else 0
-    for rank, key in enumerate(order):
-        marker, node = marks[key]
+    for marker, node, rank in rewrite.mark_placeholders(tree):
         index = int(node.name) - 1 if node.name.isdigit() else rank
         if index >= count:
             return None
         marker.meta["param"] = index
+        marks[marker.this] = (marker, node)
     return marks
 
 

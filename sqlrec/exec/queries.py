@@ -9,20 +9,22 @@ written.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
 
+import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
 from sqlrec.numeric import approx
-from sqlrec.models import attributes, ratings
+from sqlrec.models import attributes
 from sqlrec.exec import coldstart, pushdown, rewrite, streaming, views
 from sqlrec.exec.compat import mlfunctions
 from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import BinderException, CatalogException, ProgrammingError, QueryError, did_you_mean
-from sqlrec.models.model import RECOMMENDER_TYPES, Model
+from sqlrec.models.model import RECOMMENDER_TYPES, Model, Ranking
 from sqlrec.store.session import Session
 from sqlrec.sql import OPTIONS_ARG, Query, Statement, parse_select, parse_statement
 
@@ -31,9 +33,10 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.I)
 
 
 def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: list[str],
-        cancelled: Cancelled = lambda: False, prefix: str = "") -> None:
+        cancelled: Cancelled = lambda: False, prefix: str = "", scored: list[int] | None = None) -> None:
     """Run the query (behind `prefix`, e.g. EXPLAIN); its result is left pending on the session's
-    handle. The relations registered for it are appended to `registered` (released after it)."""
+    handle. The relations registered for it are appended to `registered` (released after it), the
+    keys each model reference scored to `scored`."""
     view = _view_created(st)
     as_written = view.expression.sql(dialect="sqlrec") if view is not None else None
     views.expand(session, catalog, st.tree)  # a read of a view over models reads its query
@@ -62,7 +65,8 @@ def run(session: Session, catalog: Catalog, st: Query, params: Any, registered: 
             registered.append(session.register("rel", attributes.ATTRIBUTES[ref.attribute](model)))
             ref.table.replace(exp.Table(this=exp.to_identifier(registered[-1]), alias=alias))
             continue
-        rel = recommendations(session, model, ref, cancelled, stream=streaming.streamable(session, tree, ref.table))
+        rel = recommendations(session, model, ref, cancelled, stream=streaming.streamable(session, tree, ref.table),
+                              scored=scored)
         if isinstance(rel, streaming.RecsStream):
             streams.append(rel)
         registered.append(session.register("rel", rel.reader if isinstance(rel, streaming.RecsStream) else rel))
@@ -80,14 +84,15 @@ def _load(catalog: Catalog, ref: rewrite.ModelRef) -> Model:
 
 
 def passthrough(session: Session, catalog: Catalog, st: Statement, params: Any, registered: list[str],
-                cancelled: Cancelled) -> None:
+                cancelled: Cancelled, scored: list[int] | None = None) -> None:
     """A statement sqlglot does not know runs in DuckDB as written; EXPLAIN of a query over a
     model explains the query DuckDB really runs (over the computed relation)."""
     explain = _EXPLAIN.match(st.text)
     if explain:
         inner = parse_statement(st.text[explain.end():])
         if isinstance(inner, Query) and rewrite.find_model_refs(inner.tree, catalog.exists):
-            return run(session, catalog, inner, params, registered, cancelled, prefix=st.text[:explain.end()])
+            return run(session, catalog, inner, params, registered, cancelled, prefix=st.text[:explain.end()],
+                       scored=scored)
     mlfunctions.check_unparsed(st.text)
     session.run(st.text, params)
 
@@ -228,11 +233,22 @@ def _check_bound(model: Model, kind: str, ref: rewrite.ModelRef, keys: list[Any]
         f"IN (SELECT ...), OR of those, and joins ON {ref.alias}.{column} = t.{column}; add one, {allow}")
 
 
-def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cancelled: Cancelled = lambda: False,
-                    stream: bool = False) -> pa.Table | streaming.RecsStream:
-    """The reference's rows; with `stream`, every key's rows come as a RecsStream (sqlrec.exec.streaming)."""
-    where = f"SELECT FROM {model.name}"
-    q = options_of(ref, where)
+@dataclass(frozen=True)
+class Ask:
+    """A model reference's query options resolved against its model (see ask): what is ranked,
+    how many rows per key, whether seen targets are dropped, the search, and the options as
+    resolved (cold start reads its own: interactions, user_features, item_features)."""
+
+    kind: str
+    k: int
+    exclude_seen: bool
+    search: approx.Search
+    options: dict[str, Any]
+
+
+def ask(model: Model, q: dict[str, Any], where: str) -> Ask:
+    """The query options `q` (resolved: options_of, sqlrec.sql.options.QUERY_OPTIONS) with their
+    defaults for `model`; the one place they are applied, for every path."""
     kind = q["recommender_type"]
     if kind == "rating":
         unused = [o for o in ("n_recommendations", "exclude_seen", "candidates", "user_features", "item_features",
@@ -240,29 +256,88 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
         if unused:
             raise QueryError(f"{where} USING: option {unused[0]} does not apply to recommender_type 'rating' "
                              "(it predicts exactly the asked pairs, seen or not, of known ids)")
-        return ratings.predict(model, _keys(session, model, "user_item", ref, where),
-                               _targets(model, "user_item", ref, where), where)
-    skipped: list[str] = []
-    keys = _keys(session, model, kind, ref, where, skipped)
-    bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]
-    _check_bound(model, kind, ref, keys, bound, where, skipped)
-    k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
+        return Ask(kind, 0, False, approx.Search(), q)
     exclude = q["exclude_seen"]
-    if exclude is None:
-        exclude = RECOMMENDER_TYPES[kind].exclude_seen
+    return Ask(kind, model.n_recommendations(q["n_recommendations"]),
+               RECOMMENDER_TYPES[kind].exclude_seen if exclude is None else exclude,
+               approx.Search(q["approximate"], q["nprobe"]), q)
+
+
+Rows = pa.Table | streaming.RecsStream | dict[str, np.ndarray]
+
+
+def recommend(session: Session, model: Model, asked: Ask, keys: list[Any] | None, *,
+              targets: list[Any] | None = None, candidates: list[Any] | None = None, where: str | None = None,
+              cancelled: Cancelled = lambda: False, stream: bool = False, columns: bool = False,
+              scored: list[int] | None = None) -> Rows:
+    """Recommendations of model `model` for keys `keys` (ids of the key side of asked.kind; None:
+    every key the model knows, or the ids the query's interactions / features give) with the query
+    options `asked` (see ask): the one function that computes a model reference's rows, for the
+    full path (recommendations), for plans (sqlrec.exec.plans) and for callers outside SQL.
+
+    `targets` limits the ranked targets to those ids (a filter on the target column), `candidates`
+    to those items (USING candidates, its query already run by the caller). For 'rating', `keys`
+    are the users and `targets` the items whose pairs are predicted. Unknown keys get vectors from
+    cold start (sqlrec.exec.coldstart) or the fallback. With `stream`, every key's rows come as a
+    RecsStream scored batch by batch; with `columns`, one known key's rows may come as numpy
+    columns (Model.one_key_columns: DuckDB's quickest read by replacement scan). `scored` gets the
+    number of keys each call scored (Ranking.scored): what pushdown saved, per statement. The
+    SELECT-only parts stay with the caller: finding the keys, the max_scored bound, the version."""
+    where = where or f"SELECT FROM {model.name}"
+    if asked.kind == "rating":
+        ranking = model.predict_ratings(keys, targets, where)
+    else:
+        keys, cold = coldstart.prepare(session, model, asked.kind, keys, asked.options, where)
+        if stream and keys is None and cold is None:
+            return streaming.RecsStream(_counted(model.rank_all(
+                asked.kind, asked.k, exclude_seen=asked.exclude_seen, candidates=candidates, where=where,
+                cancelled=cancelled, targets=targets, batch_keys=streaming.batch_keys(asked.k),
+                search=asked.search), scored))
+        if columns and keys is not None and len(keys) == 1 and targets is None and cold is None and candidates is None:
+            rows = model.one_key_columns(RECOMMENDER_TYPES[asked.kind], keys[0], asked.k,
+                                         exclude_seen=asked.exclude_seen, search=asked.search,
+                                         cancelled=cancelled, where=where)
+            if rows is not None:
+                if scored is not None:
+                    scored.append(1)
+                return rows
+        ranking = model.rank(asked.kind, keys, asked.k, exclude_seen=asked.exclude_seen, candidates=candidates,
+                             cold=cold, where=where, cancelled=cancelled, targets=targets, search=asked.search)
+    if scored is not None:
+        scored.append(ranking.scored)
+    return ranking.rows
+
+
+def _counted(rankings: Iterator[Ranking], scored: list[int] | None) -> Iterator[pa.Table]:
+    """The rankings' tables; each one's scored keys counted as DuckDB asks for it."""
+    for ranking in rankings:
+        if scored is not None:
+            scored.append(ranking.scored)
+        yield ranking.rows
+
+
+def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cancelled: Cancelled = lambda: False,
+                    stream: bool = False, scored: list[int] | None = None) -> pa.Table | streaming.RecsStream:
+    """The reference's rows (the full path); with `stream`, every key's rows come as a RecsStream
+    (sqlrec.exec.streaming)."""
+    where = f"SELECT FROM {model.name}"
+    asked = ask(model, options_of(ref, where), where)
+    if asked.kind == "rating":
+        keys = _keys(session, model, "user_item", ref, where)
+        return cast(pa.Table, recommend(session, model, asked, keys, targets=_targets(model, "user_item", ref, where),
+                                        where=where, scored=scored))
+    skipped: list[str] = []
+    keys = _keys(session, model, asked.kind, ref, where, skipped)
+    q = asked.options
+    bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]
+    _check_bound(model, asked.kind, ref, keys, bound, where, skipped)
     candidates = None
     if q["candidates"] is not None:
         sql = parse_select(q["candidates"], f"{where} USING: option candidates")
         candidates = [r[0] for r in session.rows(sql, where=f"{where}: USING candidates query failed")]
-    targets = _targets(model, kind, ref, where)
-    keys, cold = coldstart.prepare(session, model, kind, keys, q, where)
-    search = approx.Search(q["approximate"], q["nprobe"])
-    if stream and keys is None and cold is None:
-        return streaming.RecsStream(model.recommend_all(kind, k, exclude_seen=exclude, candidates=candidates,
-                                                        where=where, cancelled=cancelled, targets=targets,
-                                                        batch_keys=streaming.batch_keys(k), search=search))
-    return model.recommend(kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold, where=where,
-                           cancelled=cancelled, targets=targets, search=search)
+    rows = recommend(session, model, asked, keys, targets=_targets(model, asked.kind, ref, where),
+                     candidates=candidates, where=where, cancelled=cancelled, stream=stream, scored=scored)
+    return cast("pa.Table | streaming.RecsStream", rows)  # numpy columns come only where asked for
 
 
 def _targets(model: Model, kind: str, ref: rewrite.ModelRef, where: str) -> list[Any] | None:

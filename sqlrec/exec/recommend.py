@@ -1,11 +1,11 @@
 """Recommendations asked for with Python values (sqlrec.api's recommend), not with SQL text.
 
 `recommend` does with a model name, a kind and key values what a query
-``SELECT * FROM m WHERE key IN (...) USING ...`` does with them (sqlrec.exec.queries, its
-`recommendations` and what `run` does around it): the same option table and bounds, the same
-max_scored bound, cold start for unknown keys and fold-in of liked items (sqlrec.exec.coldstart),
-the same scoring, and the rows handed to DuckDB cast back to the model's id types
-(queries.typed_select). So its result is that query's: columns, order, ties, types, values.
+``SELECT * FROM m WHERE key IN (...) USING ...`` does with them: the same option table and
+bounds, the same max_scored bound, and the same function computes the rows (queries.ask for the
+options' defaults, queries.recommend for cold start, fold-in of liked items and scoring); the
+rows are handed to DuckDB cast back to the model's id types (queries.typed_select). So its
+result is that query's: columns, order, ties, types, values.
 
 The only SQL it runs is the model path's own: the registered rows read back through DuckDB, and
 a new user's liked items read as the fold-in's interactions. `training_items` and `item_counts`
@@ -22,11 +22,9 @@ import numpy as np
 import pyarrow as pa
 
 from sqlrec.errors import QueryError
-from sqlrec.exec import coldstart, queries
+from sqlrec.exec import queries
 from sqlrec.exec.router import Context
-from sqlrec.models import ratings
 from sqlrec.models.model import RECOMMENDER_TYPES, Model, Side
-from sqlrec.numeric import approx
 from sqlrec.sql import options as opts
 
 # The argument that carries each side's ids (users=, items=).
@@ -77,28 +75,24 @@ def recommend(ctx: Context, request: Request) -> Answer:
     q = opts.resolve({"recommender_type": request.kind, "n_recommendations": request.k,
                       "exclude_seen": request.exclude_seen, "approximate": request.approximate,
                       "nprobe": request.nprobe, "max_scored": request.max_scored}, opts.QUERY_OPTIONS, where)
-    new_user = None
+    new_user, keys, targets, candidates = None, None, None, None
     if request.kind == "rating":
-        rows = _ratings(model, request, where)
+        _check_rating(request, where)
+        keys = _ids(model.side("user"), request.users, "users", where)
+        targets = _ids(model.side("item"), request.items, "items", where)
     else:
-        spec = RECOMMENDER_TYPES[request.kind]
-        key = model.side(spec.key)
-        keys = _ids(key, _given(request, spec.key), ARGUMENT[spec.key], where)
+        key = model.side(RECOMMENDER_TYPES[request.kind].key)
+        keys = _ids(key, _given(request, key.name), ARGUMENT[key.name], where)
         targets = _targets(model, request, where)
         if request.liked is not None:
             new_user, q["interactions"] = _liked(ctx, model, request, where)
         else:
             _check_bound(key, keys, q["max_scored"], where)
-        exclude = q["exclude_seen"]
-        if exclude is None:
-            exclude = spec.exclude_seen
-        candidates = None if request.candidates is None else _ids(model.side("item"), request.candidates,
-                                                                   "candidates", where)
-        keys, cold = coldstart.prepare(session, model, request.kind, keys, q, where)
-        k = q["n_recommendations"] or model.options.get("n_recommendations") or 10
-        rows = model.recommend(request.kind, keys, k, exclude_seen=exclude, candidates=candidates, cold=cold,
-                               where=where, cancelled=ctx.cancelled, targets=targets,
-                               search=approx.Search(q["approximate"], q["nprobe"]))
+        if request.candidates is not None:
+            candidates = _ids(model.side("item"), request.candidates, "candidates", where)
+    # the same rows as the query's: one function computes every model reference's rows
+    rows = queries.recommend(session, model, queries.ask(model, q, where), keys, targets=targets,
+                             candidates=candidates, where=where, cancelled=ctx.cancelled, scored=ctx.scored)
     ctx.registered.append(session.register("rel", rows))
     session.run(_typed_sql(model, rows.column_names, ctx.registered[-1]))
     return Answer(model.name, model.version, request.kind, list(rows.column_names), new_user)
@@ -194,8 +188,9 @@ def _targets(model: Model, request: Request, where: str) -> list[Any] | None:
     return _ids(model.side(other), given, ARGUMENT[other], where)
 
 
-def _ratings(model: Model, request: Request, where: str) -> pa.Table:
-    """kind 'rating': the predicted rating of every asked (user, item) pair of known ids."""
+def _check_rating(request: Request, where: str) -> None:
+    """kind 'rating' predicts exactly the asked (user, item) pairs: the ranking's arguments do not
+    apply, and items must be given (named as the Python arguments, not as USING options)."""
     unused = [name for name, value in (("k", request.k), ("exclude_seen", request.exclude_seen),
                                        ("candidates", request.candidates), ("liked", request.liked),
                                        ("approximate", request.approximate), ("nprobe", request.nprobe),
@@ -206,8 +201,6 @@ def _ratings(model: Model, request: Request, where: str) -> pa.Table:
     if request.items is None:
         raise QueryError(f"{where}: kind 'rating' predicts given pairs: give items too, e.g. "
                          "users=[1], items=[1, 2]")
-    return ratings.predict(model, _ids(model.side("user"), request.users, "users", where),
-                           _ids(model.side("item"), request.items, "items", where), where)
 
 
 def _check_bound(key: Side, keys: list[Any] | None, max_scored: int | None, where: str) -> None:

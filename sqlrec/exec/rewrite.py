@@ -7,6 +7,7 @@ clause stays as written and DuckDB applies it.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,32 @@ class ModelRef:
         return self.table.alias_or_name
 
 
+# In marker literals (mark_placeholders): no query text holds it.
+_TAG = uuid.uuid4().hex[:12]
+
+
+def mark_placeholders(tree: exp.Expression) -> list[tuple[exp.Literal, exp.Expression, int]]:
+    """Swap each ? / $n / $name placeholder of `tree` for a marker string literal, in place:
+    (marker, the placeholder, its rank in the statement's text) per placeholder, in tree order.
+
+    DuckDB binds `?` in text order, which is not always sqlglot's tree order: the tree is printed
+    and the markers' positions read back. It is printed in sqlrec's dialect, which writes ML.*
+    calls with their input queries where they stand, so a statement whose parts are computed
+    apart (sqlrec.exec.compat.mlfunctions) binds as DuckDB would bind the whole text."""
+    found = list(tree.find_all(exp.Placeholder, exp.Parameter))
+    if not found:
+        return []
+    markers = []
+    for i, node in enumerate(found):
+        marker = exp.Literal.string(f"__sqlrec_param_{i}_{_TAG}__")
+        node.replace(marker)
+        markers.append(marker)
+    text = tree.sql(dialect="sqlrec")
+    order = sorted(range(len(found)), key=lambda i: text.find(markers[i].this))
+    rank = {i: r for r, i in enumerate(order)}
+    return [(markers[i], found[i], rank[i]) for i in range(len(found))]
+
+
 def inline_parameters(tree: exp.Expression, params: Any) -> exp.Expression:
     """Replace ? / $n / $name placeholders by literals, in the order DuckDB would bind them.
 
@@ -45,37 +72,29 @@ def inline_parameters(tree: exp.Expression, params: Any) -> exp.Expression:
     if params is None:
         raise ProgrammingError(f"the statement has {len(placeholders)} placeholders but no parameters were given")
     if isinstance(params, dict):
-        def value_of(node: exp.Expression, _pos: int) -> Any:
+        slots = [(node, node, 0) for node in placeholders]
+
+        def value_of(node: exp.Expression, _rank: int) -> Any:
             name = node.name
             if name not in params:
                 raise ProgrammingError(f"no value for parameter ${name}")
             return params[name]
     else:
         params = list(params)
-        # Text order decides binding: print with numbered markers and read their order back.
-        markers = {}
-        for i, node in enumerate(placeholders):
-            marker = exp.Literal.string(f"__sqlrec_param_{i}__")
-            markers[i] = node
-            node.replace(marker)
-            placeholders[i] = marker
-        text = tree.sql(dialect="duckdb")
-        order = sorted(range(len(placeholders)), key=lambda i: text.find(f"__sqlrec_param_{i}__"))
-        rank = {i: r for r, i in enumerate(order)}
-        explicit = all(markers[i].name.isdigit() for i in markers)  # $1, $2 style
+        slots = mark_placeholders(tree)
+        explicit = all(node.name.isdigit() for _, node, _ in slots)  # $1, $2 style
         if len(params) != len(placeholders) and not explicit:
             raise ProgrammingError(f"the statement has {len(placeholders)} placeholders but {len(params)} parameters were given")
 
-        def value_of(node: exp.Expression, pos: int) -> Any:
-            original = markers[pos]
-            index = int(original.name) - 1 if explicit and original.name else rank[pos]
+        def value_of(node: exp.Expression, rank: int) -> Any:
+            index = int(node.name) - 1 if explicit and node.name else rank
             if not 0 <= index < len(params):
                 raise ProgrammingError(f"no value for parameter {index + 1}")
             return params[index]
-    for pos, node in enumerate(placeholders):
-        value = value_of(node, pos)
+    for pos, (spot, node, rank) in enumerate(slots):
+        value = value_of(node, rank)
         try:
-            node.replace(exp.convert(value))
+            spot.replace(exp.convert(value))
         except ValueError as exc:  # sqlglot has no literal for it (an object, a set...)
             raise ProgrammingError(f"parameter {pos + 1}: cannot bind a value of type {type(value).__name__} "
                                    "(use numbers, strings, booleans, dates, None or lists of those)") from exc

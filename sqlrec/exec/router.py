@@ -49,6 +49,7 @@ class Context:
     catalog: Catalog
     cancel: threading.Event
     registered: list[str] = field(default_factory=list)
+    scored: list[int] = field(default_factory=list)  # keys scored per model reference (Router.scored)
 
     def cancelled(self) -> bool:
         return self.cancel.is_set()
@@ -77,7 +78,7 @@ def _finetune(ctx: Context, st: Finetune, params: Any) -> pa.Table:
 
 
 def _query(ctx: Context, st: Query, params: Any) -> None:
-    queries.run(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
+    queries.run(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled, scored=ctx.scored)
 
 
 def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
@@ -119,6 +120,8 @@ class Router:
         self._registered: dict[int, tuple[Session, list[str]]] = {}
         # Per DuckDB handle: Arrow tables its last statement reads by replacement scan (sqlrec.exec.plans).
         self._kept: dict[int, list] = {}
+        # Per DuckDB handle: the keys its last statement's model references scored (see scored).
+        self._scored: dict[int, list[int]] = {}
         self._plans = Plans()
 
     def catalog(self, session: Session | None = None) -> Catalog:
@@ -128,6 +131,13 @@ class Router:
     def model(self, name: str, session: Session | None = None) -> Model:
         """The active version of a model, loaded (and cached) for scoring."""
         return self.catalog(session).load(name, "loading a model")
+
+    def scored(self, session: Session | None = None) -> int:
+        """Keys the last statement run on `session` (the connection's own by default) scored,
+        over its model references: known keys and cold keys with vectors, not the fallback's.
+        What pushdown saves shows here (a filter on the key scores its keys, not every key); a
+        streamed result counts its batches as they are read."""
+        return sum(self._scored.get(id((session or self.session).duck), ()))
 
     def interrupt(self, session: Session | None = None) -> None:
         """Cancel the statements running now: on `session` only, or on every cursor of the connection."""
@@ -174,8 +184,10 @@ class Router:
         keep: list = []
         self._registered[id(session.duck)] = (session, registered)
         self._kept[id(session.duck)] = keep
+        scored: list[int] = []
+        self._scored[id(session.duck)] = scored
         with self._cancel_flag(session) as cancel:
-            return plan.run(session, catalog, params, registered, keep, cancel.is_set)
+            return plan.run(session, catalog, params, registered, keep, cancel.is_set, scored)
 
     @contextmanager
     def statement(self, session: Session) -> Iterator[Context]:
@@ -218,8 +230,9 @@ class Router:
         if isinstance(st, Describe) and not (st.explicit or ctx.catalog.exists(st.name)):
             entry = None  # DESCRIBE t of a table is DuckDB's
         self._registered[id(ctx.session.duck)] = (ctx.session, ctx.registered)
+        self._scored[id(ctx.session.duck)] = ctx.scored
         if entry is None:
-            return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
+            return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled, ctx.scored)
         command, writes = entry
         if writes and self.read_only:
             raise ProgrammingError(f"{st.text.split()[0].upper()}: the database is open read-only")
@@ -231,6 +244,7 @@ class Router:
     def release(self, session: Session) -> None:
         """Drop the relations registered for the previous statement on this handle."""
         self._kept.pop(id(session.duck), None)
+        self._scored.pop(id(session.duck), None)
         owner, names = self._registered.pop(id(session.duck), (session, []))
         for name in names:
             owner.unregister(name)

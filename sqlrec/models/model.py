@@ -5,7 +5,10 @@ factors) and derives, once and on itself, what scoring needs: hash indexes from 
 position, unit vectors for similarity, the seen matrix from the item side, the fold-in scale.
 ``Model.recommend`` is the one entry for the four recommender types and for cold start: the
 caller hands it vectors for unknown ids (sqlrec.exec.coldstart builds them) and it scores known
-keys, covered unknown keys and the popularity fallback alike. No DuckDB here.
+keys, covered unknown keys and the popularity fallback alike. One known key takes a shorter road
+to the same rows (``Model.one_key_table``); recommender_type 'rating' scores given pairs
+(``Model.predict_ratings``). Everything that scores reads the Model and nothing here reads back
+from a module that needs it: the dependency goes one way. No DuckDB here.
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import scipy.sparse as sp
 
-from sqlrec.numeric import approx
-from sqlrec.models import fallback, onekey
+from sqlrec.numeric import approx, scoring
 from sqlrec.errors import QueryError, UnknownIdError
 from sqlrec.engines import Handler
-from sqlrec.numeric.lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, typed
+from sqlrec.numeric.lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, take, typed
 from sqlrec.numeric.scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
 SIDES = ("user", "item")
@@ -34,6 +36,8 @@ OTHER = {"user": "item", "item": "user"}
 # Fold-in ridge, in units of the mean squared norm of the fixed side's vectors; measured on
 # MovieLens (bench/coldstart.py): 1 to 10 all beat popularity, 10 was best.
 FOLD_IN_L2 = 10.0
+# Rows per key when neither the query nor the model's n_recommendations says (Model.n_recommendations).
+DEFAULT_N_RECOMMENDATIONS = 10
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,37 @@ class Side:
         positions = self.index.get_indexer(keys.to_pandas()) if len(keys) else np.zeros(0, np.int64)
         return keys, np.asarray(positions, np.int64)
 
+    def blank(self, pos: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Known ids that only the catalogue gave (options users / items) and no feature scores: nothing
+        was learned about them, so they get the fallback as unknown ids do (never cold_start's error)."""
+        blank = np.zeros(len(pos), bool)
+        if f"n_catalogue_only_{self.name}s" not in self.model.info or not known.any():
+            return blank
+        rows, indptr = pos[known], self.seen.indptr
+        empty = (indptr[rows + 1] == indptr[rows]) & (self.features is None or ~self.factors[0][rows].any(axis=1))
+        blank[np.flatnonzero(known)[empty]] = True
+        return blank
+
+    def popular(self, key_positions: np.ndarray, k: int, cand_idx: np.ndarray | None) -> tuple:
+        """This side's most popular ids (items; most active users) as every unknown key's list: the
+        cold_start fallback, with request positions `key_positions`."""
+        pop = self.popularity
+        allowed = np.arange(len(pop)) if cand_idx is None else cand_idx
+        top = allowed[np.lexsort((allowed, -pop[allowed]))][:k]
+        n = len(key_positions)
+        return (np.repeat(key_positions, len(top)), self.ids.take(pa.array(np.tile(top, n))),
+                np.tile(pop[top], n).astype(np.float32), np.tile(np.arange(1, len(top) + 1), n))
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The rows one call computed, and how many keys it scored: known keys and cold keys with
+    vectors (the fallback's keys cost no scoring). Per call, so that what pushdown saves is
+    visible per statement (sqlrec.exec.queries.recommend) without a counter on the shared model."""
+
+    rows: pa.Table
+    scored: int
+
 
 @dataclass(eq=False)
 class Model:
@@ -205,8 +240,6 @@ class Model:
     train_seconds: float = 0.0
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     index_arrays: dict[str, np.ndarray] = field(default_factory=dict)  # sqlrec.numeric.approx's stored clustering
-    # Query rows scored since the model was loaded: what pushdown saves is visible (tests, bench).
-    n_scored: int = field(default=0, compare=False)
     # Whether SQL stored in the model (its feature sources) may run: true when this connection
     # trained it or was opened with trust_stored_sql; a file from elsewhere never runs its SQL.
     trusted: bool = field(default=False, compare=False)
@@ -239,6 +272,12 @@ class Model:
     def key_column(self, kind: str) -> str:
         return self.side(RECOMMENDER_TYPES[kind].key).column
 
+    def n_recommendations(self, asked: int | None = None) -> int:
+        """Rows per key: the number asked for (a query's n_recommendations, EXPORT's, PREDICT's
+        nrec, EVALUATE's k), else the model's n_recommendations, else DEFAULT_N_RECOMMENDATIONS.
+        The one place this default is decided."""
+        return asked or self.options.get("n_recommendations") or DEFAULT_N_RECOMMENDATIONS
+
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
                   where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
@@ -250,15 +289,24 @@ class Model:
         one the model knows and the key may have (exclude_seen, self-similarity) gets a row,
         ranked among them, k ignored. `cancelled` is asked between scoring chunks
         (sqlrec.errors.Cancelled when it says so). `search`: USING approximate / nprobe."""
+        return self.rank(kind, keys, k, exclude_seen=exclude_seen, candidates=candidates, cold=cold, where=where,
+                         cancelled=cancelled, targets=targets, span=span, search=search).rows
+
+    def rank(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
+             candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
+             where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
+             targets: Sequence[Any] | None = None, span: tuple[int, int] | None = None,
+             search: approx.Search | None = None) -> Ranking:
+        """recommend()'s rows, with the number of keys scored for them."""
         if kind not in self.handler.recommender_types:
             raise QueryError(
                 f"{where}: engine {self.engine!r} does not support recommender_type {kind!r} "
                 f"(supported: {', '.join(self.handler.recommender_types)})")
         spec = RECOMMENDER_TYPES[kind]
         if keys is not None and len(keys) == 1 and cold is None and candidates is None and targets is None and (
-                rows := onekey.table(self, spec, keys[0], k, exclude_seen=exclude_seen, search=search,
-                                     cancelled=cancelled, where=where)) is not None:
-            return rows
+                one := self.one_key_table(spec, keys[0], k, exclude_seen=exclude_seen, search=search,
+                                          cancelled=cancelled, where=where)) is not None:
+            return Ranking(one, 1)
         key, target = self.side(spec.key), self.side(spec.target)
         key_ids, pos, known, unknown, cold_rows = self._keys(key, keys, span, cold, where)
         cand_idx = self._allowed(spec, kind, candidates, targets, where)
@@ -280,16 +328,16 @@ class Model:
             parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
                                         cancelled, top))
         if unknown.any():
-            parts.append(fallback.popular(target, np.flatnonzero(unknown), k, cand_idx))
+            parts.append(target.popular(np.flatnonzero(unknown), k, cand_idx))
         key_rows = np.concatenate([p[0] for p in parts])
         order = np.lexsort((np.concatenate([p[3] for p in parts]), key_rows))  # request order, then rank
         same = len(parts) == 1 and bool((order == np.arange(len(order))).all())  # one key's list: as is
-        return pa.table([
+        return Ranking(pa.table([
             key_ids.take(pa.array(key_rows[order])),
             parts[0][1] if same else pa.concat_arrays([p[1] for p in parts]).take(pa.array(order)),
             pa.array(np.concatenate([p[2] for p in parts])[order].astype(np.float32, copy=False)),
             pa.array(np.concatenate([p[3] for p in parts])[order].astype(np.int32)),
-        ], names=self.columns(kind))
+        ], names=self.columns(kind)), int(len(rows) + len(covered)))
 
     def _keys(self, key: Side, keys: Sequence[Any] | None, span: tuple[int, int] | None, cold: ColdVectors | None,
               where: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -309,20 +357,79 @@ class Model:
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
                 f"{' and more' if len(missing) > 10 else ''} (the model's cold_start option is 'error')")
-        blank = fallback.blank(key, pos, known)
+        blank = key.blank(pos, known)
         return key_ids, pos, known & ~blank, unknown | blank, cold_rows
 
-    def recommend_all(self, kind: str, k: int, *, exclude_seen: bool, candidates: Sequence[Any] | None = None,
-                      where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
-                      targets: Sequence[Any] | None = None, batch_keys: int = 32_768,
-                      search: approx.Search | None = None) -> Iterator[pa.Table]:
-        """recommend(kind, None, ...) in tables of batch_keys keys each, scored as they are asked
+    def rank_all(self, kind: str, k: int, *, exclude_seen: bool, candidates: Sequence[Any] | None = None,
+                 where: str = "SELECT", cancelled: Callable[[], bool] | None = None,
+                 targets: Sequence[Any] | None = None, batch_keys: int = 32_768,
+                 search: approx.Search | None = None) -> Iterator[Ranking]:
+        """rank(kind, None, ...) in tables of batch_keys keys each, scored as they are asked
         for: all rows of a large model are never held at once."""
         n = len(self.side(RECOMMENDER_TYPES[kind].key).ids) if kind in RECOMMENDER_TYPES else 0
         for a in range(0, max(n, 1), batch_keys):
-            yield self.recommend(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
-                                 cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)),
-                                 search=search)
+            yield self.rank(kind, None, k, exclude_seen=exclude_seen, candidates=candidates, where=where,
+                            cancelled=cancelled, targets=targets, span=(a, min(a + batch_keys, n)), search=search)
+
+    # One known key (a user's query by its id), scored by scoring.top_one. The general path above
+    # looks keys up in bulk, scores known, cold and unknown keys apart and orders several keys'
+    # lists: for one known key that bookkeeping costs about as much as scoring it. These give the
+    # same rows from the same GEMV and selection (bit for bit: tests/test_onekey.py), as the Arrow
+    # table rank() returns, or as numpy columns for sqlrec.exec.plans: with the caches cold after
+    # the GEMV, DuckDB scans ten rows from numpy arrays ~0.15 ms sooner than from an Arrow table,
+    # and no table is built (bench/README, item 1).
+
+    def one_key_table(self, spec: RecommenderType, value: Any, k: int, *, exclude_seen: bool,
+                      search: approx.Search | None, cancelled: Callable[[], bool] | None,
+                      where: str) -> pa.Table | None:
+        """recommend(spec.name, [value], k, ...)'s table; None where its general path must answer
+        (an unknown or catalogue-only key, similarity, an approximate index)."""
+        top = self._one_key_top(spec, value, k, exclude_seen, search, cancelled, where)
+        if top is None:
+            return None
+        key_ids, cols, scores, ranks = top
+        return pa.table([take(key_ids, np.zeros(len(ranks), np.int64)), take(self.side(spec.target).ids, cols),
+                         pa.array(scores), pa.array(ranks)], names=self.columns(spec.name))
+
+    def one_key_columns(self, spec: RecommenderType, value: Any, k: int, *, exclude_seen: bool,
+                        search: approx.Search | None, cancelled: Callable[[], bool] | None,
+                        where: str) -> dict[str, np.ndarray] | None:
+        """one_key_table()'s rows as numpy columns, where DuckDB reads those as it reads the table's
+        Arrow columns: integer ids without nulls, scores without NaN (DuckDB reads a numpy NaN as
+        NULL). None otherwise, or where one_key_table() has none."""
+        key, target = self.side(spec.key).ids, self.side(spec.target).ids
+        if not (_plain_ids(key) and _plain_ids(target)):
+            return None
+        top = self._one_key_top(spec, value, k, exclude_seen, search, cancelled, where)
+        if top is None or np.isnan(top[2]).any():
+            return None
+        key_ids, cols, scores, ranks = top
+        names = self.columns(spec.name)
+        return {names[0]: np.repeat(key_ids.to_numpy(), len(ranks)), names[1]: target.to_numpy()[cols],
+                names[2]: scores, names[3]: ranks}
+
+    def _one_key_top(self, spec: RecommenderType, value: Any, k: int, exclude_seen: bool,
+                     search: approx.Search | None, cancelled: Callable[[], bool] | None, where: str
+                     ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(the key id as the id column's type, target positions, scores, ranks int32) of the rows."""
+        if spec.similarity or spec.name not in self.handler.recommender_types:
+            return None
+        key, target = self.side(spec.key), self.side(spec.target)
+        if plain_ints([value], key.ids.type):  # the id at its position is the value, typed
+            pos = few_positions(key.index, [value])
+            key_ids = key.ids.slice(max(int(pos[0]), 0), 1)
+        else:
+            key_ids, pos = key.lookup([value], where)
+        # after the look-up, as in the general path: an unknown key's error comes before the index's
+        if (p := int(pos[0])) < 0 or key.blank(pos, pos >= 0)[0] or \
+                self.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
+            return None
+        (vectors, biases), seen = key.factors, key.seen
+        idx, val = scoring.top_one(
+            np.ascontiguousarray(vectors[p:p + 1], np.float32), biases[p:p + 1], *target.factors, k,
+            exclude=seen.indices[seen.indptr[p]:seen.indptr[p + 1]] if exclude_seen else None, cancelled=cancelled)
+        keep = idx >= 0
+        return key_ids, idx[keep], val[keep], np.flatnonzero(keep).astype(np.int32) + 1  # ranks as flatten_top_k's
 
     def _allowed(self, spec: RecommenderType, kind: str, candidates: Sequence[Any] | None,
                  targets: Sequence[Any] | None, where: str) -> np.ndarray | None:
@@ -348,12 +455,33 @@ class Model:
         dots = np.einsum("ij,ij->i", np.asarray(u, np.float32)[user_idx], np.asarray(v, np.float32)[item_idx])
         return (dots + np.asarray(bu, np.float32)[user_idx] + np.asarray(bi, np.float32)[item_idx]).astype(np.float32)
 
+    def predict_ratings(self, users: Sequence[Any] | None, items: Sequence[Any] | None,
+                        where: str = "SELECT") -> Ranking:
+        """recommender_type 'rating': (user, item, rating) for every asked user (None = all) and
+        asked item the model knows, by request order of users then items. rating is the pair's
+        score, clipped to the training ratings' range for an engine that predicts ratings."""
+        if items is None:
+            raise QueryError(f"{where}: recommender_type 'rating' predicts given pairs: filter the item column "
+                             f"too, e.g. WHERE {self.user_col} = 1 AND {self.item_col} IN (1, 2)")
+        user, item = self.side("user"), self.side("item")
+        if users is None:
+            user_ids, upos = user.ids, np.arange(len(user.ids), dtype=np.int64)
+        else:
+            user_ids, upos = user.lookup(list(dict.fromkeys(users)), where)
+        item_ids, ipos = item.lookup(list(dict.fromkeys(items)), where)
+        ku, ki = np.flatnonzero(upos >= 0), np.flatnonzero(ipos >= 0)
+        uu, ii = np.repeat(ku, len(ki)), np.tile(ki, len(ku))
+        rating = self.score_pairs(upos[uu], ipos[ii])
+        if (bounds := self.handler.rating_range()) is not None:
+            rating = np.clip(rating, *bounds)
+        return Ranking(pa.table({self.user_col: user_ids.take(pa.array(uu)), self.item_col: item_ids.take(pa.array(ii)),
+                                 "rating": pa.array(rating, pa.float32())}), len(ku))
+
     def _top(self, spec: RecommenderType, q: np.ndarray, qb: np.ndarray | None, exclude: sp.spmatrix | None, k: int,
              cand_idx: np.ndarray | None, key_positions: np.ndarray, self_idx: np.ndarray | None,
              cancelled: Callable[[], bool] | None, scorer: Callable[..., tuple] = top_k) -> tuple:
         target = self.side(spec.target)
         t, tb = (target.unit, None) if spec.similarity else target.factors
-        self.n_scored += len(q)
         idx, scores = scorer(np.ascontiguousarray(q, np.float32), qb, t, tb, k, exclude=exclude,
                              candidates=cand_idx, exclude_index=self_idx, cancelled=cancelled,
                              prepared=None if len(q) <= DIRECT_ROWS else target.prepared(spec.similarity, qb is not None))
@@ -375,3 +503,7 @@ class Model:
             exclude = sp.csr_matrix((np.ones(len(idx), np.float32), idx, indptr),
                                     shape=(len(rows), len(self.side(spec.target).ids)))
         return top(spec, q, qb, exclude, k, cand_idx, key_positions, None, cancelled)
+
+
+def _plain_ids(ids: pa.Array) -> bool:
+    return pa.types.is_integer(ids.type) and not ids.null_count

@@ -40,7 +40,8 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
     changed = False
     creates_view = rewrite.created_kind(tree) == "VIEW"
     if params is not None and not creates_view and any(isinstance(t.this, SqlRecMLCall) for t in tree.find_all(exp.Table)):
-        _bind(tree, params)
+        # the whole statement's placeholders, the ML.* inputs' included, bound in text order
+        rewrite.inline_parameters(tree, params)
         changed, params = True, None
     for table in reversed(list(tree.find_all(exp.Table))):  # innermost first: a call may read another
         call = table.this
@@ -63,21 +64,6 @@ def expand(session: Session, catalog: Catalog, tree: exp.Expression, registered:
             changed = True
     changed = _drop_integrations(session, catalog, tree) or changed
     return changed and not creates_view, params
-
-
-def _bind(tree: exp.Expression, params: Any) -> None:
-    """Bind the placeholders of the whole statement in text order, the ML.* inputs' included:
-    each call stands in as a plain function over its input while rewrite prints the tree."""
-    stand_ins = []
-    for call in list(tree.find_all(SqlRecMLCall)):
-        relation = call.args.get("expression")
-        stand_in = exp.Anonymous(this="sqlrec_ml", expressions=[relation] if relation is not None else [])
-        call.replace(stand_in)
-        stand_ins.append((stand_in, call))
-    rewrite.inline_parameters(tree, params)
-    for stand_in, call in stand_ins:
-        call.set("expression", stand_in.expressions[0] if stand_in.expressions else None)
-        stand_in.replace(call)
 
 
 def _drop_integrations(session: Session, catalog: Catalog, tree: exp.Expression) -> bool:

@@ -191,7 +191,7 @@ def predict_using(session: Session, catalog: Catalog, st: PredictUsing) -> pa.Ta
     kind, id_option, score = _PREDICT_KINDS[q["predict_type"]]
     sql = parse_select(st.query, f"{where}: the AS query")
     model = catalog.load(st.name, where)
-    k = q["nrec"] or model.options.get("n_recommendations") or 10
+    k = model.n_recommendations(q["nrec"])
     rows = model.recommend(kind, [q[id_option]], k, exclude_seen=kind != "item_item", where=where)
     target = rows.column(1)
     column = model.user_col if kind == "item_user" else model.item_col
