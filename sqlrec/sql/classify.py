@@ -119,21 +119,23 @@ def _text_access(text: str, tree: exp.Expr | None, parser: DuckDBParser, depth: 
     """Plain SQL, by DuckDB's parse. A Query (sqlglot's tree, which sqlrec rewrites and runs when
     it reads a model) counts its tree too, and alone where DuckDB cannot parse the text (sqlrec's
     USING, ML.* and MODEL m: sqlrec runs the rewritten tree, never the text)."""
-    found = [] if tree is None else [_tree_access(tree)]
     try:
         parsed = parser.statements(text)
     except errors.Error:
         if tree is not None:
-            return found[0]
+            return _tree_access(tree)
         explain = _explain_access(text, parser, depth, parsed=False)
         if explain is None:
             raise
         return explain
+    found = []
     for kind, one in parsed:
         if kind == "EXPLAIN":
             found.append(_explain_access(one, parser, depth, parsed=True) or Access(WRITE, "EXPLAIN"))
         else:
             found.append(Access(DUCKDB_TYPES.get(kind, WRITE), kind))
+    if tree is not None:  # after DuckDB's: of two verdicts alike, DuckDB's names the statement
+        found.append(_tree_access(tree))
     return _strongest(found)
 
 
