@@ -25,7 +25,7 @@ from sqlrec.api import TRANSACTION
 from sqlrec.sql import split_script
 from sqlrec.serve import pgproto as pg
 from sqlrec.serve.pgauth import Scram
-from sqlrec.serve.service import Result, ServeError, Service
+from sqlrec.serve.service import Result, ServeError, Service, first_word
 
 MAX_MESSAGE = 16 << 20  # one query or Bind; bigger ones are refused before they are read
 # Session settings clients send or ask for on connect (psycopg, psql, JDBC, SQLAlchemy): kept
@@ -40,15 +40,6 @@ CLIENT_SETTINGS = {
 }
 _SET = re.compile(r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(\w+)\s*(?:=|\s+TO\s+)\s*(.+?)\s*;?\s*$", re.I | re.S)
 _SHOW = re.compile(r"^\s*SHOW\s+(\w+)\s*;?\s*$", re.I)
-_LEADING = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
-
-
-def first_word(sql: str) -> str:
-    """The statement's first word: its CommandComplete tag, and of a statement the read-only
-    rule calls transaction control, whether it begins one (BEGIN, START) or ends it. Never a
-    policy: what may run is the rule's (Service.check_allowed)."""
-    rest = _LEADING.sub("", sql, count=1)
-    return rest.split(None, 1)[0].upper() if rest.strip() else ""
 
 
 class Disconnect(Exception):
@@ -226,15 +217,14 @@ class Connection:
 
     def execute(self, sql: str, params: list[Any] | None) -> Result:
         """Run one statement under the service's rules; client settings are answered here."""
-        if self.status == b"E" and not self._ends_transaction(sql):
+        if self.status == b"E" and self.service.transaction(sql) != "end":
             raise pg.PgError("25P02", "current transaction is aborted (an earlier statement failed): ROLLBACK to go on")
         if (found := _SET.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
             return self._set(found.group(1).lower(), found.group(2))
         if (found := _SHOW.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
             name = found.group(1).lower()
             return Result([name], [(self.settings[name],)], types=["VARCHAR"])
-        # 403 for a write on a read-only server; BEGIN / COMMIT change nothing and pass (psycopg
-        # sends BEGIN by itself), what runs inside the transaction is checked on its own
+        # 403 for a write on a read-only server; BEGIN / COMMIT pass (psycopg sends BEGIN itself)
         transaction = self.service.check_allowed(sql).access == TRANSACTION
         if transaction and self.status == b"E":
             self.cur.execute("ROLLBACK")
@@ -250,14 +240,6 @@ class Connection:
         if transaction:
             self.status = b"T" if first_word(sql) in ("BEGIN", "START") else b"I"
         return result
-
-    def _ends_transaction(self, sql: str) -> bool:
-        """COMMIT, END, ROLLBACK or ABORT: all a failed transaction accepts."""
-        try:
-            transaction = self.service.check_allowed(sql).access == TRANSACTION
-        except Exception:  # noqa: BLE001 - refused or unreadable: not a transaction's end
-            return False
-        return transaction and first_word(sql) not in ("BEGIN", "START")
 
     def _set(self, name: str, value: str) -> Result:
         value = value.strip().strip("'\"")

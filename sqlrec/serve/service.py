@@ -24,10 +24,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlrec import errors
-from sqlrec.api import WRITE, Access, Cursor, connect, statement_access
+from sqlrec.api import TRANSACTION, WRITE, Access, Cursor, connect, statement_access
 from sqlrec.sql import quote_ident
 
 KEY_SIDE = {"user_item": "user", "user_user": "user", "item_item": "item", "item_user": "item"}
+_LEADING = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
 _TYPE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ,()]*$")
 
 
@@ -105,6 +106,13 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def first_word(sql: str) -> str:
+    """A statement's first word, for pgwire's command tags and for telling BEGIN from COMMIT among
+    statements the read-only rule calls transaction control; never itself a policy."""
+    rest = _LEADING.sub("", sql, count=1)
+    return rest.split(None, 1)[0].upper() if rest.strip() else ""
+
+
 class Service:
     def __init__(self, database: str, settings: Settings | None = None):
         self.settings = settings or Settings()
@@ -144,6 +152,17 @@ class Service:
             raise ServeError(403, f"{access.what or 'statement'}: the server is read-only "
                                   "(start it with --write to change the database)")
         return access
+
+    def transaction(self, sql: str) -> str | None:
+        """'begin' (BEGIN, START TRANSACTION) or 'end' (COMMIT, END, ROLLBACK, ABORT) for what the
+        read-only rule calls transaction control; None for anything else, refused or unreadable
+        text included. For pgwire's transaction states: a failed transaction takes only its end."""
+        try:
+            if self.check_allowed(sql).access != TRANSACTION:
+                return None
+        except (errors.Error, ServeError):
+            return None
+        return "begin" if first_word(sql) in ("BEGIN", "START") else "end"
 
     def run(self, cur: Cursor, sql: str, params: Any = None) -> Result:
         """Run `sql` on `cur` under the time limit; fetch at most max_rows rows."""

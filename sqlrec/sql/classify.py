@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 
 from sqlglot import exp
 
-from sqlrec import errors
+from sqlrec.errors import Error
 from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
 from sqlrec.sql.parser import READ_ONLY, parse_script, parse_statement
 from sqlrec.sql.statements import (
@@ -107,8 +107,14 @@ def statement_access(st: Statement, parser: DuckDBParser, depth: int = 0) -> Acc
     kind = MODEL_STATEMENTS.get(type(st))
     if kind is not None:
         found = [Access(kind, _model_words(st))]
-        if kind == READ:  # a read's own query (EVALUATE ... FROM (q), PREDICT ... AS q) must read too
+        if kind == READ:
+            # a read's own query (EVALUATE ... FROM (q), PREDICT ... AS q) must read too; and
+            # text DuckDB parses may reach it as written (DESCRIBE t of a table is DuckDB's)
             found += [_text_access(q, None, parser, depth) for q in _queries(st)]
+            try:
+                found.append(_text_access(st.text, None, parser, depth))
+            except Error:
+                pass  # sqlrec's syntax only (DESCRIBE MODEL m, EVALUATE ...): DuckDB never runs it
         return _strongest(found)
     if type(st) in (Query, Passthrough):
         return _text_access(st.text, st.tree if isinstance(st, Query) else None, parser, depth)
@@ -121,7 +127,7 @@ def _text_access(text: str, tree: exp.Expr | None, parser: DuckDBParser, depth: 
     USING, ML.* and MODEL m: sqlrec runs the rewritten tree, never the text)."""
     try:
         parsed = parser.statements(text)
-    except errors.Error:
+    except Error:
         if tree is not None:
             return _tree_access(tree)
         explain = _explain_access(text, parser, depth, parsed=False)
@@ -154,7 +160,7 @@ def _explain_access(text: str, parser: DuckDBParser, depth: int, parsed: bool) -
             if parsed:
                 parser.statements(start)
             inner = statement_access(parse_statement(start), parser, depth + 1)
-        except errors.Error:
+        except Error:
             continue
         what = inner.what if "EXPLAIN" in inner.what else f"{inner.what or 'a query'} under EXPLAIN"
         found.append(Access(inner.access, what))
