@@ -128,6 +128,8 @@ WRITES = [
     ("CREATE TABLE recs AS " + MODEL_QUERY, "CREATE"),
     ("INSERT INTO t " + MODEL_QUERY, "INSERT"),
     ("EVALUATE MODEL movie_rec FROM (SELECT * FROM ratings); DROP MODEL movie_rec", "DROP MODEL"),
+    # a read's own query counts: the grammar takes a WITH here, DuckDB reads an INSERT
+    ("EVALUATE MODEL movie_rec FROM (WITH x AS (SELECT 1 AS a) INSERT INTO t SELECT a FROM x)", "INSERT"),
 ]
 
 

@@ -39,7 +39,7 @@ from sqlrec.sql import (
     Query, Retrain, ShowModels,
     Statement, parse_script,
 )
-from sqlrec.sql.classify import WRITE, MODEL_STATEMENTS, statement_access
+from sqlrec.sql.classify import MODEL_STATEMENTS, WRITE, statement_access
 from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
 
 
@@ -217,7 +217,8 @@ class Router:
             return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled)
         # Read-only: a model statement that writes is refused before its command trains or
         # writes files. DuckDB's own statements meet the file's read-only mode in DuckDB, and
-        # what only this connection sees (SET, CREATE TEMP, ATTACH) stays the caller's choice.
+        # what only this connection sees (SET, CREATE TEMP, ATTACH) stays the caller's choice
+        # (sqlrec serve's table of a new user's liked items is a TEMP one).
         if self.read_only and type(st) in MODEL_STATEMENTS and statement_access(st, DuckDBParser()).access == WRITE:
             raise ProgrammingError(f"{st.text.split()[0].upper()}: the database is open read-only")
         table = command(ctx, st, params)

@@ -109,12 +109,13 @@ def statement_access(st: Statement, parser: DuckDBParser, depth: int = 0) -> Acc
         found = [Access(kind, _model_words(st))]
         if kind == READ:
             # a read's own query (EVALUATE ... FROM (q), PREDICT ... AS q) must read too; and
-            # text DuckDB parses may reach it as written (DESCRIBE t of a table is DuckDB's)
-            found += [_text_access(q, None, parser, depth) for q in _queries(st)]
-            try:
-                found.append(_text_access(st.text, None, parser, depth))
-            except Error:
-                pass  # sqlrec's syntax only (DESCRIBE MODEL m, EVALUATE ...): DuckDB never runs it
+            # text DuckDB parses may reach it as written (DESCRIBE t of a table is DuckDB's).
+            # Text DuckDB cannot parse never runs there: its command reports the error.
+            for text in (*_queries(st), st.text):
+                try:
+                    found.append(_text_access(text, None, parser, depth))
+                except Error:
+                    pass
         return _strongest(found)
     if type(st) in (Query, Passthrough):
         return _text_access(st.text, st.tree if isinstance(st, Query) else None, parser, depth)
