@@ -117,7 +117,8 @@ def test_sql_and_engines_keep_to_their_layer():
 
 def test_only_the_store_catches_duckdb_errors():
     """Every DuckDB error passes through one place (sqlrec.store.session), where it gets its label."""
-    allowed = {"sqlrec.store.session", "sqlrec.errors"}  # errors: its docs show `except duckdb.X`
+    # errors: its docs show `except duckdb.X`; store.statements: DuckDB's parser, for the classifier
+    allowed = {"sqlrec.store.session", "sqlrec.store.statements", "sqlrec.errors"}
     offenders = [name for name in MODULES
                  if "except duckdb." in MODULES[name].read_text() and name not in allowed
                  and not name.startswith("sqlrec.frontend")]

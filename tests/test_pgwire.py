@@ -30,6 +30,24 @@ from sqlrec.serve.server import Server  # noqa: E402
 CREATE = ("CREATE MODEL movie_rec FROM ratings PREDICT movieId "
           f"USING user_id = 'userId', rating = 'rating', threshold = 4, {FAST}")
 RECOMMEND = "SELECT * FROM movie_rec WHERE userId = %s USING n_recommendations = 3"
+# Statements a read-only server must refuse however they are dressed, and what they would change.
+BYPASSES = [
+    "EXPLAIN ANALYZE SET memory_limit = '64MB'",
+    "EXPLAIN ANALYZE SET lock_configuration = true",
+    "EXPLAIN ANALYZE /* /* */ SELECT 1 -- */ SET threads = 1",
+    "EXPLAIN ANALYZE PRAGMA threads = 1",
+    "WITH x AS (SELECT 1 AS a) INSERT INTO ratings SELECT a, a, a, a FROM x",
+    "WITH x AS (SELECT 1 AS a) DELETE FROM ratings WHERE userId IN (SELECT a FROM x)",
+    "CREATE TEMP TABLE scratch AS SELECT 1 AS a",
+    "SET threads = 1",
+    "RESET memory_limit",
+    "CALL pragma_version()",
+    "ATTACH ':memory:' AS other",
+    "LOAD httpfs",
+]
+STATE = ("SELECT current_setting('memory_limit'), current_setting('threads'), current_setting('lock_configuration'), "
+         "(SELECT count(*) FROM ratings), (SELECT count(*) FROM duckdb_tables()), "
+         "(SELECT count(*) FROM duckdb_databases())")
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +153,63 @@ def test_a_transaction_of_a_default_psycopg_connection(pg_port):
             c.execute("SELECT 1")
         c.rollback()
         assert c.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_transaction_control_is_allowed_read_only_and_tracked(conn):
+    status = psycopg.pq.TransactionStatus
+    for begin, end in (("BEGIN", "COMMIT"), ("START TRANSACTION", "END"), ("BEGIN TRANSACTION", "ROLLBACK")):
+        conn.execute(begin)
+        assert conn.info.transaction_status == status.INTRANS, begin
+        assert conn.execute("SELECT count(*) FROM ratings").fetchone() == (720,)
+        conn.execute(end)
+        assert conn.info.transaction_status == status.IDLE, end
+    conn.execute("BEGIN")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        conn.execute("SELECT * FROM no_such_table")
+    assert conn.info.transaction_status == status.INERROR
+    with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+        conn.execute("BEGIN")  # a failed transaction takes only its end
+    conn.execute("ABORT")
+    assert conn.info.transaction_status == status.IDLE
+
+
+def test_bypasses_are_refused_and_change_nothing(conn):
+    before = conn.execute(STATE).fetchone()
+    for sql in BYPASSES:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(sql)
+        assert info.value.sqlstate == "25006", (sql, info.value)
+        assert "read-only" in str(info.value) and "--write" in str(info.value)
+    assert conn.execute(STATE).fetchone() == before
+
+
+def test_in_the_transaction_psycopg_begins_a_bypass_is_refused(pg_port):
+    with psycopg.connect(dsn(pg_port)) as c:  # autocommit off: psycopg sends BEGIN first
+        before = c.execute(STATE).fetchone()
+        with pytest.raises(psycopg.Error, match="read-only"):
+            c.execute("EXPLAIN ANALYZE SET threads = 1")
+        c.rollback()
+        assert c.execute(STATE).fetchone() == before
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql (postgresql-client) not installed")
+def test_psql_bypasses_are_refused(conn, pg_port):
+    before = conn.execute(STATE).fetchone()
+    r = psql(pg_port, "-c", "EXPLAIN ANALYZE SET memory_limit = '64MB'")
+    assert r.returncode != 0 and "read-only" in r.stderr, r.stderr
+    # one simple-query message, two statements: the first runs, the second is refused
+    r = psql(pg_port, "-c", "SELECT 40 + 2 AS answer; EXPLAIN ANALYZE SET threads = 1")
+    assert r.returncode != 0 and "read-only" in r.stderr, r.stderr
+    r = psql(pg_port, "-c", "WITH x AS (SELECT 1 AS a) INSERT INTO ratings SELECT a, a, a, a FROM x")
+    assert r.returncode != 0 and "read-only" in r.stderr, r.stderr
+    assert conn.execute(STATE).fetchone() == before
+
+
+def test_a_write_server_runs_a_cte_write(db, tmp_path):
+    with Server(copy_of(db, tmp_path), port=0, pg_port=0, settings=Settings(write=True)) as srv, \
+            psycopg.connect(dsn(srv.pg_port), autocommit=True) as c:
+        c.execute("WITH x AS (SELECT 7 AS a) INSERT INTO ratings SELECT a, a, a, a FROM x")
+        assert c.execute("SELECT count(*) FROM ratings").fetchone() == (721,)
 
 
 # --- errors -------------------------------------------------------------------------------------

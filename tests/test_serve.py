@@ -23,6 +23,23 @@ from sqlrec.serve.server import Server  # noqa: E402
 
 CREATE = ("CREATE MODEL movie_rec FROM ratings PREDICT movieId "
           f"USING user_id = 'userId', rating = 'rating', threshold = 4, {FAST}")
+# Statements a read-only server's first-word check once let through (or that would change what
+# every client gets): each must be refused, with the database and its settings left as they were.
+BYPASSES = [
+    "EXPLAIN ANALYZE SET memory_limit = '64MB'",
+    "EXPLAIN ANALYZE SET lock_configuration = true",
+    "EXPLAIN ANALYZE /* /* */ SELECT 1 -- */ SET threads = 1",
+    "/* ( */ -- a comment\n EXPLAIN ANALYZE LOAD httpfs",
+    "WITH x AS (SELECT 1 AS a) INSERT INTO ratings SELECT a, a, a, a FROM x",
+    "CREATE TEMP TABLE scratch AS SELECT 1 AS a",
+    "CREATE TEMP VIEW v AS SELECT 1 AS a",
+    "RESET threads",
+    "PRAGMA threads = 1",
+    "CALL pragma_version()",
+    "ATTACH ':memory:' AS other",
+    "LOAD httpfs",
+    "SELECT 1; EXPLAIN ANALYZE SET threads = 1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -213,11 +230,59 @@ def test_a_huge_body_without_length_is_cut_off(client):
     "EXPORT RECOMMENDATIONS movie_rec TO 'recs/' (FORMAT parquet)",
     "/* a comment */ -- and another\nCREATE TABLE t2 AS SELECT 1",
     "SELECT 1; DROP TABLE ratings",
+    *BYPASSES,
 ])
 def test_read_only_unless_write(client, sql):
     r = client.post("/sql", json={"sql": sql})
     assert r.status_code == 403, r.text
     assert "read-only" in r.json()["error"] and "--write" in r.json()["error"]
+
+
+def test_bypasses_leave_the_database_and_its_settings_as_they_were(client):
+    def state():
+        sql = ("SELECT current_setting('memory_limit'), current_setting('threads'), "
+               "current_setting('lock_configuration'), (SELECT count(*) FROM ratings), "
+               "(SELECT list(table_name ORDER BY table_name) FROM duckdb_tables()), "
+               "(SELECT list(database_name ORDER BY database_name) FROM duckdb_databases())")
+        r = client.post("/sql", json={"sql": sql})
+        assert r.status_code == 200, r.text
+        return r.json()["rows"]
+
+    before = state()
+    for sql in BYPASSES:
+        r = client.post("/sql", json={"sql": sql})
+        assert r.status_code == 403, (sql, r.text)
+        assert r.json()["error"].startswith(("SET under EXPLAIN", "LOAD under EXPLAIN", "INSERT", "CREATE", "SET",
+                                             "PRAGMA", "CALL", "ATTACH", "LOAD")), r.json()
+    assert state() == before
+    # what the rule allows still runs: reads, and transaction control around them
+    r = client.post("/sql", json={"sql": "BEGIN; SELECT count(*) FROM ratings"})
+    assert r.status_code == 200 and r.json()["rows"] == [[720]]
+    r = client.post("/sql", json={"sql": "EXPLAIN ANALYZE SELECT count(*) FROM ratings"})
+    assert r.status_code == 200, r.text
+
+
+def test_the_rule_guards_an_in_memory_database_duckdb_would_let_write(tmp_path):
+    # ':memory:' cannot be opened read-only: the rule is all that stands between clients and it
+    with Server(":memory:", port=0) as srv, httpx.Client(base_url=srv.url) as c:
+        srv.service.con.execute("CREATE TABLE t AS SELECT 1 AS a")  # the operator's setup, in process
+        for sql in ("WITH x AS (SELECT 2 AS a) INSERT INTO t SELECT a FROM x",
+                    "EXPLAIN ANALYZE INSERT INTO t VALUES (3)", "CREATE TABLE u AS SELECT 1",
+                    "EXPLAIN ANALYZE SET threads = 1"):
+            r = c.post("/sql", json={"sql": sql})
+            assert r.status_code == 403 and "read-only" in r.json()["error"], (sql, r.text)
+        assert c.post("/sql", json={"sql": "SELECT list(a) FROM t"}).json()["rows"] == [[[1]]]
+        assert c.post("/sql", json={"sql": "SELECT count(*) FROM duckdb_tables()"}).json()["rows"] == [[1]]
+
+
+def test_a_write_server_runs_what_a_read_only_one_refuses(db, tmp_path):
+    with Server(copy_of(db, tmp_path), port=0, settings=Settings(write=True)) as srv, \
+            httpx.Client(base_url=srv.url) as c:
+        r = c.post("/sql", json={"sql": "WITH x AS (SELECT 7 AS a) INSERT INTO ratings SELECT a, a, a, a FROM x"})
+        assert r.status_code == 200, r.text
+        assert c.post("/sql", json={"sql": "SELECT count(*) FROM ratings"}).json()["rows"] == [[721]]
+        assert c.post("/sql", json={"sql": "EXPLAIN ANALYZE SET threads = 3"}).status_code == 200
+        assert c.post("/sql", json={"sql": "SELECT current_setting('threads')"}).json()["rows"] == [[3]]
 
 
 def test_external_access_is_off_even_with_write(db, tmp_path):

@@ -6,6 +6,8 @@ from typing import Any
 
 from sqlrec.api.connection import Connection, Cursor
 from sqlrec.api.recommend import Recommendations
+from sqlrec.sql.classify import READ, TRANSACTION, WRITE, Access, script_access
+from sqlrec.store.statements import DuckDBParser
 
 
 def connect(database: str = ":memory:", read_only: bool = False, config: dict[str, Any] | None = None, *,
@@ -20,4 +22,13 @@ def connect(database: str = ":memory:", read_only: bool = False, config: dict[st
     return Connection(database, read_only=read_only, config=config, safe=safe, trust_stored_sql=trust_stored_sql)
 
 
-__all__ = ["Connection", "Cursor", "Recommendations", "connect"]
+def statement_access(sql: str) -> Access:
+    """What running `sql` (a statement or a script) may do, by sqlrec's one read-only rule
+    (sqlrec.sql.classify): ``.access`` is 'read', 'transaction' (BEGIN / COMMIT / ROLLBACK only)
+    or 'write' (anything else: changes, settings, ATTACH / LOAD, unknown statements), ``.what``
+    names the statement that decides it. Nothing runs; text that cannot parse raises its error."""
+    return script_access(sql, DuckDBParser())
+
+
+__all__ = ["Access", "Connection", "Cursor", "READ", "Recommendations", "TRANSACTION", "WRITE", "connect",
+           "statement_access"]

@@ -28,15 +28,17 @@ from sqlrec.exec import commands, export, finetune, lifecycle, queries, rewrite,
 from sqlrec.exec.compat import translate
 from sqlrec.models.cache import CatalogCache
 from sqlrec.models.catalog import Catalog
-from sqlrec.errors import ProgrammingError
+from sqlrec.errors import ProgrammingError, ReadOnlyError
 from sqlrec.models.model import Model
 from sqlrec.exec.plans import Plans
 from sqlrec.store.session import Session
+from sqlrec.store.statements import DuckDBParser
 from sqlrec.sql import (
     OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, ExportRecommendations, Finetune,
     Query, Retrain, ShowModels,
     Statement, parse_script,
 )
+from sqlrec.sql.classify import MODEL_STATEMENTS, WRITE, statement_access
 from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
 
 
@@ -85,23 +87,22 @@ def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
     return lambda ctx, st, params: command(ctx.session, ctx.catalog, st)
 
 
-# Statement class -> (command, writes to the database).
-COMMANDS: dict[type[Statement], tuple[Command, bool]] = {
-    CreateModel: (_create, True),
-    DropModel: (_plain(commands.drop), True),
-    AlterModel: (_plain(commands.alter), True),
-    ShowModels: (_plain(commands.show), False),
-    Describe: (_plain(commands.describe), False),
-    EvaluateModel: (_plain(commands.evaluate), False),
-    Retrain: (_retrain, True),
-    Finetune: (_finetune, True),
-    # Writes files, not the database; a write all the same (refused read-only and by sqlrec serve).
-    ExportRecommendations: (_plain(export.export), True),
-    Query: (_query, False),
-    BigQueryCreateModel: (_create, True),
-    CreateMLEngine: (_plain(translate.create_ml_engine), False),
-    ShowMLEngines: (_plain(translate.show_ml_engines), False),
-    PredictUsing: (_plain(translate.predict_using), False),
+# Statement class -> command. Which of them write is sqlrec.sql.classify's MODEL_STATEMENTS.
+COMMANDS: dict[type[Statement], Command] = {
+    CreateModel: _create,
+    DropModel: _plain(commands.drop),
+    AlterModel: _plain(commands.alter),
+    ShowModels: _plain(commands.show),
+    Describe: _plain(commands.describe),
+    EvaluateModel: _plain(commands.evaluate),
+    Retrain: _retrain,
+    Finetune: _finetune,
+    ExportRecommendations: _plain(export.export),
+    Query: _query,
+    BigQueryCreateModel: _create,
+    CreateMLEngine: _plain(translate.create_ml_engine),
+    ShowMLEngines: _plain(translate.show_ml_engines),
+    PredictUsing: _plain(translate.predict_using),
 }
 
 
@@ -222,20 +223,23 @@ class Router:
         self._cache.wrote()
 
     def run(self, ctx: Context, st: Statement, params: Any = None) -> None:
-        entry = COMMANDS.get(type(st))
-        if entry is None or (isinstance(st, Query) and not isinstance(st.tree, READ_ONLY)):
+        command = COMMANDS.get(type(st))
+        if command is None or (isinstance(st, Query) and not isinstance(st.tree, READ_ONLY)):
             # DuckDB's own statements (DROP SCHEMA, COMMIT, ROLLBACK, INSERT ...) may change the
             # catalog or which versions a transaction sees
             self._cache.wrote()
         if isinstance(st, Describe) and not (st.explicit or ctx.catalog.exists(st.name)):
-            entry = None  # DESCRIBE t of a table is DuckDB's
+            command = None  # DESCRIBE t of a table is DuckDB's
         self._registered[id(ctx.session.duck)] = (ctx.session, ctx.registered)
         self._scored[id(ctx.session.duck)] = ctx.scored
-        if entry is None:
+        if command is None:
             return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled, ctx.scored)
-        command, writes = entry
-        if writes and self.read_only:
-            raise ProgrammingError(f"{st.text.split()[0].upper()}: the database is open read-only")
+        # Read-only: a model statement that writes is refused before its command trains or
+        # writes files. DuckDB's own statements meet the file's read-only mode in DuckDB, and
+        # what only this process sees (SET, CREATE TEMP, ATTACH) stays the caller's choice; a
+        # read-only server refuses those too (sqlrec.serve asks the same rule, sqlrec.sql.classify).
+        if self.read_only and type(st) in MODEL_STATEMENTS and statement_access(st, DuckDBParser()).access == WRITE:
+            raise ReadOnlyError(f"{st.text.split()[0].upper()}: the database is open read-only")
         table = command(ctx, st, params)
         if table is not None:
             ctx.registered.append(ctx.session.register("rel", table))

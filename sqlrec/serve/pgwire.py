@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrec import errors
+from sqlrec.api import TRANSACTION
 from sqlrec.sql import split_script
 from sqlrec.serve import pgproto as pg
 from sqlrec.serve.pgauth import Scram
 from sqlrec.serve.service import Result, ServeError, Service, first_word
 
 MAX_MESSAGE = 16 << 20  # one query or Bind; bigger ones are refused before they are read
-TX_WORDS = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"})
 # Session settings clients send or ask for on connect (psycopg, psql, JDBC, SQLAlchemy): kept
 # per connection and answered here, since DuckDB has no such settings.
 CLIENT_SETTINGS = {
@@ -217,20 +217,19 @@ class Connection:
 
     def execute(self, sql: str, params: list[Any] | None) -> Result:
         """Run one statement under the service's rules; client settings are answered here."""
-        word = first_word(sql)
-        if self.status == b"E" and word not in ("ROLLBACK", "ABORT", "COMMIT", "END"):
+        if self.status == b"E" and self.service.transaction(sql) != "end":
             raise pg.PgError("25P02", "current transaction is aborted (an earlier statement failed): ROLLBACK to go on")
         if (found := _SET.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
             return self._set(found.group(1).lower(), found.group(2))
         if (found := _SHOW.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
             name = found.group(1).lower()
             return Result([name], [(self.settings[name],)], types=["VARCHAR"])
-        if word in TX_WORDS and self.status == b"E":
+        # 403 for a write on a read-only server; BEGIN / COMMIT pass (psycopg sends BEGIN itself)
+        transaction = self.service.check_allowed(sql).access == TRANSACTION
+        if transaction and self.status == b"E":
             self.cur.execute("ROLLBACK")
             self.status = b"I"
             return Result([], [])
-        if word not in TX_WORDS:  # BEGIN/COMMIT change nothing; what runs inside is checked
-            self.service.check_allowed(sql)
         self.cancelled = False
         try:
             result = self.service.run(self.cur, sql, params or None)
@@ -238,10 +237,8 @@ class Connection:
             if "pg_catalog." in sql.lower() and isinstance(exc, errors.CatalogException):
                 raise pg.CatalogQueryError(exc) from exc
             raise
-        if word in ("BEGIN", "START"):
-            self.status = b"T"
-        elif word in TX_WORDS:
-            self.status = b"I"
+        if transaction:
+            self.status = b"T" if first_word(sql) in ("BEGIN", "START") else b"I"
         return result
 
     def _set(self, name: str, value: str) -> Result:

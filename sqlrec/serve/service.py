@@ -5,7 +5,9 @@ The HTTP app (sqlrec.serve.http) and the PostgreSQL front (sqlrec.serve.pgwire) 
 one model cache); every request runs on its own cursor, under a time limit (the statement is
 interrupted on its cursor and the request fails with 408, the server goes on) and a row limit
 (at most ``max_rows`` rows are fetched). Read-only unless started with ``write=True``: the
-database is opened read-only and statements that change state are refused before they run.
+database is opened read-only, and only statements sqlrec's read-only rule (sqlrec.api
+.statement_access) calls reads or transaction control run: no writes, no SET / PRAGMA / ATTACH /
+LOAD / CALL (settings and extensions are every client's), no CREATE TEMP.
 """
 
 from __future__ import annotations
@@ -22,19 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlrec import errors
-from sqlrec.api import Cursor, connect
-from sqlrec.exec.router import COMMANDS
-from sqlrec.sql import Query, parse_script, quote_ident
+from sqlrec.api import TRANSACTION, WRITE, Access, Cursor, connect, statement_access
+from sqlrec.sql import quote_ident
 
-# First words of plain statements that change the database, its settings or what it can reach:
-# refused unless --write. Anything else runs on the read-only connection (a misspelt word gets
-# DuckDB's syntax error, and DuckDB itself refuses a write to a read-only database).
-WRITE_WORDS = frozenset({
-    "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "MERGE", "UPSERT", "REPLACE",
-    "COPY", "EXPORT", "IMPORT", "ATTACH", "DETACH", "USE", "INSTALL", "LOAD", "FORCE", "SET", "RESET",
-    "PRAGMA", "CALL", "VACUUM", "CHECKPOINT", "ANALYZE", "COMMENT", "BEGIN", "START", "COMMIT", "ABORT",
-    "ROLLBACK", "END", "PREPARE", "EXECUTE", "DEALLOCATE", "UNINSTALL", "UPGRADE",
-})
 KEY_SIDE = {"user_item": "user", "user_user": "user", "item_item": "item", "item_user": "item"}
 _LEADING = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
 
@@ -114,6 +106,8 @@ def jsonable(value: Any) -> Any:
 
 
 def first_word(sql: str) -> str:
+    """A statement's first word, for pgwire's command tags and for telling BEGIN from COMMIT among
+    statements the read-only rule calls transaction control; never itself a policy."""
     rest = _LEADING.sub("", sql, count=1)
     return rest.split(None, 1)[0].upper() if rest.strip() else ""
 
@@ -142,17 +136,31 @@ class Service:
         finally:
             cur.close()
 
-    def check_allowed(self, sql: str) -> None:
-        """Refuse (403) a statement that would change the database when the server is read-only."""
+    def check_allowed(self, sql: str) -> Access:
+        """What `sql` may do (sqlrec's read-only rule); 403 for a write when the server is
+        read-only. With --write everything runs, and text the rule cannot read is left to fail
+        when it runs, with its own error."""
         if self.settings.write:
-            return
-        for st in parse_script(sql):
-            entry = COMMANDS.get(type(st))
-            word = first_word(st.text)
-            writes = entry[1] if entry and not isinstance(st, Query) else word in WRITE_WORDS
-            if writes:
-                raise ServeError(403, f"{word or 'statement'}: the server is read-only "
-                                      "(start it with --write to change the database)")
+            try:
+                return statement_access(sql)
+            except errors.Error:
+                return Access(WRITE, "")
+        access = statement_access(sql)
+        if access.access == WRITE:
+            raise ServeError(403, f"{access.what or 'statement'}: the server is read-only "
+                                  "(start it with --write to change the database)")
+        return access
+
+    def transaction(self, sql: str) -> str | None:
+        """'begin' (BEGIN, START TRANSACTION) or 'end' (COMMIT, END, ROLLBACK, ABORT) for what the
+        read-only rule calls transaction control; None for anything else, refused or unreadable
+        text included. For pgwire's transaction states: a failed transaction takes only its end."""
+        try:
+            if self.check_allowed(sql).access != TRANSACTION:
+                return None
+        except (errors.Error, ServeError):
+            return None
+        return "begin" if first_word(sql) in ("BEGIN", "START") else "end"
 
     @contextmanager
     def time_limit(self, cur: Cursor) -> Iterator[None]:
