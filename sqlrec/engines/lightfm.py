@@ -11,7 +11,6 @@ scoring sees plain per-user / per-item factors either way.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +20,6 @@ import scipy.sparse as sp
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, Handler
-
-with warnings.catch_warnings():
-    # Only the no-OpenMP fallback warns; importing here surfaces it once, at sqlrec import.
-    from lightfm import LightFM
 
 STATE = tuple(
     f"{side}_{part}"
@@ -69,6 +64,10 @@ class LightFMHandler(Handler):
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)
+        # Imported here, not at module level, so that `import sqlrec`, the CLI and plain SQL never
+        # load it (nor print its no-OpenMP warning): only a LightFM model needs it.
+        from lightfm import LightFM
+
         self.model = LightFM(random_state=params.get("random_state"),
                              **{k: params[k] for k in _MODEL_PARAMS})
         self._epochs_done = 0
