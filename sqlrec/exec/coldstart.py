@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from sqlrec.lazy import compute as pc
 
 from sqlrec.ingest import features
 from sqlrec.ingest.data import find_column

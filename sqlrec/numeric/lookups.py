@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 if TYPE_CHECKING:  # pandas is only named in annotations here: `import sqlrec` and plain SQL never load it
     import pandas as pd
