@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlrec.api import Connection, Cursor, connect
 from sqlrec.errors import (
     DatabaseError,
     DataError,
@@ -24,7 +23,29 @@ from sqlrec.errors import (
     Warning,
 )
 
+if TYPE_CHECKING:
+    from sqlrec.api import Connection, Cursor, connect
+
 __version__ = "0.1.0"
+
+# connect, Connection and Cursor are loaded on first use (PEP 562): they pull in DuckDB, sqlglot,
+# numpy, scipy and every engine, which `import sqlrec` for the errors or __version__ (the
+# `sqlrec --version` command, a DB-API tool probing paramstyle) should not pay for.
+_API = ("connect", "Connection", "Cursor")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from sqlrec import api
+
+        value = getattr(api, name)
+        globals()[name] = value  # found directly from now on
+        return value
+    raise AttributeError(f"module 'sqlrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
 
 # PEP 249 module globals
 apilevel = "2.0"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 from threadpoolctl import threadpool_limits
 
 from sqlrec.engines.training_data import TrainingData

@@ -11,21 +11,16 @@ scoring sees plain per-user / per-item factors either way.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, Handler
 from sqlrec.engines.space import COMPONENTS, Param
-
-with warnings.catch_warnings():
-    # Only the no-OpenMP fallback warns; importing here surfaces it once, at sqlrec import.
-    from lightfm import LightFM
 
 STATE = tuple(
     f"{side}_{part}"
@@ -88,6 +83,10 @@ class LightFMHandler(Handler):
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)
+        # Imported here, not at module level, so that `import sqlrec`, the CLI and plain SQL never
+        # load it (nor print its no-OpenMP warning): only a LightFM model needs it.
+        from lightfm import LightFM
+
         self.model = LightFM(random_state=params.get("random_state"),
                              **{k: params[k] for k in _MODEL_PARAMS})
         self._epochs_done = 0

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import svds
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
@@ -42,6 +41,8 @@ def truncated_svd(matrix: sp.csr_matrix, rank: int, random_state: int | None
         u, s, vt = np.linalg.svd(matrix.toarray(), full_matrices=False)
         u, s, vt = u[:, :rank], s[:rank], vt[:rank]
     else:
+        from scipy.sparse.linalg import svds  # here: ARPACK's import costs ~0.05 s that plain SQL skips
+
         u, s, vt = svds(matrix.astype(np.float64), k=rank, random_state=random_state)
         order = np.argsort(-s, kind="stable")
         u, s, vt = u[:, order], s[order], vt[order]

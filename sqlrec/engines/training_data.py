@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 
 @dataclass

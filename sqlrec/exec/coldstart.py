@@ -23,9 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
+from sqlrec.lazy import compute as pc
 
 from sqlrec.ingest import features
 from sqlrec.ingest.data import find_column
@@ -168,6 +167,8 @@ def _interactions(session: Session, side: Side, value: Any, where: str) -> tuple
     if rcol is not None and threshold is not None:
         table = table.filter(pc.fill_null(pc.greater_equal(table.column(rcol), threshold), False))
     key_vals = table.column(kcol).to_pylist()
+    import pandas as pd  # here, not at module level: `import sqlrec` and plain SQL never need it
+
     _, tpos = other.lookup(table.column(tcol).to_pylist(), where)
     frame = pd.DataFrame({"k": pd.Series(key_vals, dtype=object), "t": tpos})
     frame = frame[(frame["t"] >= 0) & frame["k"].notna()]

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import approx
 from sqlrec.ingest import data as data_mod
@@ -147,6 +146,8 @@ def _load_new(session: Session, model: Model, sql: str, database: str | None, wh
 def _grow_ids(model: Model, new: data_mod.TrainingData, where: str
               ) -> tuple[data_mod.TrainingData, pa.Array, pa.Array]:
     """The new rows on the model's id maps extended by the new users and items (appended)."""
+    import pandas as pd  # here, not at module level: `import sqlrec` and plain SQL never need it
+
     maps = []
     for old, ids in ((model.users, new.users), (model.items, new.items)):
         ids = ids.cast(old.type)

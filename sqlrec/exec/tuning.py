@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import evaluation, scoring
 from sqlrec.engines.training_data import TrainingData

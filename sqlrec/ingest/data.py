@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import ColumnError, OptionError, TrainingDataError

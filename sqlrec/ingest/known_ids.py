@@ -19,7 +19,7 @@ import dataclasses
 from typing import Any
 
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.ingest.data import find_column

@@ -17,18 +17,20 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import approx, scoring
 from sqlrec.errors import QueryError, UnknownIdError
 from sqlrec.engines import Handler
 from sqlrec.numeric.lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, take, typed
 from sqlrec.numeric.scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
+
+if TYPE_CHECKING:  # pandas is imported where it is used: `import sqlrec` and plain SQL never load it
+    import pandas as pd
 
 SIDES = ("user", "item")
 OTHER = {"user": "item", "item": "user"}
@@ -84,6 +86,8 @@ class ColdVectors:
         """Row in this set of every key id (-1 = not covered)."""
         if len(key_ids) == 0 or len(self.ids) == 0:
             return np.full(len(key_ids), -1, np.int64)
+        import pandas as pd  # here, not at module level: `import sqlrec` and plain SQL never need it
+
         return np.asarray(pd.Index(self.ids.to_pandas()).get_indexer(key_ids.to_pandas()), np.int64)
 
 
@@ -123,6 +127,8 @@ class Side:
 
     @functools.cached_property
     def index(self) -> pd.Index:
+        import pandas as pd  # here, not at module level: `import sqlrec` and plain SQL never need it
+
         return pd.Index(self.ids.to_pandas())
 
     def prepared(self, similarity: bool, query_bias: bool) -> np.ndarray:

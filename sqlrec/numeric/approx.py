@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.errors import Cancelled, OptionError, QueryError
 from sqlrec.numeric.scoring import augment_query, top_k as exact_top_k

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric.scoring import augment_query, augment_targets, chunk_rows
 

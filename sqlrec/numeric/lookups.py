@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
+
+if TYPE_CHECKING:  # pandas is only named in annotations here: `import sqlrec` and plain SQL never load it
+    import pandas as pd
 
 FEW_KEYS = 16
 

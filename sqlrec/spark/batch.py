@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import rowselect, scoring
 from sqlrec.spark import topk

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from sqlrec.lazy import compute as pc
 from sqlglot import exp
 
 from sqlrec.exec import commands, rewrite

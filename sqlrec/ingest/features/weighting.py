@@ -19,7 +19,7 @@ their metadata alone, scaled to sum to 1, as before.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+from sqlrec.lazy import sparse as sp
 
 from sqlrec.sql.options import LIGHTFM_SCALING
 
