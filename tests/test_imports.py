@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("lightfm", "implicit", "pandas", "matplotlib", "fastapi", "uvicorn", "pyspark", "faiss",
          "IPython", "scipy")
 # What plain SQL needs but `import sqlrec` (errors, __version__) and `sqlrec --version` do not.
-ENGINE = ("duckdb", "sqlglot", "numpy", "pyarrow")
+# duckdb is not among them: sqlrec's error classes subclass DuckDB's (sqlrec.errors), so that
+# `except duckdb.BinderException` catches sqlrec's too, and importing duckdb loads none of these.
+ENGINE = ("sqlglot", "numpy", "pyarrow")
 
 REPORT = """
 import json, sys
