@@ -21,6 +21,7 @@ import numpy as np
 
 from sqlrec.errors import OptionError, did_you_mean
 from sqlrec.exec import recommend as exec_recommend
+from sqlrec.sql.options import RECOMMENDER_TYPE_CHOICES  # the kinds a call takes: as USING recommender_type
 
 if TYPE_CHECKING:
     import pandas
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
     from sqlrec.exec.router import Context
 
-# The kinds a recommend call takes (USING recommender_type): four rankings and the rating of pairs.
-KINDS = ("user_item", "item_user", "item_item", "user_user", "rating")
 MAX_K = 100_000  # as USING n_recommendations
 MAX_NPROBE = 65_536  # as USING nprobe
 
@@ -127,9 +126,9 @@ def _request(model: str, users: Any, items: Any, kind: Any, k: Any, exclude_seen
     where = exec_recommend.where_of(model)
     users, items = _ids(users, "users", where), _ids(items, "items", where)
     candidates, liked = _ids(candidates, "candidates", where), _ids(liked, "liked", where)
-    if kind is not None and kind not in KINDS:
-        hint = did_you_mean(str(kind), KINDS) if isinstance(kind, str) else ""
-        raise OptionError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}{hint}")
+    if kind is not None and kind not in RECOMMENDER_TYPE_CHOICES:
+        hint = did_you_mean(str(kind), RECOMMENDER_TYPE_CHOICES) if isinstance(kind, str) else ""
+        raise OptionError(f"{where}: kind must be one of {', '.join(RECOMMENDER_TYPE_CHOICES)}, got {kind!r}{hint}")
     if liked is not None:
         if users is not None or items is not None:
             raise OptionError(f"{where}: liked gives one new user: give liked, or users / items, not both")

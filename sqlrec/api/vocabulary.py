@@ -49,6 +49,13 @@ def recommendation_kinds() -> tuple[str, ...]:
     return tuple(RECOMMENDER_TYPES)
 
 
+def key_side(kind: str) -> str | None:
+    """'user' or 'item': whose ids a ranking of recommender_type `kind` is asked for (None: not a
+    ranking)."""
+    spec = RECOMMENDER_TYPES.get(kind)
+    return None if spec is None else spec.key
+
+
 def database_rows(con: "Connection", sql: str, params: Sequence[Any] | None = None, *, where: str) -> list[tuple]:
     """The rows of a front-end's question to DuckDB's catalog, run on the connection's own handle
     (its temp tables and attached databases are seen); a failure is a sqlrec error labelled

@@ -18,7 +18,7 @@ from sqlrec.engines.ease import EASEHandler
 from sqlrec.engines.explicit import ExplicitHandler
 from sqlrec.engines.lightfm import LightFMHandler
 from sqlrec.engines.popularity import PopularityHandler
-from sqlrec.engines.space import KINDS, Param
+from sqlrec.engines.space import PARAM_KINDS, Param
 from sqlrec.engines.spark_als import SparkALSHandler
 from sqlrec.engines.svd import SVDHandler
 
@@ -43,16 +43,16 @@ def register(cls: type[Handler]) -> type[Handler]:
     if shared:
         raise ValueError(f"engine {name!r}: parameter {shared[0]!r} is one of sqlrec's own CREATE MODEL options")
     kinds = tuple(getattr(cls, "recommender_types", ()))
-    if "user_item" not in kinds or not set(kinds) <= set(opts.RECOMMENDER_TYPES):
+    if "user_item" not in kinds or not set(kinds) <= set(opts.RECOMMENDER_TYPE_CHOICES):
         raise ValueError(f"engine {name!r}: recommender_types {kinds!r} must include 'user_item' and name only "
-                         f"{', '.join(opts.RECOMMENDER_TYPES)}")
+                         f"{', '.join(opts.RECOMMENDER_TYPE_CHOICES)}")
     params = {o.name for o in cls.params_spec}
     for param, p in cls.search_space.items():
         if param not in params:
             raise ValueError(f"engine {name!r}: searched parameter {param!r} is none of its params_spec")
-        if not isinstance(p, Param) or p.kind not in KINDS:
+        if not isinstance(p, Param) or p.kind not in PARAM_KINDS:
             raise ValueError(f"engine {name!r}: searched parameter {param!r} must be a Param of kind "
-                             f"{', '.join(KINDS)}")
+                             f"{', '.join(PARAM_KINDS)}")
     unknown = [p for p in cls.summary_params if p not in params | {"epochs_trained"}]
     if unknown:
         raise ValueError(f"engine {name!r}: summary parameter {unknown[0]!r} is none of its params_spec")

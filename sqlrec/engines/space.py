@@ -22,7 +22,7 @@ class Param:
     choices: tuple[str, ...] = ()
 
 
-KINDS = ("int", "float", "choice", "float_or_zero")
+PARAM_KINDS = ("int", "float", "choice", "float_or_zero")
 
 # The factor count of the factor engines (lightfm, als), on a log scale: 16 vs 32 matters as much
 # as 128 vs 256.

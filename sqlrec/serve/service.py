@@ -25,9 +25,9 @@ from typing import Any
 
 from sqlrec import errors
 from sqlrec.api import TRANSACTION, WRITE, Access, Cursor, connect, statement_access
+from sqlrec.api.vocabulary import key_side, recommendation_kinds
 from sqlrec.sql import quote_ident
 
-KEY_SIDE = {"user_item": "user", "user_user": "user", "item_item": "item", "item_user": "item"}
 _LEADING = re.compile(r"^(\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
 
 
@@ -223,11 +223,11 @@ class Service:
         """Recommendations of `kind` for `keys` (users or items), or for one new user who liked
         the items `liked` (fold-in), through the recommend API: request values are values, never
         SQL text."""
-        if kind not in KEY_SIDE:
-            raise ServeError(400, f"kind must be one of {', '.join(KEY_SIDE)}, got {kind!r}")
+        side = key_side(kind)
+        if side is None:
+            raise ServeError(400, f"kind must be one of {', '.join(recommendation_kinds())}, got {kind!r}")
         if k is not None and not 1 <= k <= self.settings.max_rows:
             raise ServeError(400, f"k must be between 1 and {self.settings.max_rows}, got {k}")
-        side = KEY_SIDE[kind]
         if liked is not None:
             if side != "user":
                 raise ServeError(400, "liked items give a new user: use kind user_item or user_user")

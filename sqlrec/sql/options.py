@@ -95,7 +95,7 @@ def _number(x: float) -> str:
 
 
 # 'rating' is no ranking: the predicted rating (an implicit engine's score) of asked pairs.
-RECOMMENDER_TYPES = ("user_item", "item_user", "item_item", "user_user", "rating")
+RECOMMENDER_TYPE_CHOICES = ("user_item", "item_user", "item_item", "user_user", "rating")
 
 # Options every CREATE MODEL understands, whatever the engine. The engine's own model parameters
 # are the handler's `params` table; the engine names are the handler registry's (sqlrec.engines).
@@ -236,7 +236,7 @@ EVALUATE_OPTIONS: tuple[Option, ...] = (
 MAX_SCORED = 100_000
 
 QUERY_OPTIONS: tuple[Option, ...] = (
-    Option("recommender_type", str, "user_item", "what to recommend", choices=RECOMMENDER_TYPES),
+    Option("recommender_type", str, "user_item", "what to recommend", choices=RECOMMENDER_TYPE_CHOICES),
     Option("n_recommendations", int, None, "top-N per query row (default: the model's)", low=1, high=100_000, aliases=("nrec", "n")),
     Option("exclude_seen", bool, None, "drop items the user already has (default true for user_item, item_user)"),
     Option("candidates", str, None, "quoted SELECT of allowed item ids, applied before top-N"),
