@@ -28,7 +28,7 @@ from sqlrec.ingest import data as data_mod
 from sqlrec.exec import lifecycle, training
 from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
-from sqlrec.errors import ColumnError, OptionError, TrainingError
+from sqlrec.errors import ColumnError, OptionError, TrainingError, context
 from sqlrec.models.model import Model
 from sqlrec.store.session import Session
 from sqlrec.sql import CreateModel, Finetune, Source, parse_select, quote_ident
@@ -86,7 +86,8 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
                 params=dict(model.params, epochs_trained=handler.epochs), info=info, metrics={},
                 users=users, items=items, seen=seen, popularity=_popularity(seen), handler=handler,
                 train_seconds=time.perf_counter() - started)
-    approx.attach(out, where)  # the index follows the new factors and the new items
+    with context(where):
+        approx.attach(out)  # the index follows the new factors and the new items
     catalog.save(out, where)
     return out, "finetuned"
 

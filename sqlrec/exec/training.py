@@ -22,7 +22,7 @@ from sqlrec.ingest import features, known_ids
 from sqlrec.sql import options as opts
 from sqlrec.exec import selection, tuning
 from sqlrec.models.catalog import Catalog, check_name
-from sqlrec.errors import Cancelled, ModelExistsError, OptionError, TrainingError
+from sqlrec.errors import Cancelled, ModelExistsError, OptionError, TrainingError, context
 from sqlrec.engines import Handler, create_option_specs, get_handler, tunable_engines
 from sqlrec.engines.popularity import popularity_scores
 from sqlrec.models.model import Model
@@ -155,7 +155,8 @@ def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tun
     opts.check_rules(resolved, where)
     _check_engine(resolved, handler_cls, where)
     if resolved["approximate"] is True:  # before training, not after it
-        approx.require(where)
+        with context(where):
+            approx.require()
     for cls in engines:
         cls.check_available(where)
     candidates = {cls.engine: _engine_params(cls, given, resolved, where) for cls in engines}
@@ -227,7 +228,8 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         params=dict(params, epochs_trained=handler.epochs), users=data.users, items=data.items,
         seen=data.seen(), popularity=popularity_scores(data, np.ones(len(data.rows), bool))[0],
         handler=handler, train_seconds=time.perf_counter() - started, extra_arrays=arrays)
-    approx.attach(model, where)
+    with context(where):
+        approx.attach(model)
     catalog.save(model, where)
     return model, "trained"
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import approx, scoring
-from sqlrec.errors import QueryError, UnknownIdError
+from sqlrec.errors import QueryError, UnknownIdError, context
 from sqlrec.engines import Handler
 from sqlrec.numeric.lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, take, typed
 from sqlrec.numeric.scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
@@ -319,7 +319,7 @@ class Model:
         if targets is not None:
             k = len(cand_idx)
         k = min(k, len(target.ids))  # more slots than targets would only allocate padding
-        scorer = self.approx.scorer(kind, search, cand_idx is not None, where)
+        scorer = self._scorer(kind, search, cand_idx is not None, where)
         rows = pos[known]
         if spec.similarity:
             q, qb, exclude = key.unit[rows], None, None
@@ -327,12 +327,13 @@ class Model:
             q, qb = key.factors[0][rows], key.factors[1][rows]
             exclude = csr_rows(key.seen, rows) if exclude_seen else None
         top = functools.partial(self._top, scorer=scorer)
-        parts = [top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
-                     rows if spec.similarity else None, cancelled)]
         covered = np.flatnonzero(cold_rows >= 0)
-        if len(covered):
-            parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
-                                        cancelled, top))
+        with context(where):  # the scorer may be sqlrec.numeric.approx's, whose errors this labels
+            parts = [top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
+                         rows if spec.similarity else None, cancelled)]
+            if len(covered):
+                parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
+                                            cancelled, top))
         if unknown.any():
             parts.append(target.popular(np.flatnonzero(unknown), k, cand_idx))
         key_rows = np.concatenate([p[0] for p in parts])
@@ -428,7 +429,7 @@ class Model:
             key_ids, pos = key.lookup([value], where)
         # after the look-up, as in the general path: an unknown key's error comes before the index's
         if (p := int(pos[0])) < 0 or key.blank(pos, pos >= 0)[0] or \
-                self.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
+                self._scorer(spec.name, search, False, where) is not scoring.top_k:
             return None
         (vectors, biases), seen = key.factors, key.seen
         idx, val = scoring.top_one(
@@ -436,6 +437,11 @@ class Model:
             exclude=seen.indices[seen.indptr[p]:seen.indptr[p + 1]] if exclude_seen else None, cancelled=cancelled)
         keep = idx >= 0
         return key_ids, idx[keep], val[keep], np.flatnonzero(keep).astype(np.int32) + 1  # ranks as flatten_top_k's
+
+    def _scorer(self, kind: str, search: approx.Search | None, restricted: bool, where: str) -> Callable[..., tuple]:
+        """What scores this query (approx.Indexes.scorer), its refusals labelled with the statement."""
+        with context(where):
+            return self.approx.scorer(kind, search, restricted)
 
     def _allowed(self, spec: RecommenderType, kind: str, candidates: Sequence[Any] | None,
                  targets: Sequence[Any] | None, where: str) -> np.ndarray | None:

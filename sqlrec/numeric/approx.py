@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from sqlrec.lazy import sparse as sp
 
-from sqlrec.errors import Cancelled, OptionError, QueryError
+from sqlrec.errors import Cancelled, OptionError, QueryError, unlabelled
 from sqlrec.numeric.scoring import augment_query, top_k as exact_top_k
 
 # The two indexes a model may have: by stored name, whether it serves a similarity kind.
@@ -74,11 +74,12 @@ def available() -> bool:
     return _faiss() is not None
 
 
-def require(where: str) -> Any:
-    """faiss, or an OptionError naming the option that asked for it."""
+def require() -> Any:
+    """faiss, or an OptionError naming the option that asked for it (labelled by the caller's
+    sqlrec.errors.context, as every error of this module)."""
     faiss = _faiss()
     if faiss is None:
-        raise OptionError(f"{where}: option approximate needs the faiss library, which is not installed; {INSTALL}")
+        raise unlabelled(OptionError(f"option approximate needs the faiss library, which is not installed; {INSTALL}"))
     return faiss
 
 
@@ -100,13 +101,13 @@ def wanted(value: Any, n_items: int) -> bool:
     return bool(value)
 
 
-def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str, Any], kinds: tuple[str, ...],
-          where: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str, Any], kinds: tuple[str, ...]
+          ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The stored arrays of the indexes a model needs (none when it wants none), and the facts
     DESCRIBE shows. vectors(similarity) is the augmented item matrix (n_items, d) float32."""
     if not wanted(setting(options), n_items):
         return {}, {}
-    faiss = require(where)
+    faiss = require()
     nlist = int(min(options.get("nlist") or default_nlist(n_items), max(1, n_items // MIN_ITEMS_PER_LIST)))
     seed = options.get("random_state")
     started = time.perf_counter()
@@ -120,21 +121,21 @@ def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str
     return arrays, facts
 
 
-def attach(model: Any, where: str) -> None:
+def attach(model: Any) -> None:
     """Build the indexes a model's options ask for (or none) on a model about to be saved:
     CREATE, RETRAIN and FINETUNE call this, so the index always matches the saved factors.
     Each index's recall@10 against exact scoring is measured on a sample and stored (DESCRIBE
     m.model); with 'auto', an index below AUTO_MIN_RECALL is dropped (the model stays exact)."""
     item = model.side("item")
     arrays, facts = build(lambda similarity: item.prepared(similarity, not similarity).T,
-                          len(model.items), model.options, model.handler.recommender_types, where)
+                          len(model.items), model.options, model.handler.recommender_types)
     model.index_arrays = {}
     if arrays:
         indexes = Indexes(arrays, lambda similarity: item.prepared(similarity, not similarity).T,
                           model.options.get("nprobe"))
         facts["nprobe"] = indexes.nprobe
         for name, index in indexes.by_name.items():
-            facts[f"{name}_recall_at_10"] = recall = sampled_recall(model, index, name, indexes.nprobe, where)
+            facts[f"{name}_recall_at_10"] = recall = sampled_recall(model, index, name, indexes.nprobe)
             if setting(model.options) != "auto" or recall >= AUTO_MIN_RECALL:
                 model.index_arrays.update({k: v for k, v in arrays.items() if k.startswith(f"{name}.")})
             else:
@@ -146,7 +147,7 @@ def kinds_of(name: str) -> str:
     return ", ".join(kind for kind, index in KIND_INDEX.items() if index == name)
 
 
-def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, where: str, sample: int = 256) -> float:
+def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, sample: int = 256) -> float:
     """Mean share of the exact top-10 the index finds, over a fixed sample of users (ip) or items (cos)."""
     item = model.side("item")
     similarity = INDEXES[name]
@@ -159,7 +160,7 @@ def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, where:
         return 1.0
     common = dict(exclude_index=rows if similarity else None, prepared=item.prepared(similarity, not similarity))
     want = exact_top_k(np.asarray(q, np.float32), qb, vecs, bias, k, **common)[0]
-    got = top_k(index, np.asarray(q, np.float32), qb, vecs, bias, k, nprobe=nprobe, where=where, **common)[0]
+    got = top_k(index, np.asarray(q, np.float32), qb, vecs, bias, k, nprobe=nprobe, **common)[0]
     found = [len(set(g[g >= 0]) & set(w[w >= 0])) / max(1, int((w >= 0).sum())) for g, w in zip(got, want)]
     return round(float(np.mean(found)) if found else 1.0, 4)
 
@@ -214,10 +215,10 @@ class IvfIndex:
     def nlist(self) -> int:
         return len(self.centroids)
 
-    def faiss_index(self, where: str) -> Any:
+    def faiss_index(self) -> Any:
         with self._lock:
             if self._index is None:
-                faiss = require(where)
+                faiss = require()
                 from faiss.contrib.ivf_tools import add_preassigned
 
                 lifted = lift(np.asarray(self._vectors(), np.float32))
@@ -228,13 +229,13 @@ class IvfIndex:
                 self._index = index
         return self._index
 
-    def search(self, queries: np.ndarray, k: int, nprobe: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """(indices, exact scores q.x) of the k best items in the nprobe nearest lists (-1, -inf: none)."""
-        faiss = require(where)
+        faiss = require()
         params = faiss.SearchParametersIVF(nprobe=int(min(nprobe, self.nlist)))
         queries = np.ascontiguousarray(queries, np.float32)
         lifted = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
-        _, idx = self.faiss_index(where).search(lifted, int(k), params=params)
+        _, idx = self.faiss_index().search(lifted, int(k), params=params)
         # Re-scored from the vectors: the L2 distance holds q.x only up to |q|^2 + M's rounding.
         found = np.asarray(self._vectors())[np.maximum(idx, 0)]  # (rows, k, d)
         scores = np.matmul(found, queries[:, :, None])[:, :, 0]
@@ -259,7 +260,7 @@ class Indexes:
                                         lambda s=similarity: vectors(s))
                          for name, similarity in INDEXES.items() if f"{name}.centroids" in arrays}
 
-    def scorer(self, kind: str, search: Search | None, restricted: bool, where: str) -> Callable[..., tuple]:
+    def scorer(self, kind: str, search: Search | None, restricted: bool) -> Callable[..., tuple]:
         """What scores a query of this kind: scoring.top_k, or top_k over the model's index.
         restricted: candidates or a target filter, scored exactly (a subset needs no index)."""
         search = search or Search()
@@ -272,18 +273,18 @@ class Indexes:
                       "item_item)" if kind not in KIND_INDEX else
                       f"the model has no approximate index for {kind} (CREATE OR REPLACE MODEL ... USING "
                       "approximate = true builds one)")
-            raise QueryError(f"{where} USING: option {option}: {reason}")
+            raise unlabelled(QueryError(f"USING: option {option}: {reason}"), separator=" ")
         if index is None or restricted:
             return exact_top_k
         if not available():  # a machine without faiss still answers the model, exactly, unless told otherwise
             if search.approximate:
-                require(where)
+                require()
             return exact_top_k
-        return functools.partial(top_k, index, nprobe=search.nprobe or self.nprobe, where=where)
+        return functools.partial(top_k, index, nprobe=search.nprobe or self.nprobe)
 
 
 def top_k(index: IvfIndex, query: np.ndarray, query_bias: np.ndarray | None, targets: np.ndarray,
-          target_bias: np.ndarray | None, k: int, *, nprobe: int, where: str,
+          target_bias: np.ndarray | None, k: int, *, nprobe: int,
           exclude: sp.spmatrix | None = None, exclude_index: np.ndarray | None = None,
           candidates: np.ndarray | None = None,
           cancelled: Callable[[], bool] | None = None,
@@ -317,7 +318,7 @@ def top_k(index: IvfIndex, query: np.ndarray, query_bias: np.ndarray | None, tar
         a += len(rows)
         q = augment_query(query[rows], None if query_bias is None else np.asarray(query_bias)[rows],
                           target_bias is not None)
-        idx, val = index.search(q, int(need[rows].max()), nprobe, where)
+        idx, val = index.search(q, int(need[rows].max()), nprobe)
         idx, val, got = _keep(idx, val, rows, k, n, exclude, exclude_index)
         out_idx[rows], out_val[rows] = idx, val
         short.append(rows[got < k])
