@@ -26,6 +26,7 @@ from sqlrec.lazy import sparse as sp
 from sqlrec.numeric import approx, scoring
 from sqlrec.errors import QueryError, UnknownIdError, context
 from sqlrec.engines import Handler
+from sqlrec.models.info import ModelInfo, ModelOptions, SideInfo
 from sqlrec.numeric.lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, take, typed
 from sqlrec.numeric.scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
@@ -107,17 +108,22 @@ class Side:
         return self.model.users if self.name == "user" else self.model.items
 
     @property
+    def info(self) -> SideInfo:
+        """What the model's info says of this side."""
+        return self.model.info.side(self.name)
+
+    @property
     def column(self) -> str:
-        return self.model.info[f"{self.name}_col"]
+        return self.info.column
 
     @property
     def type(self) -> str:
-        return self.model.info[f"{self.name}_type"]
+        return self.info.type
 
     @property
     def features(self) -> dict[str, Any] | None:
         """The feature spec of this side (sqlrec.ingest.features), None without features."""
-        return (self.model.info.get("features") or {}).get(self.name)
+        return self.info.features
 
     @property
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +206,7 @@ class Side:
         """Known ids that only the catalogue gave (options users / items) and no feature scores: nothing
         was learned about them, so they get the fallback as unknown ids do (never cold_start's error)."""
         blank = np.zeros(len(pos), bool)
-        if f"n_catalogue_only_{self.name}s" not in self.model.info or not known.any():
+        if self.info.n_catalogue_only is None or not known.any():
             return blank
         rows, indptr = pos[known], self.seen.indptr
         empty = (indptr[rows + 1] == indptr[rows]) & (self.features is None or ~self.factors[0][rows].any(axis=1))
@@ -234,7 +240,7 @@ class Model:
     engine: str
     options: dict[str, Any]  # resolved create-time options (common ones)
     params: dict[str, Any]  # resolved engine parameters
-    info: dict[str, Any]  # columns, id types, counts, training query
+    info: ModelInfo  # columns, id types, counts, training query (stored as JSON: ModelInfo.to_dict)
     metrics: dict[str, Any]
     users: pa.Array
     items: pa.Array
@@ -258,19 +264,25 @@ class Model:
         return self._sides[name]
 
     @functools.cached_property
+    def settings(self) -> ModelOptions:
+        """The create options sqlrec reads back, typed (self.options, the dict, is their stored form;
+        sqlrec.models.stored checked its types before a stored model is built)."""
+        return ModelOptions.from_dict(self.options)
+
+    @functools.cached_property
     def approx(self) -> approx.Indexes:
         """The approximate indexes (sqlrec.numeric.approx), assembled on the first query that uses one."""
         item = self.side("item")
         return approx.Indexes(self.index_arrays, lambda sim: item.prepared(sim, not sim).T,
-                              self.options.get("nprobe"))
+                              self.settings.nprobe)
 
     @property
     def user_col(self) -> str:
-        return self.info["user_col"]
+        return self.info.user.column
 
     @property
     def item_col(self) -> str:
-        return self.info["item_col"]
+        return self.info.item.column
 
     def columns(self, kind: str) -> list[str]:
         return result_columns(self.user_col, self.item_col, kind)
@@ -282,7 +294,7 @@ class Model:
         """Rows per key: the number asked for (a query's n_recommendations, EXPORT's, PREDICT's
         nrec, EVALUATE's k), else the model's n_recommendations, else DEFAULT_N_RECOMMENDATIONS.
         The one place this default is decided."""
-        return asked or self.options.get("n_recommendations") or DEFAULT_N_RECOMMENDATIONS
+        return asked or self.settings.n_recommendations or DEFAULT_N_RECOMMENDATIONS
 
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
@@ -359,7 +371,7 @@ class Model:
         cold_rows = cold.positions(key_ids) if cold is not None else np.full(len(pos), -1, np.int64)
         cold_rows[known] = -1
         unknown = ~known & (cold_rows < 0)
-        if unknown.any() and self.options.get("cold_start") == "error":
+        if unknown.any() and self.settings.cold_start == "error":
             missing = key_ids.filter(pa.array(unknown)).to_pylist()
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"

@@ -24,6 +24,7 @@ from sqlrec.store import arraystore
 from sqlrec.errors import CorruptModelError
 from sqlrec.engines import HANDLERS
 from sqlrec.models.model import Model
+from sqlrec.models.info import ModelInfo, ModelOptions
 from sqlrec.sql.types import check_type
 
 # Every dtype sqlrec writes (little-endian float32/64, int32/64, bool).
@@ -46,7 +47,8 @@ def _object(value: Any, name: Any, where: str, field: str) -> dict[str, Any]:
 
 
 def metadata(row: tuple, where: str) -> dict[str, Any]:
-    """A models-table row as checked metadata."""
+    """A models-table row as checked metadata: its info typed (ModelInfo), its options checked
+    to have the types ModelOptions reads."""
     name, engine, options, params, info, metrics, created_at, train_seconds = row
     meta = {"name": name, "engine": engine, "created_at": created_at, "train_seconds": train_seconds or 0.0,
             **{f: _object(v, name, where, f) for f, v in
@@ -67,6 +69,11 @@ def metadata(row: tuple, where: str) -> dict[str, Any]:
     n_rec = meta["options"].get("n_recommendations")
     if n_rec is not None and not (_count(n_rec) and 1 <= n_rec <= _MAX_N_RECOMMENDATIONS):
         raise _corrupt(name, where, f"n_recommendations {n_rec!r} out of range")
+    try:  # every other key sqlrec reads back: of the type it writes
+        meta["info"] = ModelInfo.from_dict(info)
+        ModelOptions.from_dict(meta["options"])
+    except ValueError as exc:
+        raise _corrupt(name, where, str(exc)) from exc
     return meta
 
 
@@ -127,9 +134,9 @@ def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.
     (by stored name); the handler asks for them when FINETUNE first needs them."""
     name, info = meta["name"], meta["info"]
     n_users, n_items = len(users), len(items)
-    if (n_users, n_items) != (info["n_users"], info["n_items"]):
+    if (n_users, n_items) != (info.user.n, info.item.n):
         raise _corrupt(name, where, f"{n_users} user ids and {n_items} item ids stored, "
-                                    f"{info['n_users']} and {info['n_items']} expected")
+                                    f"{info.user.n} and {info.item.n} expected")
     seen = _seen(arrays_, n_users, n_items, name, where)
     popularity = arrays_.get("popularity")
     if popularity is None or popularity.shape != (n_items,) or not np.isfinite(popularity).all():
@@ -182,8 +189,9 @@ def model_arrays(model: Model) -> dict[str, np.ndarray]:
     return out
 
 
-def summary_fields(name: str, info: Any, metrics: Any) -> tuple[dict[str, Any], dict[str, float]]:
-    """(info, metric values) of a models-table row, for SHOW MODELS."""
+def summary_fields(name: str, info: Any, metrics: Any) -> tuple[tuple[Any, Any, Any, Any], dict[str, float]]:
+    """((user_col, item_col, n_users, n_items), metric values) of a models-table row, for SHOW
+    MODELS: only what it lists is read (the rest of the info is checked when the model is loaded)."""
     where = "SHOW MODELS"
     info, metrics = _object(info, name, where, "info"), _object(metrics, name, where, "metrics")
     for key in ("user_col", "item_col", "n_users", "n_items"):
@@ -192,7 +200,7 @@ def summary_fields(name: str, info: Any, metrics: Any) -> tuple[dict[str, Any], 
     values = metrics.get("values") or {}
     if not isinstance(values, dict):
         raise _corrupt(name, where, "its metric values are not a JSON object")
-    return info, values
+    return (info["user_col"], info["item_col"], info["n_users"], info["n_items"]), values
 
 
 def to_json(value: Any) -> str:

@@ -28,7 +28,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -87,12 +87,6 @@ def default_nlist(n_items: int) -> int:
     return int(np.clip(round(LISTS_PER_SQRT_ITEM * np.sqrt(n_items)), 1, MAX_NLIST))
 
 
-def setting(options: dict[str, Any]) -> Any:
-    """A model's approximate option: true, false or 'auto' (a model saved before it existed: 'auto')."""
-    value = options.get("approximate")
-    return "auto" if value is None else value
-
-
 def wanted(value: Any, n_items: int) -> bool:
     """Whether CREATE builds an index: approximate = true, or 'auto' on a large catalogue with
     faiss installed (without it 'auto' stays exact rather than failing)."""
@@ -101,15 +95,53 @@ def wanted(value: Any, n_items: int) -> bool:
     return bool(value)
 
 
-def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str, Any], kinds: tuple[str, ...]
-          ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+@dataclass
+class IndexFacts:
+    """What DESCRIBE m.model shows of a model's index (approximate_<key> of to_dict's keys), kept
+    in the model's info as approximate_index."""
+
+    nlist: int
+    build_seconds: float
+    nprobe: int | None = None
+    recall_at_10: dict[str, float] = field(default_factory=dict)  # by index name (INDEXES)
+    dropped: dict[str, str] = field(default_factory=dict)  # 'auto': the indexes below AUTO_MIN_RECALL, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (the keys sqlrec has always written: nlist, ip_recall_at_10, ...)."""
+        out: dict[str, Any] = {"nlist": self.nlist, "build_seconds": self.build_seconds}
+        if self.nprobe is not None:
+            out["nprobe"] = self.nprobe
+        out.update({f"{name}_recall_at_10": recall for name, recall in self.recall_at_10.items()})
+        out.update({f"{name}_dropped": why for name, why in self.dropped.items()})
+        return out
+
+    @classmethod
+    def from_dict(cls, facts: dict[str, Any]) -> IndexFacts:
+        """The typed form of to_dict's; TypeError naming a key of the wrong type, KeyError a missing one."""
+        def number(key: str, kind: type = float) -> Any:
+            value = facts[key]
+            if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+                raise TypeError(f"{key} is {str(value)[:40]!r}")
+            return value
+        dropped = {name: facts[f"{name}_dropped"] for name in INDEXES if f"{name}_dropped" in facts}
+        if not all(isinstance(why, str) for why in dropped.values()):
+            raise TypeError("a dropped index's reason is not text")
+        return cls(nlist=number("nlist", int), build_seconds=number("build_seconds"),
+                   nprobe=None if facts.get("nprobe") is None else number("nprobe", int),
+                   recall_at_10={name: number(f"{name}_recall_at_10") for name in INDEXES
+                                 if f"{name}_recall_at_10" in facts},
+                   dropped=dropped)
+
+
+def build(vectors: Callable[[bool], np.ndarray], n_items: int, kinds: tuple[str, ...], *, approximate: bool | str,
+          nlist: int | None = None, seed: int | None = None) -> tuple[dict[str, np.ndarray], IndexFacts | None]:
     """The stored arrays of the indexes a model needs (none when it wants none), and the facts
-    DESCRIBE shows. vectors(similarity) is the augmented item matrix (n_items, d) float32."""
-    if not wanted(setting(options), n_items):
-        return {}, {}
+    DESCRIBE shows. vectors(similarity) is the augmented item matrix (n_items, d) float32;
+    approximate, nlist and seed (random_state) are the model's options."""
+    if not wanted(approximate, n_items):
+        return {}, None
     faiss = require()
-    nlist = int(min(options.get("nlist") or default_nlist(n_items), max(1, n_items // MIN_ITEMS_PER_LIST)))
-    seed = options.get("random_state")
+    nlist = int(min(nlist or default_nlist(n_items), max(1, n_items // MIN_ITEMS_PER_LIST)))
     started = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
     for name, similarity in INDEXES.items():
@@ -117,8 +149,7 @@ def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str
             continue
         centroids, lists = _cluster(faiss, np.ascontiguousarray(vectors(similarity), np.float32), nlist, seed)
         arrays[f"{name}.centroids"], arrays[f"{name}.lists"] = centroids, lists
-    facts = {"nlist": nlist, "build_seconds": round(time.perf_counter() - started, 3)}
-    return arrays, facts
+    return arrays, IndexFacts(nlist=nlist, build_seconds=round(time.perf_counter() - started, 3))
 
 
 def attach(model: Any) -> None:
@@ -126,21 +157,21 @@ def attach(model: Any) -> None:
     CREATE, RETRAIN and FINETUNE call this, so the index always matches the saved factors.
     Each index's recall@10 against exact scoring is measured on a sample and stored (DESCRIBE
     m.model); with 'auto', an index below AUTO_MIN_RECALL is dropped (the model stays exact)."""
-    item = model.side("item")
+    item, options = model.side("item"), model.settings
     arrays, facts = build(lambda similarity: item.prepared(similarity, not similarity).T,
-                          len(model.items), model.options, model.handler.recommender_types)
+                          len(model.items), model.handler.recommender_types, approximate=options.approximate,
+                          nlist=options.nlist, seed=options.random_state)
     model.index_arrays = {}
-    if arrays:
-        indexes = Indexes(arrays, lambda similarity: item.prepared(similarity, not similarity).T,
-                          model.options.get("nprobe"))
-        facts["nprobe"] = indexes.nprobe
+    if arrays and facts is not None:
+        indexes = Indexes(arrays, lambda similarity: item.prepared(similarity, not similarity).T, options.nprobe)
+        facts.nprobe = indexes.nprobe
         for name, index in indexes.by_name.items():
-            facts[f"{name}_recall_at_10"] = recall = sampled_recall(model, index, name, indexes.nprobe)
-            if setting(model.options) != "auto" or recall >= AUTO_MIN_RECALL:
+            facts.recall_at_10[name] = recall = sampled_recall(model, index, name, indexes.nprobe)
+            if options.approximate != "auto" or recall >= AUTO_MIN_RECALL:
                 model.index_arrays.update({k: v for k, v in arrays.items() if k.startswith(f"{name}.")})
             else:
-                facts[f"{name}_dropped"] = f"recall below {AUTO_MIN_RECALL} ('auto'): {kinds_of(name)} stays exact"
-    model.info["approximate_index"] = facts if model.index_arrays else None
+                facts.dropped[name] = f"recall below {AUTO_MIN_RECALL} ('auto'): {kinds_of(name)} stays exact"
+    model.info.approximate_index = facts if model.index_arrays else None
 
 
 def kinds_of(name: str) -> str:
