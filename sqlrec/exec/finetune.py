@@ -67,7 +67,8 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     new = _load_new(session, model, new_sql, st.source.database, where)
     grown, users, items = _grow_ids(model, new, where)
     train = _with_replay(grown, model.seen, given["replay"], model.params.get("random_state"))
-    handler = handler_cls.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
+    with context(where):  # arrays() reads the stored training state now: a damaged one is named here
+        handler = handler_cls.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
     handler.grow(len(users), len(items))
     num_threads = given["num_threads"] or model.info.num_threads or opts.default_threads()
     trainer = training.Trainer(train, num_threads, given["verbose"], cancelled)

@@ -24,7 +24,7 @@ from sqlrec.store import arraystore
 from sqlrec.models import stored
 from sqlrec.models.cache import CatalogCache
 from sqlrec.engines import HANDLERS
-from sqlrec.errors import ModelNotFoundError, ParseError, did_you_mean
+from sqlrec.errors import ModelNotFoundError, ParseError, context, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
 from sqlrec.models.model import Model, result_columns
 from sqlrec.store.session import Session
@@ -232,19 +232,20 @@ class Catalog:
             f"FROM {SCHEMA}.models WHERE key = ? AND version = ?", [key, version], where=label)
         if row is None:  # replaced by another cursor between the lookup and this read
             raise ModelNotFoundError(f"{where}: model {key!r} changed while it was being read; run the query again")
-        meta = stored.metadata(row, where)
-        later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
-        select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
-        raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
-                              where=label)
-        arrays = stored.arrays(raw, meta["name"], where)
-        del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
-        users = self._read_ids(key, version, "user", meta["info"].user.type, label)
-        items = self._read_ids(key, version, "item", meta["info"].item.type, label)
-        def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks
-            return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
-                key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"], where)
-        return stored.build_model(meta, arrays, users, items, version, where, load_rest=load_rest)
+        with context(where):  # labels what sqlrec.models.stored finds wrong with the rows
+            meta = stored.metadata(row)
+            later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
+            select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
+            raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
+                                  where=label)
+            arrays = stored.arrays(raw, meta["name"])
+            del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
+            users = self._read_ids(key, version, "user", meta["info"].user.type, label)
+            items = self._read_ids(key, version, "item", meta["info"].item.type, label)
+            def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks, in its own errors.context
+                return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
+                    key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"])
+            return stored.build_model(meta, arrays, users, items, version, load_rest=load_rest)
 
     def _read_ids(self, key: str, version: int, kind: str, type_name: str, where: str) -> pa.Array:
         # type_name passed stored.metadata's allow-list: it is a DuckDB type, not SQL text.
