@@ -83,7 +83,7 @@ class InnerProductIvf:
         self.index.train(x)
         self.index.add(x)
 
-    def search(self, queries, k, nprobe, where):
+    def search(self, queries, k, nprobe):
         import faiss
 
         scores, idx = self.index.search(queries, int(k), params=faiss.SearchParametersIVF(nprobe=int(nprobe)))
@@ -109,12 +109,11 @@ def run_size(kind: str, n_items: int, a, moments) -> list[tuple]:
     seen = implicit_interactions(a.users, n_items, 20).tocsr()
     prepared = scoring.prepare_targets(v, bi, True)
     t0 = time.perf_counter()
-    arrays, facts = approx.build(lambda s: prepared.T, n_items, {"approximate": True, "nlist": a.nlist}, ("user_item",),
-                                 "bench")
+    arrays, facts = approx.build(lambda s: prepared.T, n_items, ("user_item",), approximate=True, nlist=a.nlist)
     build = time.perf_counter() - t0
     index = approx.IvfIndex(arrays["ip.centroids"], arrays["ip.lists"], lambda: prepared.T)
     t0 = time.perf_counter()
-    index.faiss_index("bench")
+    index.faiss_index()
     assemble = time.perf_counter() - t0
 
     def exact(rows=slice(None)):
@@ -122,13 +121,13 @@ def run_size(kind: str, n_items: int, a, moments) -> list[tuple]:
 
     def approximate(nprobe, rows=slice(None)):
         return approx.top_k(index, u[rows], bu[rows], v, bi, a.k, exclude=seen[rows], prepared=prepared,
-                            nprobe=nprobe, where="bench")
+                            nprobe=nprobe)
 
     lanes = {"exact": exact, **{f"approx nprobe={p}": (lambda p=p: approximate(p)) for p in a.nprobe}}
     if a.ip:
-        ip = InnerProductIvf(np.ascontiguousarray(prepared.T), facts["nlist"])
+        ip = InnerProductIvf(np.ascontiguousarray(prepared.T), facts.nlist)
         lanes.update({f"faiss IP-IVF nprobe={p}": (lambda p=p: approx.top_k(
-            ip, u, bu, v, bi, a.k, exclude=seen, prepared=prepared, nprobe=p, where="bench")) for p in a.nprobe})
+            ip, u, bu, v, bi, a.k, exclude=seen, prepared=prepared, nprobe=p)) for p in a.nprobe})
     times: dict[str, list[float]] = {name: [] for name in lanes}
     results = {}
     for _ in range(a.repeats):
@@ -144,9 +143,9 @@ def run_size(kind: str, n_items: int, a, moments) -> list[tuple]:
     rows = []
     for name in lanes:
         med = statistics.median(times[name])
-        rows.append((kind, n_items, facts["nlist"], name, recall(results[name], results["exact"]), min(times[name]),
+        rows.append((kind, n_items, facts.nlist, name, recall(results[name], results["exact"]), min(times[name]),
                      med, base / med, single[name]))
-    print(f"{kind}, {n_items:,} items: index build {build:.1f} s (nlist {facts['nlist']}), assembly {assemble:.2f} s",
+    print(f"{kind}, {n_items:,} items: index build {build:.1f} s (nlist {facts.nlist}), assembly {assemble:.2f} s",
           flush=True)
     return rows
 

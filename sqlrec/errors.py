@@ -17,7 +17,9 @@ module outside sqlrec.store that does.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import duckdb
 
@@ -67,6 +69,11 @@ class NotSupportedError(DatabaseError):
 
 class SqlRecError(Error):
     """Base mixin of the errors sqlrec itself raises (as opposed to DuckDB's)."""
+
+    # Set by unlabelled(): the error still waits for its statement label, which the innermost
+    # enclosing context() puts before the message with this separator. None: labelled already
+    # (the message names its statement itself, the usual case) or never to be labelled.
+    awaiting_label: str | None = None
 
 
 class ParseError(SqlRecError, ProgrammingError):
@@ -122,6 +129,33 @@ class Cancelled(SqlRecError, OperationalError):
 
 class SparkError(SqlRecError, OperationalError):
     """A Spark job (engine = 'spark_als', EXPORT RECOMMENDATIONS) failed on the cluster or could not start."""
+
+
+_E = TypeVar("_E", bound=SqlRecError)
+
+
+def unlabelled(exc: _E, separator: str = ": ") -> _E:
+    """`exc`, to be labelled by the caller's context() (code that knows what failed but not which
+    statement asked: sqlrec.numeric). The message is the part after the label; `separator` joins
+    them (' ' where the message goes on naming a part of the statement, as in 'SELECT FROM m USING')."""
+    exc.awaiting_label = separator
+    return exc
+
+
+@contextmanager
+def context(label: str) -> Iterator[None]:
+    """Put `label` (the statement part, e.g. 'SELECT FROM m') before the message of an unlabelled()
+    sqlrec error raised inside. Once: the innermost context labels it, and an outer one finds it
+    labelled and leaves it as it is. Other errors pass through untouched. Errors raised by a
+    generator after the block was left (a lazily consumed ranking) are outside it: such code
+    keeps its label as an argument."""
+    try:
+        yield
+    except SqlRecError as exc:
+        if exc.awaiting_label is not None:
+            exc.args = (f"{label}{exc.awaiting_label}{exc.args[0] if exc.args else ''}", *exc.args[1:])
+            exc.awaiting_label = None
+        raise
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -135,8 +135,7 @@ def _factors(n_items: int, n_users: int, seed: int = 0):
 
 def _index(v, bi, nlist):
     prepared = scoring.prepare_targets(v, bi, True)
-    arrays, facts = approx.build(lambda s: prepared.T, len(v), {"approximate": True, "nlist": nlist}, ("user_item",),
-                                 "test")
+    arrays, facts = approx.build(lambda s: prepared.T, len(v), ("user_item",), approximate=True, nlist=nlist)
     return approx.IvfIndex(arrays["ip.centroids"], arrays["ip.lists"], lambda: prepared.T), prepared, facts
 
 
@@ -147,14 +146,14 @@ def test_rows_the_index_cannot_fill_are_scored_exactly():
     seen[0, :approx.MAX_SEARCH_K + 100] = 1  # k + seen above MAX_SEARCH_K
     seen[1, ::7] = 1
     want = scoring.top_k(u, bu, v, bi, 20, exclude=seen.tocsr())
-    got = approx.top_k(index, u, bu, v, bi, 20, exclude=seen.tocsr(), nprobe=1, where="t", prepared=prepared)
+    got = approx.top_k(index, u, bu, v, bi, 20, exclude=seen.tocsr(), nprobe=1, prepared=prepared)
     assert (got[0][0] == want[0][0]).all() and np.allclose(got[1][0], want[1][0], atol=1e-5)
     assert not np.isin(got[0][1], np.arange(0, 3000, 7)).any()
     # 40 items a list, one list scanned, 60 asked: no row can be filled, so every row is exact
     index, prepared, facts = _index(v[:400], bi[:400], 10)
-    assert facts["nlist"] == 10
+    assert facts.nlist == 10
     want = scoring.top_k(u, bu, v[:400], bi[:400], 60)
-    got = approx.top_k(index, u, bu, v[:400], bi[:400], 60, nprobe=1, where="t", prepared=prepared)
+    got = approx.top_k(index, u, bu, v[:400], bi[:400], 60, nprobe=1, prepared=prepared)
     assert (got[0] == want[0]).all() and np.allclose(got[1], want[1], atol=1e-5)
 
 

@@ -34,14 +34,14 @@ def test_loaded_arrays_are_views_and_the_seen_matrix_is_exact(path):
     con = sqlrec.connect(str(path))
     rows = arraystore.read(con.session, "SELECT name, dtype, shape, data FROM sqlrec.arrays WHERE key = ?",
                            ["movie_rec"], where="test")
-    arrays = sqlrec.models.stored.arrays(rows, "movie_rec", "test")
+    arrays = sqlrec.models.stored.arrays(rows, "movie_rec")
     raw = dict(con.duckdb.execute("SELECT name, data FROM sqlrec.arrays WHERE key = 'movie_rec'").fetchall())
     assert set(arrays) == set(raw)
     for name, a in arrays.items():
         assert a.tobytes() == raw[name], name
         assert a.flags.aligned and not a.flags.owndata, name  # a view of Arrow's buffer, not a copy
     indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
-    seen = sqlrec.models.stored._seen(arrays, len(indptr) - 1, int(indices.max()) + 1, "movie_rec", "test")
+    seen = sqlrec.models.stored._seen(arrays, len(indptr) - 1, int(indices.max()) + 1, "movie_rec")
     want = sp.csr_matrix((np.ones(len(indices)), indices, indptr), shape=seen.shape)
     assert (seen != want.astype(bool)).nnz == 0 and seen.sum() == len(indices)
     assert np.shares_memory(seen.indices, indices)  # int32 as stored: not copied

@@ -116,3 +116,43 @@ def test_unbindable_parameter_is_a_programming_error(trained, value):
     with pytest.raises(errors.ProgrammingError, match=f"parameter 1: cannot bind a value of type {type(value).__name__}"):
         trained.execute("SELECT * FROM movie_rec WHERE userId = ?", [value])
     assert state(trained) == before
+
+
+# --- statement labels from errors.context (code below the statements takes no `where`) ---------
+
+
+def test_context_labels_an_unlabelled_error_once_however_deeply_nested():
+    with pytest.raises(errors.OptionError) as got:
+        with errors.context("SELECT FROM outer"):
+            with errors.context("SELECT FROM m"):
+                with errors.context("SELECT FROM m"):
+                    raise errors.unlabelled(errors.OptionError("option nprobe: too large"))
+    assert str(got.value) == "SELECT FROM m: option nprobe: too large"
+    assert got.value.awaiting_label is None
+
+
+def test_context_leaves_labelled_and_foreign_errors_as_they_are():
+    with pytest.raises(errors.QueryError, match=r"^SELECT FROM m: bad filter$"):
+        with errors.context("SELECT FROM other"):
+            raise errors.QueryError("SELECT FROM m: bad filter")  # named its statement itself
+    with pytest.raises(errors.Cancelled, match=r"^statement cancelled$"):
+        with errors.context("SELECT FROM m"):
+            raise errors.Cancelled("statement cancelled")
+    with pytest.raises(ValueError, match=r"^plain$"):
+        with errors.context("SELECT FROM m"):
+            raise ValueError("plain")
+
+
+def test_context_separator_continues_the_statement_part():
+    with pytest.raises(errors.QueryError) as got:
+        with errors.context("SELECT FROM m"):
+            raise errors.unlabelled(errors.QueryError("USING: option nprobe: no index"), separator=" ")
+    assert str(got.value) == "SELECT FROM m USING: option nprobe: no index"
+
+
+def test_numeric_refusal_is_labelled_with_the_statement(trained):
+    # sqlrec.numeric.approx raises without a label; the model's query labels it, exactly as before.
+    with pytest.raises(errors.QueryError) as got:
+        trained.execute("SELECT * FROM movie_rec WHERE userId = 1 USING nprobe = 4")
+    assert str(got.value) == ("SELECT FROM movie_rec USING: option nprobe: the model has no approximate index for "
+                              "user_item (CREATE OR REPLACE MODEL ... USING approximate = true builds one)")

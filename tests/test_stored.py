@@ -44,6 +44,7 @@ def corrupt(path, fragment, read_only=True):
     with pytest.raises(errors.CorruptModelError) as info:
         con.execute(QUERY)
     assert "model 'movie_rec' is corrupt" in str(info.value) and fragment in str(info.value)
+    assert str(info.value).startswith("SELECT: model 'movie_rec' is corrupt")  # labelled, once
     assert con.execute("SELECT count(*) FROM ratings").fetchone() == (720,)  # nothing ran, nothing lost
     con.close()
 
@@ -184,6 +185,7 @@ def test_optimizer_state_is_read_only_by_finetune(path):
     with pytest.raises(errors.CorruptModelError) as info:
         con.execute("FINETUNE movie_rec FROM (SELECT * FROM ratings WHERE userId < 5)")
     assert "model 'movie_rec' is corrupt" in str(info.value) and "user_embedding_gradients" in str(info.value)
+    assert str(info.value).startswith("FINETUNE movie_rec: model 'movie_rec' is corrupt")  # read late, labelled too
     assert con.execute("SELECT max(version) FROM movie_rec.versions").fetchone() == (1,)
     assert con.execute(QUERY).fetchall() == want
     con.close()

@@ -73,7 +73,7 @@ _GIVEN = ("interactions", "user_features", "item_features")
 
 def _own_features(model: Model, side: Side) -> bool:
     """Whether the model's own feature source gives unknown ids of `side` vectors (cold_start = 'features')."""
-    return model.options.get("cold_start") == "features" and side.features is not None
+    return model.settings.cold_start == "features" and side.features is not None
 
 
 def _given_features(model: Model, side: Side, kind: str, options: dict[str, Any], where: str) -> Any:
@@ -162,7 +162,7 @@ def _interactions(session: Session, side: Side, value: Any, where: str) -> tuple
     model, other = side.model, side.other
     kcol = column(side.column, "whose interactions a row holds")
     tcol = column(other.column, f"the {other.name} interacted with")
-    rating, threshold = model.info.get("rating_col"), model.options.get("threshold")
+    rating, threshold = model.info.rating_col, model.settings.threshold
     rcol = column(rating, "rating", required=False) if rating else None
     if rcol is not None and threshold is not None:
         table = table.filter(pc.fill_null(pc.greater_equal(table.column(rcol), threshold), False))

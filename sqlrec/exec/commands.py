@@ -24,8 +24,8 @@ def status_table(model: Model, status: str) -> pa.Table:
     values = (model.metrics or {}).get("values", {})
     return pa.table({
         "name": [model.name], "engine": [model.engine], "version": pa.array([model.version], pa.int32()),
-        "status": [status], "n_users": [model.info["n_users"]], "n_items": [model.info["n_items"]],
-        "n_interactions": [model.info["n_positives"]],
+        "status": [status], "n_users": [model.info.user.n], "n_items": [model.info.item.n],
+        "n_interactions": [model.info.n_positives],
         "train_seconds": [round(model.train_seconds, 3)],
         **{m: pa.array([values.get(m)], pa.float64()) for m in SUMMARY_METRICS},
     })
@@ -106,7 +106,7 @@ def evaluate(session: Session, catalog: Catalog, st: EvaluateModel) -> pa.Table:
     given = dict(st.options)
     q = opts.resolve(given, opts.EVALUATE_OPTIONS, f"{where} USING")
     stored = model.metrics or {}
-    k = model.n_recommendations(q["k"] or stored.get("k") or model.options.get("eval_k"))
+    k = model.n_recommendations(q["k"] or stored.get("k") or model.settings.eval_k)
     counts: dict[str, Any] = {}
     if st.source is None:
         for name in ("exclude_seen", "threshold"):

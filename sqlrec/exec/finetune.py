@@ -28,7 +28,7 @@ from sqlrec.ingest import data as data_mod
 from sqlrec.exec import lifecycle, training
 from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
-from sqlrec.errors import ColumnError, OptionError, TrainingError
+from sqlrec.errors import ColumnError, OptionError, TrainingError, context
 from sqlrec.models.model import Model
 from sqlrec.store.session import Session
 from sqlrec.sql import CreateModel, Finetune, Source, parse_select, quote_ident
@@ -49,7 +49,7 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     where = f"FINETUNE {st.name}"
     model = catalog.load(st.name, where)
     assert st.source is not None  # the grammar requires FROM
-    source_db = model.info.get("source_database")
+    source_db = model.info.source_database
     if (st.source.database or None) != (source_db or None):
         raise OptionError(f"{where}: the new rows must come from the training query's database "
                           f"({source_db or 'the current one'}), got {st.source.database or 'the current one'}")
@@ -60,33 +60,37 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     union = _union_sql(model, lifecycle.stored_source(model, where).query or "", new_sql)
     handler_cls = type(model.handler)
     # Features: the new ids have no rows in the stored feature matrices, so such a model is refit.
-    if not handler_cls.incremental_finetune or model.info.get("features"):
+    if not handler_cls.incremental_finetune or model.info.has_features:
         return _refit(session, catalog, st, model, union, where, cancelled)
     given = opts.resolve(st.options, FINETUNE_OPTIONS, where)
     started = time.perf_counter()
     new = _load_new(session, model, new_sql, st.source.database, where)
     grown, users, items = _grow_ids(model, new, where)
     train = _with_replay(grown, model.seen, given["replay"], model.params.get("random_state"))
-    handler = handler_cls.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
+    with context(where):  # arrays() reads the stored training state now: a damaged one is named here
+        handler = handler_cls.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
     handler.grow(len(users), len(items))
-    num_threads = given["num_threads"] or model.info.get("num_threads") or opts.default_threads()
+    num_threads = given["num_threads"] or model.info.num_threads or opts.default_threads()
     trainer = training.Trainer(train, num_threads, given["verbose"], cancelled)
     trainer.fit(handler, np.ones(len(train.rows), bool), f"fine-tuning {model.name}")
     seen = _pad(model.seen, grown.shape) + grown.seen()
     seen.data[:] = 1.0
-    info = dict(model.info, kind="finetune", n_users=len(users), n_items=len(items), n_pairs=int(seen.nnz),
-                n_positives=int(model.info["n_positives"]) + int(grown.positive.sum()),
-                n_source_rows=int(model.info["n_source_rows"]) + new.n_source_rows, source_sql=union,
-                n_new_users=len(users) - len(model.users), n_new_items=len(items) - len(model.items),
-                notes=f"incremental: warm start from version {model.version}, {given['epochs']} epochs on "
-                      f"{len(grown.rows)} new pairs" + (f" + {len(train.rows) - len(grown.rows)} replayed"
-                                                        if given["replay"] else ""))
+    old = model.info
+    info = old.replace(
+        user=dataclasses.replace(old.user, n=len(users), n_new=len(users) - len(model.users)),
+        item=dataclasses.replace(old.item, n=len(items), n_new=len(items) - len(model.items)),
+        kind="finetune", n_pairs=int(seen.nnz), n_positives=int(old.n_positives or 0) + int(grown.positive.sum()),
+        n_source_rows=int(old.n_source_rows or 0) + new.n_source_rows, source_sql=union,
+        notes=f"incremental: warm start from version {model.version}, {given['epochs']} epochs on "
+              f"{len(grown.rows)} new pairs" + (f" + {len(train.rows) - len(grown.rows)} replayed"
+                                                if given["replay"] else ""))
     options = dict(model.options, **({"keep_versions": given["keep_versions"]} if given["keep_versions"] else {}))
     out = Model(name=model.name, engine=model.engine, options=options,
                 params=dict(model.params, epochs_trained=handler.epochs), info=info, metrics={},
                 users=users, items=items, seen=seen, popularity=_popularity(seen), handler=handler,
                 train_seconds=time.perf_counter() - started)
-    approx.attach(out, where)  # the index follows the new factors and the new items
+    with context(where):
+        approx.attach(out)  # the index follows the new factors and the new items
     catalog.save(out, where)
     return out, "finetuned"
 
@@ -96,23 +100,29 @@ def _refit(session: Session, catalog: Catalog, st: Finetune, model: Model, union
     """Engines without an incremental fit: a RETRAIN on the old training query plus the new rows."""
     unknown = [k for k in st.options if k.lower() not in ("num_threads", "n_jobs", "verbose", "keep_versions")]
     if unknown:
-        raise OptionError(f"{where}: engine {model.engine!r}{' with features' if model.info.get('features') else ''}"
+        raise OptionError(f"{where}: engine {model.engine!r}{' with features' if model.info.has_features else ''}"
                           f" is refit on the old and new rows; option {unknown[0]!r} does not apply "
                           "(use RETRAIN ... USING to change options)")
-    create = CreateModel(name=model.name, source=Source(query=union, database=model.info.get("source_database")),
+    create = CreateModel(name=model.name, source=Source(query=union, database=model.info.source_database),
                          options=lifecycle.stored_options(model, st.options), replace=True)
     out, _ = training.create(session, catalog, create, cancelled, kind="finetune",
                              notes=f"refit on the stored training query plus the new rows ({model.engine}"
-                                   f"{' with features' if model.info.get('features') else ''} has no incremental fit)")
+                                   f"{' with features' if model.info.has_features else ''} has no incremental fit)")
     return out, "finetuned (refit)"
 
 
 def _union_sql(model: Model, old_sql: str, new_sql: str) -> str:
     """The old training query UNION ALL the new rows, on the model's columns."""
-    cols = [model.info[c] for c in ("user_col", "item_col", "rating_col", "weight_col", "timestamp_col")
-            if model.info.get(c)]
+    cols = [c for c in _columns(model).values() if c]
     select = ", ".join(quote_ident(c) for c in cols)
     return f"SELECT {select} FROM ({old_sql}) UNION ALL SELECT {select} FROM ({new_sql})"
+
+
+def _columns(model: Model) -> dict[str, str | None]:
+    """The model's training columns, by the option that named them (None: not used)."""
+    info = model.info
+    return {"user_id": info.user.column, "item_id": info.item.column, "rating": info.rating_col,
+            "weight": info.weight_col, "timestamp": info.timestamp_col}
 
 
 def _family(type_name: str) -> str:
@@ -121,24 +131,21 @@ def _family(type_name: str) -> str:
 
 def _load_new(session: Session, model: Model, sql: str, database: str | None, where: str) -> data_mod.TrainingData:
     columns = session.columns(sql, where=f"{where}: the query of the new rows failed", database=database)
-    names = {"user_id": "user_col", "item_id": "item_col", "rating": "rating_col", "weight": "weight_col",
-             "timestamp": "timestamp_col"}
     found: dict[str, str | None] = {}
-    for option, key in names.items():
-        name = model.info.get(key)
+    for option, name in _columns(model).items():
         if name is not None and data_mod.find_column(columns, name) is None:
             raise ColumnError(f"{where}: the new rows have no column {name!r} (the model's {option}); "
                               f"their columns are: {', '.join(columns)}")
         found[option] = name and data_mod.find_column(columns, name)
     cols = data_mod.Columns(user=found["user_id"], item=found["item_id"], rating=found["rating"],
                             weight=found["weight"], timestamp=found["timestamp"])
-    new = data_mod.load(session, sql, cols, model.options.get("threshold"), where, database)
+    new = data_mod.load(session, sql, cols, model.settings.threshold, where, database)
     if len(new.rows) == 0:
         raise TrainingError(f"{where}: the new rows are empty; nothing to fine-tune on, nothing was saved")
     for side in ("user", "item"):
-        have, got = model.info[f"{side}_type"], new.id_type(side)
+        have, got = model.info.side(side).type, new.id_type(side)
         if _family(have) != _family(got):
-            raise ColumnError(f"{where}: column {model.info[f'{side}_col']!r} of the new rows is {got} but the "
+            raise ColumnError(f"{where}: column {model.info.side(side).column!r} of the new rows is {got} but the "
                               f"model's {side} ids are {have}; cast it in the query")
     return new
 
@@ -161,8 +168,8 @@ def _grow_ids(model: Model, new: data_mod.TrainingData, where: str
     pick = (lambda a: None if a is None else a[order])
     grown = dataclasses.replace(new, users=users, items=items, rows=rows[order], cols=cols[order],
                                 weight=new.weight[order], rating=pick(new.rating), timestamp=pick(new.timestamp),
-                                positive=new.positive[order], user_type=model.info["user_type"],
-                                item_type=model.info["item_type"])
+                                positive=new.positive[order], user_type=model.info.user.type,
+                                item_type=model.info.item.type)
     return grown, users, items
 
 

@@ -29,10 +29,10 @@ def evaluation_pairs(session: Session, model: Model, sql: str, database: str | N
 
     ucol = column(model.user_col, "the model's user id")
     icol = column(model.item_col, "the model's item id")
-    rating = model.info.get("rating_col")
+    rating = model.info.rating_col
     rcol = find_column(columns, rating) if rating else None
     given = threshold is not None
-    threshold = threshold if given else model.options.get("threshold")
+    threshold = threshold if given else model.settings.threshold
     if given and rcol is None:
         raise OptionError(f"{where}: option threshold needs the model's rating column {rating or '(none)'!r} "
                           f"in the test query; its columns are: {', '.join(columns)}")
@@ -60,7 +60,7 @@ def evaluation_ratings(session: Session, model: Model, sql: str, database: str |
     """(user indices, item indices, ratings) of a test query's rated rows whose ids the model
     knows, every rating (no threshold); None when the query lacks the model's rating column."""
     columns = list(session.columns(sql, where=f"{where}: the test query failed", database=database))
-    rating = model.info.get("rating_col")
+    rating = model.info.rating_col
     rcol = find_column(columns, rating) if rating else None
     ucol, icol = find_column(columns, model.user_col), find_column(columns, model.item_col)
     if rcol is None or ucol is None or icol is None:

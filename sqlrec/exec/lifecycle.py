@@ -27,12 +27,11 @@ _NOT_OPTIONS = {"epochs_trained", "engine"}
 
 def stored_source(model: Model, where: str) -> Source:
     """The model's stored training query, checked to be one read-only SELECT."""
-    sql = model.info.get("source_sql")
-    if not isinstance(sql, str):
+    sql = model.info.source_sql
+    if sql is None:
         raise OptionError(f"{where}: model {model.name!r} has no stored training query; give one with FROM (SELECT ...)")
     query = parse_select(sql, f"{where}: the model's stored training query")
-    database = model.info.get("source_database")
-    return Source(query=query, database=database if isinstance(database, str) else None)
+    return Source(query=query, database=model.info.source_database)
 
 
 def stored_options(model: Model, new: dict[str, Any]) -> dict[str, Any]:
@@ -41,21 +40,23 @@ def stored_options(model: Model, new: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"engine": model.engine}
     out.update({k: v for k, v in model.options.items() if v is not None and k not in ("engine", "overwrite")})
     info = model.info
-    for option, key in (("user_id", "user_col"), ("item_id", "item_col"), ("rating", "rating_col"),
-                        ("weight", "weight_col"), ("timestamp", "timestamp_col")):
-        if info.get(key) is not None:
-            out[option] = info[key]
-    for side, spec in (info.get("features") or {}).items():
+    for option, column in (("user_id", info.user.column), ("item_id", info.item.column), ("rating", info.rating_col),
+                           ("weight", info.weight_col), ("timestamp", info.timestamp_col)):
+        if column is not None:
+            out[option] = column
+    for side, spec in ((s, info.side(s).features) for s in ("user", "item")):
+        if spec is None:
+            continue
         out[f"{side}_features"] = spec["source"]
         out[f"{side}_identity"] = spec.get("identity", True)
         if spec.get("bucket_numeric") is not None:
             out["bucket_numeric"] = spec["bucket_numeric"]
     engine = str(next((v for k, v in new.items() if k.lower() == "engine"), model.engine)).lower()
-    if engine == model.engine and not model.options.get("tune"):
+    if engine == model.engine and not model.settings.tune:
         # The same engine keeps its parameters (tuned ones included); another engine gets its defaults.
         names = {o.name for o in HANDLERS[engine].params_spec} if engine in HANDLERS else set()
         out.update({k: v for k, v in model.params.items() if k in names and k not in _NOT_OPTIONS})
-    if model.options.get("cold_start") in ("features", "popularity") and "cold_start" not in given:
+    if model.settings.cold_start in ("features", "popularity") and "cold_start" not in given:
         out.pop("cold_start", None)  # the default: re-derived from whether the new version has features
     out = {k: v for k, v in out.items() if k.lower() not in given}
     out.update(new)

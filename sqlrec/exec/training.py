@@ -22,10 +22,11 @@ from sqlrec.ingest import features, known_ids
 from sqlrec.sql import options as opts
 from sqlrec.exec import selection, tuning
 from sqlrec.models.catalog import Catalog, check_name
-from sqlrec.errors import Cancelled, ModelExistsError, OptionError, TrainingError
+from sqlrec.errors import Cancelled, ModelExistsError, OptionError, TrainingError, context
 from sqlrec.engines import Handler, create_option_specs, get_handler, tunable_engines
 from sqlrec.engines.popularity import popularity_scores
 from sqlrec.models.model import Model
+from sqlrec.models.info import ModelInfo, SideInfo
 from sqlrec.exec.progress import EpochBar
 from sqlrec.store.session import Session
 from sqlrec.sql import CreateModel
@@ -155,7 +156,8 @@ def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tun
     opts.check_rules(resolved, where)
     _check_engine(resolved, handler_cls, where)
     if resolved["approximate"] is True:  # before training, not after it
-        approx.require(where)
+        with context(where):
+            approx.require()
     for cls in engines:
         cls.check_available(where)
     candidates = {cls.engine: _engine_params(cls, given, resolved, where) for cls in engines}
@@ -209,41 +211,38 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
         resolved["cold_start"] = "features" if feature_specs else "popularity"
     num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())
     trainer = Trainer(data, num_threads, resolved["verbose"], cancelled)
-    handler, params, metrics, info_extra, arrays = fit_all(trainer, candidates, resolved, st.name)
+    handler, params, metrics, trials, arrays = fit_all(trainer, candidates, resolved, st.name)
     resolved["engine"] = handler.engine  # tuning across engines may have chosen another
-    info = {
-        "user_col": cols.user, "item_col": cols.item, "rating_col": cols.rating,
-        "weight_col": cols.weight, "timestamp_col": cols.timestamp,
-        "user_type": data.user_type, "item_type": data.item_type,
-        "n_users": data.shape[0], "n_items": data.shape[1], "n_pairs": int(len(data.rows)),
-        "n_positives": int(data.positive.sum()), "n_source_rows": data.n_source_rows,
-        "source_sql": sql, "source_database": st.source.database, "num_threads": num_threads,
-        "features": feature_specs, "kind": kind, "notes": notes, **info_extra,
-        **{f"n_catalogue_only_{side}s": n for side, n in catalogue_only.items()},
-    }
+    sides = {side: SideInfo(column=id_columns[side], type=id_type, n=n, n_catalogue_only=catalogue_only.get(side),
+                            features=feature_specs.get(side))
+             for side, id_type, n in (("user", data.user_type, data.shape[0]), ("item", data.item_type, data.shape[1]))}
+    info = ModelInfo(
+        **sides, rating_col=cols.rating, weight_col=cols.weight, timestamp_col=cols.timestamp,
+        n_pairs=int(len(data.rows)), n_positives=int(data.positive.sum()), n_source_rows=data.n_source_rows,
+        source_sql=sql, source_database=st.source.database, num_threads=num_threads, kind=kind, notes=notes,
+        tuning=trials)
     model = Model(
         name=st.name, engine=handler.engine, info=info, metrics=metrics,
         options={o.name: resolved[o.name] for o in opts.COMMON_OPTIONS if o.name in resolved},
         params=dict(params, epochs_trained=handler.epochs), users=data.users, items=data.items,
         seen=data.seen(), popularity=popularity_scores(data, np.ones(len(data.rows), bool))[0],
         handler=handler, train_seconds=time.perf_counter() - started, extra_arrays=arrays)
-    approx.attach(model, where)
+    with context(where):
+        approx.attach(model)
     catalog.save(model, where)
     return model, "trained"
 
 
 def fit_all(trainer: Trainer, candidates: dict[str, tuning.Candidate], resolved: dict[str, Any], name: str
-            ) -> tuple[Handler, dict[str, Any], dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+            ) -> tuple[Handler, dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, np.ndarray]]:
     """Tuning (tune = true), the held-out run (evaluation = true), then the fit on all data:
-    (handler, its params, metrics, info additions, arrays stored for EVALUATE MODEL)."""
+    (handler, its params, metrics, tuning's trials (None without tune), arrays stored for EVALUATE MODEL)."""
     held = tuned = None
-    info: dict[str, Any] = {}
     cand = next(iter(candidates.values()))
     if resolved["tune"]:  # options set in USING stay fixed; the best trial's values fill the rest
         tuned = tuning.tune(trainer.data, candidates, resolved, trainer.fit, name)
         cand = candidates[tuned.engine]
         cand.params.update(tuned.best_params)
-        info["tuning"] = tuned.trials
     handler_cls, params = cand.cls, cand.params
     if resolved["evaluation"]:
         held = selection.held_out_run(trainer.data, handler_cls, params, resolved, trainer.fit, name,
@@ -251,4 +250,4 @@ def fit_all(trainer: Trainer, candidates: dict[str, tuning.Candidate], resolved:
     # Early stopping found the epoch count; the final fit on all data uses it.
     handler = handler_cls(dict(params, epochs=held.best_epochs) if held and held.best_epochs else params)
     trainer.fit(handler, np.ones(len(trainer.data.rows), bool), f"training {name}")
-    return handler, params, held.metrics if held else {}, info, held.arrays if held else {}
+    return handler, params, held.metrics if held else {}, tuned.trials if tuned else None, held.arrays if held else {}

@@ -68,7 +68,7 @@ class Candidate:
 class TuneResult:
     engine: str  # the best trial's engine
     best_params: dict[str, Any]  # searched params of the best trial
-    trials: dict[str, Any]  # JSON for the model's info["tuning"]
+    trials: dict[str, Any]  # JSON for the model's info.tuning
     test_pairs: np.ndarray | None  # the test split the trials never saw (evaluation = true)
 
 

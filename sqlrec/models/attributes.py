@@ -45,21 +45,21 @@ def _text(value: Any) -> str | None:
 
 
 def info_table(model: Model) -> pa.Table:
-    info = model.info
+    info, options = model.info, model.settings
     return _kv([
         ("name", model.name), ("engine", model.engine), ("version", model.version),
         ("status", "trained"), ("created_at", model.created_at),
         ("train_seconds", round(model.train_seconds, 3)),
-        ("user_id", info["user_col"]), ("item_id", info["item_col"]),
-        ("user_id_type", info["user_type"]), ("item_id_type", info["item_type"]),
-        ("rating", info.get("rating_col")), ("threshold", model.options.get("threshold")),
-        ("weight", info.get("weight_col")), ("timestamp", info.get("timestamp_col")),
-        ("n_users", info["n_users"]), ("n_items", info["n_items"]),
-        ("n_pairs", info["n_pairs"]), ("n_positives", info["n_positives"]),
-        ("n_source_rows", info["n_source_rows"]),
-        ("n_recommendations", model.options.get("n_recommendations")),
-        ("cold_start", model.options.get("cold_start")),
-        ("training_query", info["source_sql"]),
+        ("user_id", info.user.column), ("item_id", info.item.column),
+        ("user_id_type", info.user.type), ("item_id_type", info.item.type),
+        ("rating", info.rating_col), ("threshold", options.threshold),
+        ("weight", info.weight_col), ("timestamp", info.timestamp_col),
+        ("n_users", info.user.n), ("n_items", info.item.n),
+        ("n_pairs", info.n_pairs), ("n_positives", info.n_positives),
+        ("n_source_rows", info.n_source_rows),
+        ("n_recommendations", options.n_recommendations),
+        ("cold_start", options.cold_start),
+        ("training_query", info.source_sql),
         *_feature_info(model),
     ])
 
@@ -67,9 +67,10 @@ def info_table(model: Model) -> pa.Table:
 def model_table(model: Model) -> pa.Table:
     rows = [(k, v) for k, v in sorted(model.params.items())]
     rows += [(k, v) for k, v in sorted(model.handler.describe().items()) if k not in model.params]
-    rows.append(("num_threads", model.info.get("num_threads")))
+    rows.append(("num_threads", model.info.num_threads))
     # sqlrec.numeric.approx's index: lists, lists scanned, recall@10 against exact measured at save
-    rows += [(f"approximate_{k}", v) for k, v in sorted((model.info.get("approximate_index") or {}).items())]
+    index = model.info.approximate_index
+    rows += [(f"approximate_{k}", v) for k, v in sorted((index.to_dict() if index else {}).items())]
     rows += selection_facts(model)
     return _kv(rows, key="parameter")
 
@@ -102,7 +103,7 @@ def selection_facts(model: Model) -> list[tuple[str, Any]]:
     if stop:
         rows += [("early_stopping_metric", stop["metric"]), ("early_stopping_best_epoch", stop["best_epoch"]),
                  ("early_stopping_epochs_run", stop["epochs_run"])]
-    tune = (model.info or {}).get("tuning")
+    tune = model.info.tuning
     if tune:
         rows += [("tuning_sampler", tune["sampler"]), ("tuning_metric", tune["metric"]),
                  ("tuning_trials", len(tune["columns"]["trial"])), ("tuning_best_trial", tune["best_trial"])]
@@ -127,7 +128,7 @@ def history_table(model: Model) -> pa.Table:
 def trials_table(model: Model) -> pa.Table:
     """One row per tuning trial (tune = true): its params, validation metrics, seconds, best flag."""
 
-    t = model.info.get("tuning") or {}
+    t = model.info.tuning or {}
     cols = t.get("columns") or {}
     n = len(cols.get("trial", []))
     # Column types from the kinds of the searched parameters, as the searched engines declare them.
@@ -178,16 +179,16 @@ def item_embeddings_table(model: Model) -> pa.Table:
 
 
 def _feature_sides(model: Model) -> list[tuple[str, int, dict[str, Any] | None]]:
-    return [(side, model.info[f"n_{side}s"], model.side(side).features) for side in ("user", "item")]
+    return [(side, model.info.side(side).n, model.info.side(side).features) for side in ("user", "item")]
 
 
 def _feature_info(model: Model) -> list[tuple[str, Any]]:
     """DESCRIBE m.info lines of a hybrid model: its sources and the ids only they know."""
     rows: list[tuple[str, Any]] = []
     for side, _, spec in _feature_sides(model):
-        if f"n_catalogue_only_{side}s" in model.info:  # option users / items (sqlrec.ingest.known_ids)
-            rows += [(f"{side}s", model.options.get(f"{side}s")),
-                     (f"n_{side}s_only_in_catalogue", model.info[f"n_catalogue_only_{side}s"])]
+        catalogue_only = model.info.side(side).n_catalogue_only
+        if catalogue_only is not None:  # option users / items (sqlrec.ingest.known_ids)
+            rows += [(f"{side}s", model.settings.catalogue(side)), (f"n_{side}s_only_in_catalogue", catalogue_only)]
         if spec is not None:
             rows += [(f"{side}_features", spec["source"]), (f"n_{side}_features", len(spec["names"])),
                      (f"n_{side}s_only_in_features", spec["n_feature_only"]),
@@ -207,7 +208,7 @@ def features_table(model: Model) -> pa.Table:
             continue
         if spec["identity"]:
             rows.append((side, "identity", "identity",
-                         n - spec["n_feature_only"] - model.info.get(f"n_catalogue_only_{side}s", 0)))
+                         n - spec["n_feature_only"] - (model.info.side(side).n_catalogue_only or 0)))
         rows += zip([side] * len(spec["names"]), spec["names"], spec["kinds"], spec["n_entities"])
     cols = list(zip(*rows)) if rows else [[], [], [], []]
     return pa.table({

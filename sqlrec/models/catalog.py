@@ -24,7 +24,7 @@ from sqlrec.store import arraystore
 from sqlrec.models import stored
 from sqlrec.models.cache import CatalogCache
 from sqlrec.engines import HANDLERS
-from sqlrec.errors import ModelNotFoundError, ParseError, did_you_mean
+from sqlrec.errors import ModelNotFoundError, ParseError, context, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
 from sqlrec.models.model import Model, result_columns
 from sqlrec.store.session import Session
@@ -232,19 +232,20 @@ class Catalog:
             f"FROM {SCHEMA}.models WHERE key = ? AND version = ?", [key, version], where=label)
         if row is None:  # replaced by another cursor between the lookup and this read
             raise ModelNotFoundError(f"{where}: model {key!r} changed while it was being read; run the query again")
-        meta = stored.metadata(row, where)
-        later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
-        select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
-        raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
-                              where=label)
-        arrays = stored.arrays(raw, meta["name"], where)
-        del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
-        users = self._read_ids(key, version, "user", meta["info"]["user_type"], label)
-        items = self._read_ids(key, version, "item", meta["info"]["item_type"], label)
-        def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks
-            return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
-                key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"], where)
-        return stored.build_model(meta, arrays, users, items, version, where, load_rest=load_rest)
+        with context(where):  # labels what sqlrec.models.stored finds wrong with the rows
+            meta = stored.metadata(row)
+            later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
+            select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
+            raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
+                                  where=label)
+            arrays = stored.arrays(raw, meta["name"])
+            del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
+            users = self._read_ids(key, version, "user", meta["info"].user.type, label)
+            items = self._read_ids(key, version, "item", meta["info"].item.type, label)
+            def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks, in its own errors.context
+                return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
+                    key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"])
+            return stored.build_model(meta, arrays, users, items, version, load_rest=load_rest)
 
     def _read_ids(self, key: str, version: int, kind: str, type_name: str, where: str) -> pa.Array:
         # type_name passed stored.metadata's allow-list: it is a DuckDB type, not SQL text.
@@ -262,10 +263,10 @@ class Catalog:
             f"FROM {SCHEMA}.models WHERE active ORDER BY name", where="reading the model catalog")
         out = []
         for name, engine, version, created_at, seconds, info, metrics in rows:
-            info, values = stored.summary_fields(name, info, metrics)
+            (user_col, item_col, n_users, n_items), values = stored.summary_fields(name, info, metrics)
             out.append(ModelSummary(
-                name=name, engine=engine, version=version, user_col=info["user_col"], item_col=info["item_col"],
-                n_users=info["n_users"], n_items=info["n_items"], created_at=created_at,
+                name=name, engine=engine, version=version, user_col=user_col, item_col=item_col,
+                n_users=n_users, n_items=n_items, created_at=created_at,
                 train_seconds=seconds, metrics=values))
         return out
 
@@ -286,7 +287,7 @@ class Catalog:
             # keep_versions versions keep their arrays, for rollback and USING version: this one, the
             # previous active one (after a rollback it need not be the newest), then the newest;
             # older ones keep their metadata (history, comparisons) only.
-            keep = int(model.options.get("keep_versions") or KEEP_VERSIONS)
+            keep = model.settings.keep_versions or KEEP_VERSIONS
             for table in ("arrays", "ids"):
                 run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ? AND version NOT IN (SELECT version FROM "
                     f"{SCHEMA}.models WHERE key = ? ORDER BY active DESC, version DESC LIMIT ?)",
@@ -295,7 +296,7 @@ class Catalog:
             created = datetime.now(timezone.utc).replace(tzinfo=None)
             run(f"INSERT INTO {SCHEMA}.models VALUES (?, ?, ?, true, ?, ?, ?, ?, ?, ?, ?)",
                 [key, model.name, version, model.engine, created, model.train_seconds,
-                 *map(stored.to_json, (model.options, model.params, model.info, model.metrics))], where=label)
+                 *map(stored.to_json, (model.options, model.params, model.info.to_dict(), model.metrics))], where=label)
             self.session.many(
                 f"INSERT INTO {SCHEMA}.arrays VALUES (?, ?, ?, ?, ?, ?)",
                 [[key, version, name, a.dtype.str, list(a.shape), np.ascontiguousarray(a).tobytes()]

@@ -24,8 +24,9 @@ import pyarrow as pa
 from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import approx, scoring
-from sqlrec.errors import QueryError, UnknownIdError
+from sqlrec.errors import QueryError, UnknownIdError, context
 from sqlrec.engines import Handler
+from sqlrec.models.info import ModelInfo, ModelOptions, SideInfo
 from sqlrec.numeric.lookups import FEW_KEYS, cast_or_none, csr_rows, few_positions, plain_ints, take, typed
 from sqlrec.numeric.scoring import DIRECT_ROWS, flatten_top_k, normalize_rows, prepare_targets, top_k
 
@@ -107,17 +108,22 @@ class Side:
         return self.model.users if self.name == "user" else self.model.items
 
     @property
+    def info(self) -> SideInfo:
+        """What the model's info says of this side."""
+        return self.model.info.side(self.name)
+
+    @property
     def column(self) -> str:
-        return self.model.info[f"{self.name}_col"]
+        return self.info.column
 
     @property
     def type(self) -> str:
-        return self.model.info[f"{self.name}_type"]
+        return self.info.type
 
     @property
     def features(self) -> dict[str, Any] | None:
         """The feature spec of this side (sqlrec.ingest.features), None without features."""
-        return (self.model.info.get("features") or {}).get(self.name)
+        return self.info.features
 
     @property
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +206,7 @@ class Side:
         """Known ids that only the catalogue gave (options users / items) and no feature scores: nothing
         was learned about them, so they get the fallback as unknown ids do (never cold_start's error)."""
         blank = np.zeros(len(pos), bool)
-        if f"n_catalogue_only_{self.name}s" not in self.model.info or not known.any():
+        if self.info.n_catalogue_only is None or not known.any():
             return blank
         rows, indptr = pos[known], self.seen.indptr
         empty = (indptr[rows + 1] == indptr[rows]) & (self.features is None or ~self.factors[0][rows].any(axis=1))
@@ -234,7 +240,7 @@ class Model:
     engine: str
     options: dict[str, Any]  # resolved create-time options (common ones)
     params: dict[str, Any]  # resolved engine parameters
-    info: dict[str, Any]  # columns, id types, counts, training query
+    info: ModelInfo  # columns, id types, counts, training query (stored as JSON: ModelInfo.to_dict)
     metrics: dict[str, Any]
     users: pa.Array
     items: pa.Array
@@ -258,19 +264,25 @@ class Model:
         return self._sides[name]
 
     @functools.cached_property
+    def settings(self) -> ModelOptions:
+        """The create options sqlrec reads back, typed (self.options, the dict, is their stored form;
+        sqlrec.models.stored checked its types before a stored model is built)."""
+        return ModelOptions.from_dict(self.options)
+
+    @functools.cached_property
     def approx(self) -> approx.Indexes:
         """The approximate indexes (sqlrec.numeric.approx), assembled on the first query that uses one."""
         item = self.side("item")
         return approx.Indexes(self.index_arrays, lambda sim: item.prepared(sim, not sim).T,
-                              self.options.get("nprobe"))
+                              self.settings.nprobe)
 
     @property
     def user_col(self) -> str:
-        return self.info["user_col"]
+        return self.info.user.column
 
     @property
     def item_col(self) -> str:
-        return self.info["item_col"]
+        return self.info.item.column
 
     def columns(self, kind: str) -> list[str]:
         return result_columns(self.user_col, self.item_col, kind)
@@ -282,7 +294,7 @@ class Model:
         """Rows per key: the number asked for (a query's n_recommendations, EXPORT's, PREDICT's
         nrec, EVALUATE's k), else the model's n_recommendations, else DEFAULT_N_RECOMMENDATIONS.
         The one place this default is decided."""
-        return asked or self.options.get("n_recommendations") or DEFAULT_N_RECOMMENDATIONS
+        return asked or self.settings.n_recommendations or DEFAULT_N_RECOMMENDATIONS
 
     def recommend(self, kind: str, keys: Sequence[Any] | None, k: int, *, exclude_seen: bool,
                   candidates: Sequence[Any] | None = None, cold: ColdVectors | None = None,
@@ -319,7 +331,7 @@ class Model:
         if targets is not None:
             k = len(cand_idx)
         k = min(k, len(target.ids))  # more slots than targets would only allocate padding
-        scorer = self.approx.scorer(kind, search, cand_idx is not None, where)
+        scorer = self._scorer(kind, search, cand_idx is not None, where)
         rows = pos[known]
         if spec.similarity:
             q, qb, exclude = key.unit[rows], None, None
@@ -327,12 +339,13 @@ class Model:
             q, qb = key.factors[0][rows], key.factors[1][rows]
             exclude = csr_rows(key.seen, rows) if exclude_seen else None
         top = functools.partial(self._top, scorer=scorer)
-        parts = [top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
-                     rows if spec.similarity else None, cancelled)]
         covered = np.flatnonzero(cold_rows >= 0)
-        if len(covered):
-            parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
-                                        cancelled, top))
+        with context(where):  # the scorer may be sqlrec.numeric.approx's, whose errors this labels
+            parts = [top(spec, q, qb, exclude, k, cand_idx, np.flatnonzero(known),
+                         rows if spec.similarity else None, cancelled)]
+            if len(covered):
+                parts.append(self._cold_top(spec, cold, cold_rows[covered], covered, k, cand_idx, exclude_seen,
+                                            cancelled, top))
         if unknown.any():
             parts.append(target.popular(np.flatnonzero(unknown), k, cand_idx))
         key_rows = np.concatenate([p[0] for p in parts])
@@ -358,7 +371,7 @@ class Model:
         cold_rows = cold.positions(key_ids) if cold is not None else np.full(len(pos), -1, np.int64)
         cold_rows[known] = -1
         unknown = ~known & (cold_rows < 0)
-        if unknown.any() and self.options.get("cold_start") == "error":
+        if unknown.any() and self.settings.cold_start == "error":
             missing = key_ids.filter(pa.array(unknown)).to_pylist()
             raise UnknownIdError(
                 f"{where}: unknown {key.column} {', '.join(map(repr, missing[:10]))}"
@@ -428,7 +441,7 @@ class Model:
             key_ids, pos = key.lookup([value], where)
         # after the look-up, as in the general path: an unknown key's error comes before the index's
         if (p := int(pos[0])) < 0 or key.blank(pos, pos >= 0)[0] or \
-                self.approx.scorer(spec.name, search, False, where) is not scoring.top_k:
+                self._scorer(spec.name, search, False, where) is not scoring.top_k:
             return None
         (vectors, biases), seen = key.factors, key.seen
         idx, val = scoring.top_one(
@@ -436,6 +449,11 @@ class Model:
             exclude=seen.indices[seen.indptr[p]:seen.indptr[p + 1]] if exclude_seen else None, cancelled=cancelled)
         keep = idx >= 0
         return key_ids, idx[keep], val[keep], np.flatnonzero(keep).astype(np.int32) + 1  # ranks as flatten_top_k's
+
+    def _scorer(self, kind: str, search: approx.Search | None, restricted: bool, where: str) -> Callable[..., tuple]:
+        """What scores this query (approx.Indexes.scorer), its refusals labelled with the statement."""
+        with context(where):
+            return self.approx.scorer(kind, search, restricted)
 
     def _allowed(self, spec: RecommenderType, kind: str, candidates: Sequence[Any] | None,
                  targets: Sequence[Any] | None, where: str) -> np.ndarray | None:

@@ -21,9 +21,10 @@ from sqlrec.lazy import sparse as sp
 
 from sqlrec.numeric import approx
 from sqlrec.store import arraystore
-from sqlrec.errors import CorruptModelError
+from sqlrec.errors import CorruptModelError, context, unlabelled
 from sqlrec.engines import HANDLERS
 from sqlrec.models.model import Model
+from sqlrec.models.info import ModelInfo, ModelOptions
 from sqlrec.sql.types import check_type
 
 # Every dtype sqlrec writes (little-endian float32/64, int32/64, bool).
@@ -31,42 +32,50 @@ DTYPES = frozenset({"<f4", "<f8", "<i4", "<i8", "|b1"})
 _MAX_N_RECOMMENDATIONS = 100_000
 
 
-def _corrupt(name: Any, where: str, what: str) -> CorruptModelError:
-    return CorruptModelError(f"{where}: model {name!r} is corrupt ({what}); recreate it with CREATE OR REPLACE MODEL")
+def _corrupt(name: Any, what: str) -> CorruptModelError:
+    """The error for a stored model that is not what sqlrec writes; the caller's
+    sqlrec.errors.context names the statement that read it."""
+    return unlabelled(CorruptModelError(f"model {name!r} is corrupt ({what}); recreate it with CREATE OR REPLACE MODEL"))
 
 
-def _object(value: Any, name: Any, where: str, field: str) -> dict[str, Any]:
+def _object(value: Any, name: Any, field: str) -> dict[str, Any]:
     try:
         parsed = json.loads(value) if isinstance(value, str) else value
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict):
-        raise _corrupt(name, where, f"its {field} are not a JSON object")
+        raise _corrupt(name, f"its {field} are not a JSON object")
     return parsed
 
 
-def metadata(row: tuple, where: str) -> dict[str, Any]:
-    """A models-table row as checked metadata."""
+def metadata(row: tuple) -> dict[str, Any]:
+    """A models-table row as checked metadata: its info typed (ModelInfo), its options checked
+    to have the types ModelOptions reads."""
     name, engine, options, params, info, metrics, created_at, train_seconds = row
     meta = {"name": name, "engine": engine, "created_at": created_at, "train_seconds": train_seconds or 0.0,
-            **{f: _object(v, name, where, f) for f, v in
+            **{f: _object(v, name, f) for f, v in
                (("options", options), ("params", params), ("info", info), ("metrics", metrics))}}
     if not isinstance(name, str) or not name:
-        raise _corrupt(name, where, "no name")
+        raise _corrupt(name, "no name")
     if engine not in HANDLERS:
-        raise _corrupt(name, where, f"unknown engine {engine!r}")
+        raise _corrupt(name, f"unknown engine {engine!r}")
     info = meta["info"]
     for side in ("user", "item"):
         if not isinstance(info.get(f"{side}_col"), str) or not info[f"{side}_col"]:
-            raise _corrupt(name, where, f"{side} id column name missing")
+            raise _corrupt(name, f"{side} id column name missing")
         if check_type(info.get(f"{side}_type")) is None:
-            raise _corrupt(name, where, f"{side} id type {str(info.get(f'{side}_type'))[:60]!r} is not a DuckDB type "
+            raise _corrupt(name, f"{side} id type {str(info.get(f'{side}_type'))[:60]!r} is not a DuckDB type "
                                         "sqlrec stores")
         if not _count(info.get(f"n_{side}s")):
-            raise _corrupt(name, where, f"n_{side}s is not a count")
+            raise _corrupt(name, f"n_{side}s is not a count")
     n_rec = meta["options"].get("n_recommendations")
     if n_rec is not None and not (_count(n_rec) and 1 <= n_rec <= _MAX_N_RECOMMENDATIONS):
-        raise _corrupt(name, where, f"n_recommendations {n_rec!r} out of range")
+        raise _corrupt(name, f"n_recommendations {n_rec!r} out of range")
+    try:  # every other key sqlrec reads back: of the type it writes
+        meta["info"] = ModelInfo.from_dict(info)
+        ModelOptions.from_dict(meta["options"])
+    except ValueError as exc:
+        raise _corrupt(name, str(exc)) from exc
     return meta
 
 
@@ -74,29 +83,29 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def arrays(rows: list[tuple], name: str, where: str) -> dict[str, np.ndarray]:
+def arrays(rows: list[tuple], name: str) -> dict[str, np.ndarray]:
     """(name, dtype, shape, bytes) rows as numpy arrays, each checked against its shape; the
     bytes may be any buffer (sqlrec.store.arraystore passes views of Arrow's), viewed, not copied."""
     out: dict[str, np.ndarray] = {}
     for array, dtype, shape, data in rows:
         if dtype not in DTYPES or not isinstance(shape, list) or not all(_count(d) for d in shape):
-            raise _corrupt(name, where, f"array {array!r} has dtype {dtype!r} and shape {shape!r}")
+            raise _corrupt(name, f"array {array!r} has dtype {dtype!r} and shape {shape!r}")
         expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
         if data is None or len(data) != expected:
-            raise _corrupt(name, where, f"array {array!r} holds {0 if data is None else len(data)} bytes, "
+            raise _corrupt(name, f"array {array!r} holds {0 if data is None else len(data)} bytes, "
                                         f"its shape needs {expected}")
         out[array] = arraystore.view(data, np.dtype(dtype), shape)
     return out
 
 
-def _seen(arrays_: dict[str, np.ndarray], n_users: int, n_items: int, name: str, where: str) -> sp.csr_matrix:
+def _seen(arrays_: dict[str, np.ndarray], n_users: int, n_items: int, name: str) -> sp.csr_matrix:
     indptr, indices = arrays_.get("seen_indptr"), arrays_.get("seen_indices")
     if indptr is None or indices is None or indptr.ndim != 1 or indices.ndim != 1 or len(indptr) != n_users + 1:
-        raise _corrupt(name, where, "seen interactions missing or of the wrong size")
+        raise _corrupt(name, "seen interactions missing or of the wrong size")
     if indptr[0] != 0 or indptr[-1] != len(indices) or np.any(np.diff(indptr) < 0):
-        raise _corrupt(name, where, "seen interactions index pointers out of order")
+        raise _corrupt(name, "seen interactions index pointers out of order")
     if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
-        raise _corrupt(name, where, "seen interactions name items the model does not have")
+        raise _corrupt(name, "seen interactions name items the model does not have")
     return _csr(indptr, indices, (n_users, n_items))
 
 
@@ -121,19 +130,20 @@ def training_only(engine: str) -> list[str]:
 
 
 def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.Array, items: pa.Array,
-                version: int, where: str,
+                version: int,
                 load_rest: Callable[[], dict[str, np.ndarray]] | None = None) -> Model:
     """The Model of checked rows. load_rest, when given, reads training_only(engine) later
-    (by stored name); the handler asks for them when FINETUNE first needs them."""
+    (by stored name); the handler asks for them when FINETUNE first needs them (in FINETUNE's
+    sqlrec.errors.context, which labels what is wrong with them)."""
     name, info = meta["name"], meta["info"]
     n_users, n_items = len(users), len(items)
-    if (n_users, n_items) != (info["n_users"], info["n_items"]):
-        raise _corrupt(name, where, f"{n_users} user ids and {n_items} item ids stored, "
-                                    f"{info['n_users']} and {info['n_items']} expected")
-    seen = _seen(arrays_, n_users, n_items, name, where)
+    if (n_users, n_items) != (info.user.n, info.item.n):
+        raise _corrupt(name, f"{n_users} user ids and {n_items} item ids stored, "
+                                    f"{info.user.n} and {info.item.n} expected")
+    seen = _seen(arrays_, n_users, n_items, name)
     popularity = arrays_.get("popularity")
     if popularity is None or popularity.shape != (n_items,) or not np.isfinite(popularity).all():
-        raise _corrupt(name, where, "item popularity missing or of the wrong size")
+        raise _corrupt(name, "item popularity missing or of the wrong size")
     handler_arrays = {k[2:]: v for k, v in arrays_.items() if k.startswith("h.")}
     lazy = training_only(meta["engine"])
     rest = None
@@ -142,27 +152,27 @@ def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.
             got = load_rest()
             missing = [a for a in lazy if a not in got]
             if missing:
-                raise _corrupt(name, where, f"its training state {', '.join(missing)} is missing")
+                raise _corrupt(name, f"its training state {', '.join(missing)} is missing")
             for a in lazy:  # an accumulator has the shape of the factors it belongs to
                 base = handler_arrays.get(a[2:].split("_")[0] + ("_embeddings" if "_embedding_" in a else "_biases"))
                 if base is not None and got[a].shape != base.shape:
-                    raise _corrupt(name, where, f"its training state {a[2:]} has shape {got[a].shape}")
+                    raise _corrupt(name, f"its training state {a[2:]} has shape {got[a].shape}")
             return {a[2:]: got[a] for a in lazy}
     try:
         kwargs = {} if rest is None else {"load_rest": rest}
         handler = HANDLERS[meta["engine"]].from_arrays(meta["params"], handler_arrays, **kwargs)
         factors = [handler.user_factors(), handler.item_factors()]
     except (KeyError, ValueError, TypeError, IndexError) as exc:
-        raise _corrupt(name, where, f"its {meta['engine']} state cannot be read: {exc}") from exc
+        raise _corrupt(name, f"its {meta['engine']} state cannot be read: {exc}") from exc
     for side, n, (vecs, bias) in (("user", n_users, factors[0]), ("item", n_items, factors[1])):
         if vecs.ndim != 2 or len(vecs) != n or np.shape(bias) != (n,):
-            raise _corrupt(name, where, f"{side} factors of shape {vecs.shape} for {n} {side}s")
+            raise _corrupt(name, f"{side} factors of shape {vecs.shape} for {n} {side}s")
         if not (np.isfinite(vecs).all() and np.isfinite(bias).all()):
-            raise _corrupt(name, where, f"{side} factors are not all finite")
+            raise _corrupt(name, f"{side} factors are not all finite")
     index_arrays = {k[2:]: v for k, v in arrays_.items() if k.startswith("a.")}
     dims = factors[1][0].shape[1]  # the index's rows: [V | 1 | bi] (user_item), unit V (item_item)
     if (problem := approx.check(index_arrays, n_items, {"ip": dims + 2, "cos": dims})) is not None:
-        raise _corrupt(name, where, problem)
+        raise _corrupt(name, problem)
     return Model(
         name=name, engine=meta["engine"], options=meta["options"], params=meta["params"], info=info,
         metrics=meta["metrics"], users=users, items=items, seen=seen, popularity=popularity, handler=handler,
@@ -182,17 +192,18 @@ def model_arrays(model: Model) -> dict[str, np.ndarray]:
     return out
 
 
-def summary_fields(name: str, info: Any, metrics: Any) -> tuple[dict[str, Any], dict[str, float]]:
-    """(info, metric values) of a models-table row, for SHOW MODELS."""
-    where = "SHOW MODELS"
-    info, metrics = _object(info, name, where, "info"), _object(metrics, name, where, "metrics")
-    for key in ("user_col", "item_col", "n_users", "n_items"):
-        if key not in info:
-            raise _corrupt(name, where, f"{key} missing")
-    values = metrics.get("values") or {}
-    if not isinstance(values, dict):
-        raise _corrupt(name, where, "its metric values are not a JSON object")
-    return info, values
+def summary_fields(name: str, info: Any, metrics: Any) -> tuple[tuple[Any, Any, Any, Any], dict[str, float]]:
+    """((user_col, item_col, n_users, n_items), metric values) of a models-table row, for SHOW
+    MODELS: only what it lists is read (the rest of the info is checked when the model is loaded)."""
+    with context("SHOW MODELS"):
+        info, metrics = _object(info, name, "info"), _object(metrics, name, "metrics")
+        for key in ("user_col", "item_col", "n_users", "n_items"):
+            if key not in info:
+                raise _corrupt(name, f"{key} missing")
+        values = metrics.get("values") or {}
+        if not isinstance(values, dict):
+            raise _corrupt(name, "its metric values are not a JSON object")
+    return (info["user_col"], info["item_col"], info["n_users"], info["n_items"]), values
 
 
 def to_json(value: Any) -> str:

@@ -28,13 +28,13 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlrec.lazy import sparse as sp
 
-from sqlrec.errors import Cancelled, OptionError, QueryError
+from sqlrec.errors import Cancelled, OptionError, QueryError, unlabelled
 from sqlrec.numeric.scoring import augment_query, top_k as exact_top_k
 
 # The two indexes a model may have: by stored name, whether it serves a similarity kind.
@@ -74,22 +74,17 @@ def available() -> bool:
     return _faiss() is not None
 
 
-def require(where: str) -> Any:
-    """faiss, or an OptionError naming the option that asked for it."""
+def require() -> Any:
+    """faiss, or an OptionError naming the option that asked for it (labelled by the caller's
+    sqlrec.errors.context, as every error of this module)."""
     faiss = _faiss()
     if faiss is None:
-        raise OptionError(f"{where}: option approximate needs the faiss library, which is not installed; {INSTALL}")
+        raise unlabelled(OptionError(f"option approximate needs the faiss library, which is not installed; {INSTALL}"))
     return faiss
 
 
 def default_nlist(n_items: int) -> int:
     return int(np.clip(round(LISTS_PER_SQRT_ITEM * np.sqrt(n_items)), 1, MAX_NLIST))
-
-
-def setting(options: dict[str, Any]) -> Any:
-    """A model's approximate option: true, false or 'auto' (a model saved before it existed: 'auto')."""
-    value = options.get("approximate")
-    return "auto" if value is None else value
 
 
 def wanted(value: Any, n_items: int) -> bool:
@@ -100,15 +95,53 @@ def wanted(value: Any, n_items: int) -> bool:
     return bool(value)
 
 
-def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str, Any], kinds: tuple[str, ...],
-          where: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+@dataclass
+class IndexFacts:
+    """What DESCRIBE m.model shows of a model's index (approximate_<key> of to_dict's keys), kept
+    in the model's info as approximate_index."""
+
+    nlist: int
+    build_seconds: float
+    nprobe: int | None = None
+    recall_at_10: dict[str, float] = field(default_factory=dict)  # by index name (INDEXES)
+    dropped: dict[str, str] = field(default_factory=dict)  # 'auto': the indexes below AUTO_MIN_RECALL, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (the keys sqlrec has always written: nlist, ip_recall_at_10, ...)."""
+        out: dict[str, Any] = {"nlist": self.nlist, "build_seconds": self.build_seconds}
+        if self.nprobe is not None:
+            out["nprobe"] = self.nprobe
+        out.update({f"{name}_recall_at_10": recall for name, recall in self.recall_at_10.items()})
+        out.update({f"{name}_dropped": why for name, why in self.dropped.items()})
+        return out
+
+    @classmethod
+    def from_dict(cls, facts: dict[str, Any]) -> IndexFacts:
+        """The typed form of to_dict's; TypeError naming a key of the wrong type, KeyError a missing one."""
+        def number(key: str, kind: type = float) -> Any:
+            value = facts[key]
+            if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+                raise TypeError(f"{key} is {str(value)[:40]!r}")
+            return value
+        dropped = {name: facts[f"{name}_dropped"] for name in INDEXES if f"{name}_dropped" in facts}
+        if not all(isinstance(why, str) for why in dropped.values()):
+            raise TypeError("a dropped index's reason is not text")
+        return cls(nlist=number("nlist", int), build_seconds=number("build_seconds"),
+                   nprobe=None if facts.get("nprobe") is None else number("nprobe", int),
+                   recall_at_10={name: number(f"{name}_recall_at_10") for name in INDEXES
+                                 if f"{name}_recall_at_10" in facts},
+                   dropped=dropped)
+
+
+def build(vectors: Callable[[bool], np.ndarray], n_items: int, kinds: tuple[str, ...], *, approximate: bool | str,
+          nlist: int | None = None, seed: int | None = None) -> tuple[dict[str, np.ndarray], IndexFacts | None]:
     """The stored arrays of the indexes a model needs (none when it wants none), and the facts
-    DESCRIBE shows. vectors(similarity) is the augmented item matrix (n_items, d) float32."""
-    if not wanted(setting(options), n_items):
-        return {}, {}
-    faiss = require(where)
-    nlist = int(min(options.get("nlist") or default_nlist(n_items), max(1, n_items // MIN_ITEMS_PER_LIST)))
-    seed = options.get("random_state")
+    DESCRIBE shows. vectors(similarity) is the augmented item matrix (n_items, d) float32;
+    approximate, nlist and seed (random_state) are the model's options."""
+    if not wanted(approximate, n_items):
+        return {}, None
+    faiss = require()
+    nlist = int(min(nlist or default_nlist(n_items), max(1, n_items // MIN_ITEMS_PER_LIST)))
     started = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
     for name, similarity in INDEXES.items():
@@ -116,37 +149,36 @@ def build(vectors: Callable[[bool], np.ndarray], n_items: int, options: dict[str
             continue
         centroids, lists = _cluster(faiss, np.ascontiguousarray(vectors(similarity), np.float32), nlist, seed)
         arrays[f"{name}.centroids"], arrays[f"{name}.lists"] = centroids, lists
-    facts = {"nlist": nlist, "build_seconds": round(time.perf_counter() - started, 3)}
-    return arrays, facts
+    return arrays, IndexFacts(nlist=nlist, build_seconds=round(time.perf_counter() - started, 3))
 
 
-def attach(model: Any, where: str) -> None:
+def attach(model: Any) -> None:
     """Build the indexes a model's options ask for (or none) on a model about to be saved:
     CREATE, RETRAIN and FINETUNE call this, so the index always matches the saved factors.
     Each index's recall@10 against exact scoring is measured on a sample and stored (DESCRIBE
     m.model); with 'auto', an index below AUTO_MIN_RECALL is dropped (the model stays exact)."""
-    item = model.side("item")
+    item, options = model.side("item"), model.settings
     arrays, facts = build(lambda similarity: item.prepared(similarity, not similarity).T,
-                          len(model.items), model.options, model.handler.recommender_types, where)
+                          len(model.items), model.handler.recommender_types, approximate=options.approximate,
+                          nlist=options.nlist, seed=options.random_state)
     model.index_arrays = {}
-    if arrays:
-        indexes = Indexes(arrays, lambda similarity: item.prepared(similarity, not similarity).T,
-                          model.options.get("nprobe"))
-        facts["nprobe"] = indexes.nprobe
+    if arrays and facts is not None:
+        indexes = Indexes(arrays, lambda similarity: item.prepared(similarity, not similarity).T, options.nprobe)
+        facts.nprobe = indexes.nprobe
         for name, index in indexes.by_name.items():
-            facts[f"{name}_recall_at_10"] = recall = sampled_recall(model, index, name, indexes.nprobe, where)
-            if setting(model.options) != "auto" or recall >= AUTO_MIN_RECALL:
+            facts.recall_at_10[name] = recall = sampled_recall(model, index, name, indexes.nprobe)
+            if options.approximate != "auto" or recall >= AUTO_MIN_RECALL:
                 model.index_arrays.update({k: v for k, v in arrays.items() if k.startswith(f"{name}.")})
             else:
-                facts[f"{name}_dropped"] = f"recall below {AUTO_MIN_RECALL} ('auto'): {kinds_of(name)} stays exact"
-    model.info["approximate_index"] = facts if model.index_arrays else None
+                facts.dropped[name] = f"recall below {AUTO_MIN_RECALL} ('auto'): {kinds_of(name)} stays exact"
+    model.info.approximate_index = facts if model.index_arrays else None
 
 
 def kinds_of(name: str) -> str:
     return ", ".join(kind for kind, index in KIND_INDEX.items() if index == name)
 
 
-def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, where: str, sample: int = 256) -> float:
+def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, sample: int = 256) -> float:
     """Mean share of the exact top-10 the index finds, over a fixed sample of users (ip) or items (cos)."""
     item = model.side("item")
     similarity = INDEXES[name]
@@ -159,7 +191,7 @@ def sampled_recall(model: Any, index: "IvfIndex", name: str, nprobe: int, where:
         return 1.0
     common = dict(exclude_index=rows if similarity else None, prepared=item.prepared(similarity, not similarity))
     want = exact_top_k(np.asarray(q, np.float32), qb, vecs, bias, k, **common)[0]
-    got = top_k(index, np.asarray(q, np.float32), qb, vecs, bias, k, nprobe=nprobe, where=where, **common)[0]
+    got = top_k(index, np.asarray(q, np.float32), qb, vecs, bias, k, nprobe=nprobe, **common)[0]
     found = [len(set(g[g >= 0]) & set(w[w >= 0])) / max(1, int((w >= 0).sum())) for g, w in zip(got, want)]
     return round(float(np.mean(found)) if found else 1.0, 4)
 
@@ -214,10 +246,10 @@ class IvfIndex:
     def nlist(self) -> int:
         return len(self.centroids)
 
-    def faiss_index(self, where: str) -> Any:
+    def faiss_index(self) -> Any:
         with self._lock:
             if self._index is None:
-                faiss = require(where)
+                faiss = require()
                 from faiss.contrib.ivf_tools import add_preassigned
 
                 lifted = lift(np.asarray(self._vectors(), np.float32))
@@ -228,13 +260,13 @@ class IvfIndex:
                 self._index = index
         return self._index
 
-    def search(self, queries: np.ndarray, k: int, nprobe: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """(indices, exact scores q.x) of the k best items in the nprobe nearest lists (-1, -inf: none)."""
-        faiss = require(where)
+        faiss = require()
         params = faiss.SearchParametersIVF(nprobe=int(min(nprobe, self.nlist)))
         queries = np.ascontiguousarray(queries, np.float32)
         lifted = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
-        _, idx = self.faiss_index(where).search(lifted, int(k), params=params)
+        _, idx = self.faiss_index().search(lifted, int(k), params=params)
         # Re-scored from the vectors: the L2 distance holds q.x only up to |q|^2 + M's rounding.
         found = np.asarray(self._vectors())[np.maximum(idx, 0)]  # (rows, k, d)
         scores = np.matmul(found, queries[:, :, None])[:, :, 0]
@@ -259,7 +291,7 @@ class Indexes:
                                         lambda s=similarity: vectors(s))
                          for name, similarity in INDEXES.items() if f"{name}.centroids" in arrays}
 
-    def scorer(self, kind: str, search: Search | None, restricted: bool, where: str) -> Callable[..., tuple]:
+    def scorer(self, kind: str, search: Search | None, restricted: bool) -> Callable[..., tuple]:
         """What scores a query of this kind: scoring.top_k, or top_k over the model's index.
         restricted: candidates or a target filter, scored exactly (a subset needs no index)."""
         search = search or Search()
@@ -272,18 +304,18 @@ class Indexes:
                       "item_item)" if kind not in KIND_INDEX else
                       f"the model has no approximate index for {kind} (CREATE OR REPLACE MODEL ... USING "
                       "approximate = true builds one)")
-            raise QueryError(f"{where} USING: option {option}: {reason}")
+            raise unlabelled(QueryError(f"USING: option {option}: {reason}"), separator=" ")
         if index is None or restricted:
             return exact_top_k
         if not available():  # a machine without faiss still answers the model, exactly, unless told otherwise
             if search.approximate:
-                require(where)
+                require()
             return exact_top_k
-        return functools.partial(top_k, index, nprobe=search.nprobe or self.nprobe, where=where)
+        return functools.partial(top_k, index, nprobe=search.nprobe or self.nprobe)
 
 
 def top_k(index: IvfIndex, query: np.ndarray, query_bias: np.ndarray | None, targets: np.ndarray,
-          target_bias: np.ndarray | None, k: int, *, nprobe: int, where: str,
+          target_bias: np.ndarray | None, k: int, *, nprobe: int,
           exclude: sp.spmatrix | None = None, exclude_index: np.ndarray | None = None,
           candidates: np.ndarray | None = None,
           cancelled: Callable[[], bool] | None = None,
@@ -317,7 +349,7 @@ def top_k(index: IvfIndex, query: np.ndarray, query_bias: np.ndarray | None, tar
         a += len(rows)
         q = augment_query(query[rows], None if query_bias is None else np.asarray(query_bias)[rows],
                           target_bias is not None)
-        idx, val = index.search(q, int(need[rows].max()), nprobe, where)
+        idx, val = index.search(q, int(need[rows].max()), nprobe)
         idx, val, got = _keep(idx, val, rows, k, n, exclude, exclude_index)
         out_idx[rows], out_val[rows] = idx, val
         short.append(rows[got < k])

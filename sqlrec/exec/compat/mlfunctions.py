@@ -118,7 +118,7 @@ def _column(table: pa.Table, name: str, where: str) -> pa.ChunkedArray:
 
 
 def rating_col(model: Model) -> str:
-    return model.options.get("rating") or model.options.get("weight") or "rating"
+    return model.settings.rating or model.settings.weight or "rating"
 
 
 def _predicted(model: Model) -> str:

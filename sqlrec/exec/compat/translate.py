@@ -196,7 +196,7 @@ def predict_using(session: Session, catalog: Catalog, st: PredictUsing) -> pa.Ta
     target = rows.column(1)
     column = model.user_col if kind == "item_user" else model.item_col
     out = {column: target}
-    label = model.options.get("item_names")
+    label = model.settings.item_names
     if label is not None and kind != "item_user":
         got = session.rows(f"SELECT {quote_ident(model.item_col)}, any_value({quote_ident(label)}) FROM ({sql}) AS t GROUP BY 1",
                            where=f"{where}: reading item_names column {label!r} from the AS query")
