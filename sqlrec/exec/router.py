@@ -66,6 +66,10 @@ def _full_path() -> ModuleType:
 
 
 class Router:
+    # False: every statement takes the full path, as before the fast path existed (a reference
+    # for tests/test_fastpath.py and the benchmarks; the results are the same either way).
+    fast_path = True
+
     def __init__(self, session: Session, read_only: bool = False, trust_stored_sql: bool = False,
                  database: str | None = None):
         self.session = session  # the connection's own handle
@@ -133,19 +137,31 @@ class Router:
 
     # --- the fast path ------------------------------------------------------------------------
 
-    def _plain(self, session: Session, sql: str, params: Any) -> bool:
-        """Run `sql` in DuckDB as written when sqlrec has no part in it; False (nothing run) when
-        it takes the full path. Run statement by statement, as the full path runs a script."""
-        script = self._script(sql)
+    def is_plain(self, sql: str, params: Any = None, session: Session | None = None) -> bool:
+        """Whether `sql` would run on the fast path now: DuckDB runs it as written, sqlrec has no
+        part in it (on `session`, the connection's own handle by default)."""
+        return self._plain_statements(session or self.session, sql, params) is not None
+
+    def _plain_statements(self, session: Session, sql: str, params: Any) -> tuple[Parsed, ...] | None:
+        """The statements of `sql` when it is plain SQL on `session`; None when it takes the full path."""
+        script = self._script(sql) if self.fast_path else None
         if script is None:
-            return False
+            return None
         statements, words = script
         if params is not None and len(statements) > 1:
-            return False  # the full path says whether the parameters fit a script
+            return None  # the full path says whether the parameters fit a script
         if any(st.type != "TRANSACTION" for st in statements):  # BEGIN / COMMIT name nothing
             names = self._sqlrec_names(session)
             if names is None or not names.isdisjoint(words):
-                return False
+                return None
+        return statements
+
+    def _plain(self, session: Session, sql: str, params: Any) -> bool:
+        """Run `sql` in DuckDB as written when sqlrec has no part in it; False (nothing run) when
+        it takes the full path. Run statement by statement, as the full path runs a script."""
+        statements = self._plain_statements(session, sql, params)
+        if statements is None:
+            return False
         with self._cancel_flag(session):
             for st in statements:
                 self.release(session)
