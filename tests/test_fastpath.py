@@ -226,3 +226,18 @@ def test_every_sqlrec_statement_is_kept_off_the_fast_path() -> None:
 def test_the_names_the_router_checks_are_sqlrecs() -> None:
     assert CATALOG_SCHEMA == catalog.SCHEMA
     assert VIEW_MARK == views.MARK
+
+
+def test_the_fast_path_fills_the_catalogs_own_cache(tmp_path: Path) -> None:
+    # The fast path's check reads the active models once per generation into the cache the
+    # catalog reads from: what it stores there is what the catalog itself would read.
+    con = sqlrec.connect(str(tmp_path / "db.duckdb"))
+    con.execute("CREATE TABLE r AS SELECT u, i FROM range(20) t(u), range(8) s(i) WHERE (u + i) % 3 = 0")
+    con.execute("CREATE MODEL Mixed FROM r PREDICT i USING user_id = 'u', epochs = 1")
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")  # a write: the cached versions are stale
+    assert con.router.is_plain("SELECT * FROM t")  # the check reads them again
+    filled = con.router.catalog().actives()
+    con.router.forget_catalog()
+    assert filled == con.router.catalog().actives() == {"mixed": ("Mixed", 1)}
+    assert not con.router.is_plain('SELECT * FROM "MIXED"')
+    con.close()

@@ -188,7 +188,9 @@ class Router:
 
     def _sqlrec_names(self, session: Session) -> frozenset[str] | None:
         """The lower-cased names of the models and of the views over models `session` sees, read
-        once per catalog generation (as the active models are); None when they cannot be read."""
+        once per catalog generation; None when they cannot be read. The active models read here
+        are the catalog's own cache (sqlrec.models.catalog.Catalog.actives, the same query), so
+        a model query asks DuckDB about models no more often than before the fast path."""
         handle = id(session.duck)
         names = self._cache.current(handle, self._names)
         if names is None:
@@ -197,11 +199,16 @@ class Router:
                     "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
                     "AND database_name = current_database()), (SELECT list(lower(view_name)) FROM duckdb_views() "
                     "WHERE starts_with(comment, ?))", [CATALOG_SCHEMA, VIEW_MARK], where="reading the model catalog")
-                models = session.rows(f"SELECT key FROM {CATALOG_SCHEMA}.models WHERE active",
-                                      where="reading the model catalog") if has_catalog else []
+                actives = self._cache.current(handle)
+                if actives is None:
+                    actives = {} if not has_catalog else {
+                        key: (name, version) for key, name, version in session.rows(
+                            f"SELECT key, name, version FROM {CATALOG_SCHEMA}.models WHERE active",
+                            where="reading the model catalog")}
+                    self._cache.remember(handle, actives)
             except Error:
                 return None  # the full path reports what is wrong (an aborted transaction ...)
-            names = frozenset([*(views or ()), *(str(key).lower() for key, in models)])
+            names = frozenset([*(views or ()), *(str(key).lower() for key in actives)])
             self._cache.remember(handle, names, self._names)
         return names
 
