@@ -55,6 +55,9 @@ STEPS: list[tuple[str, Any, str]] = [
     # transactions
     ("BEGIN", None, FAST),
     ("INSERT INTO t VALUES (3, 'c', 0)", None, FAST),
+    # DuckDB's parser (asked on the connection's own handle) fails on it, sqlrec's grammar
+    # reports the error: the transaction stays open
+    ("CREATE MODEL x FROM", None, FULL),
     ("SELECT count(*) FROM t", None, FAST),
     ("ROLLBACK", None, FAST),
     ("SELECT count(*) FROM t", None, FAST),

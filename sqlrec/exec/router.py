@@ -144,7 +144,7 @@ class Router:
 
     def _plain_statements(self, session: Session, sql: str, params: Any) -> tuple[Parsed, ...] | None:
         """The statements of `sql` when it is plain SQL on `session`; None when it takes the full path."""
-        script = self._script(sql) if self.fast_path else None
+        script = self._script(session, sql) if self.fast_path else None
         if script is None:
             return None
         statements, words = script
@@ -170,14 +170,14 @@ class Router:
                 session.run(st.text, params)
         return True
 
-    def _script(self, sql: str) -> tuple[tuple[Parsed, ...], frozenset[str]] | None:
+    def _script(self, session: Session, sql: str) -> tuple[tuple[Parsed, ...], frozenset[str]] | None:
         """`sql`'s statements and words by DuckDB's parser, remembered per text; None when it is
         not plain SQL whatever the database holds (DuckDB cannot read it, a sqlrec word, USING k = v)."""
         try:
             return self._scripts[sql]
         except KeyError:
             pass
-        found = DuckDBParser().script(sql)
+        found = DuckDBParser(session).script(sql)
         script = None
         if found is not None and not _sqlrec_syntax(found.words):
             script = found.statements, frozenset(found.words)

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import duckdb
 
 from sqlrec import errors
+from sqlrec.store.session import Session
 
 # Words that may stand between EXPLAIN and the statement it explains (DuckDB's grammar:
 # EXPLAIN [ANALYZE] statement | EXPLAIN (option, ...) statement; VERBOSE as PostgreSQL writes it).
@@ -41,13 +42,26 @@ class Script(NamedTuple):
 
 
 class DuckDBParser:
-    """What sqlrec.sql.classify asks of DuckDB (an object, so that the sql layer never imports it)."""
+    """What sqlrec.sql.classify asks of DuckDB (an object, so that the sql layer never imports it).
+
+    With a session, its own handle parses (the statement is about to run there anyway, and a
+    handle of its own costs the first statement of a process about 15 ms); without one, the
+    parser's connection does."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._session = session
 
     def statements(self, sql: str) -> list[Parsed]:
         """Each statement of `sql`, as DuckDB's parser reads it. A type this duckdb module has no
         name for is 'UNKNOWN'. Text DuckDB cannot parse raises sqlrec's ProgrammingError with
         DuckDB's message (it would fail the same way if run)."""
         global _parser
+        if self._session is not None:
+            try:
+                found = self._session.duck.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise errors.wrap_duckdb(exc) from exc
+            return [Parsed(_type_name(st), st.query) for st in found]
         with _lock:
             if _parser is None:
                 _parser = duckdb.connect(":memory:", config={"enable_external_access": False})
