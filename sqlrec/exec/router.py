@@ -181,9 +181,10 @@ class Router:
         script = None
         if found is not None and not _sqlrec_syntax(found.words):
             script = found.statements, frozenset(found.words)
-        if len(self._scripts) >= MAX_SCRIPTS:
-            self._scripts.pop(next(iter(self._scripts), None), None)  # the oldest: texts with inlined values come and go
-        self._scripts[sql] = script
+        with self._lock:  # cursors on other threads remember texts too
+            if len(self._scripts) >= MAX_SCRIPTS:
+                self._scripts.pop(next(iter(self._scripts)))  # the oldest: texts with inlined values come and go
+            self._scripts[sql] = script
         return script
 
     def _sqlrec_names(self, session: Session) -> frozenset[str] | None:
