@@ -244,3 +244,16 @@ def test_the_fast_path_fills_the_catalogs_own_cache(tmp_path: Path) -> None:
     assert filled == con.router.catalog().actives() == {"mixed": ("Mixed", 1)}
     assert not con.router.is_plain('SELECT * FROM "MIXED"')
     con.close()
+
+
+def test_remembered_texts_stay_bounded() -> None:
+    # A client inlining values makes a new text per statement: what the router remembers of
+    # each stays within MAX_SCRIPTS, and an evicted text still runs (it is read again).
+    from sqlrec.exec.router import MAX_SCRIPTS
+
+    con = sqlrec.connect()
+    for n in range(MAX_SCRIPTS + 50):
+        assert con.execute(f"SELECT {n} AS n").fetchone() == (n,)
+    assert len(con.router._scripts) <= MAX_SCRIPTS
+    assert con.execute("SELECT 0 AS n").fetchone() == (0,)
+    con.close()
