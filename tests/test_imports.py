@@ -30,7 +30,8 @@ ENGINE = ("sqlglot", "numpy", "pyarrow")
 REPORT = """
 import json, sys
 import sqlrec
-print(json.dumps({"sqlrec": sqlrec.__file__, "top": sorted({m.split('.')[0] for m in sys.modules})}))
+print(json.dumps({"sqlrec": sqlrec.__file__, "top": sorted({m.split('.')[0] for m in sys.modules}),
+                  "own": sorted(m for m in sys.modules if m.startswith("sqlrec."))}))
 """
 
 CLI = """
@@ -44,9 +45,9 @@ except SystemExit as exc:
 """ + REPORT
 
 
-def loaded(code: str) -> tuple[str, set[str]]:
+def loaded(code: str, own: bool = False) -> tuple[str, set[str]]:
     """Run `code` in a fresh interpreter on this checkout: (its stdout before the report,
-    the top-level packages in its sys.modules)."""
+    the top-level packages in its sys.modules; with `own`, sqlrec's modules as well)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=120)
@@ -55,11 +56,11 @@ def loaded(code: str) -> tuple[str, set[str]]:
     report = json.loads(last)
     # the checkout under test, not an installed copy
     assert Path(report["sqlrec"]).resolve().is_relative_to(ROOT / "sqlrec"), report["sqlrec"]
-    return "\n".join(printed), set(report["top"])
+    return "\n".join(printed), set(report["top"]) | (set(report["own"]) if own else set())
 
 
 def cli(*args: str) -> tuple[str, set[str]]:
-    return loaded(CLI.replace("ARGS", repr(list(args))))
+    return loaded(CLI.replace("ARGS", repr(list(args))), own=True)
 
 
 def test_the_check_sees_a_heavy_import() -> None:
@@ -80,10 +81,32 @@ def test_version_loads_no_heavy_library() -> None:
 
 
 def test_select_1_loads_no_heavy_library() -> None:
+    # Plain SQL takes the router's fast path (DuckDB's own parser decides that sqlrec has no part
+    # in it): sqlrec's grammar (sqlglot), numpy, pyarrow and the commands stay unloaded, and so
+    # does wcwidth while every cell printed is plain ASCII.
     printed, modules = cli("-c", "SELECT 1")
     assert "1" in printed
-    assert {"duckdb", "sqlglot"} <= modules  # the statement did run through sqlrec
-    assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
+    assert {"duckdb", "sqlrec.exec.router", "sqlrec.store.statements"} <= modules  # it did run through sqlrec
+    assert "sqlrec.exec.dispatch" not in modules  # the full path's command table
+    assert modules.isdisjoint(HEAVY + ENGINE + ("wcwidth",)), sorted(modules & set(HEAVY + ENGINE + ("wcwidth",)))
+
+
+def test_plain_sql_through_the_api_loads_no_engine() -> None:
+    printed, modules = loaded(
+        "import sqlrec\n"
+        "con = sqlrec.connect()\n"
+        "con.execute('CREATE TABLE t AS SELECT range AS x FROM range(5)')\n"
+        "print(con.execute('SELECT sum(x) FROM t WHERE x > ?', [1]).fetchone()[0])\n" + REPORT, own=True)
+    assert printed == "9"
+    assert modules.isdisjoint(HEAVY + ENGINE), sorted(modules & set(HEAVY + ENGINE))
+
+
+def test_a_model_statement_on_the_command_line_loads_the_full_path() -> None:
+    # The control of the two tests above: SHOW MODELS is sqlrec's, so its grammar loads when it
+    # runs; and a cell that is not ASCII loads wcwidth to measure it.
+    printed, modules = cli("-c", "SHOW MODELS", "-c", "SELECT '日本'")
+    assert "日本" in printed
+    assert {"sqlglot", "sqlrec.exec.dispatch", "wcwidth"} <= modules
 
 
 def test_connect_and_the_package_names_still_work() -> None:

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlrec.api.connection import Connection, Cursor
-from sqlrec.api.recommend import Recommendations
-from sqlrec.sql.classify import READ, TRANSACTION, WRITE, Access, script_access
-from sqlrec.store.statements import DuckDBParser
+
+if TYPE_CHECKING:
+    from sqlrec.api.recommend import Recommendations
+    from sqlrec.sql.classify import READ, TRANSACTION, WRITE, Access
+
+# Loaded on first use (PEP 562): the recommend API needs numpy and the query path, the read-only
+# rule sqlrec's grammar (sqlglot); connect() and plain SQL need neither.
+_LAZY = {"Recommendations": "sqlrec.api.recommend", "READ": "sqlrec.sql.classify", "TRANSACTION": "sqlrec.sql.classify",
+         "WRITE": "sqlrec.sql.classify", "Access": "sqlrec.sql.classify"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Recommendations":
+        from sqlrec.api.recommend import Recommendations as value
+    elif name in _LAZY:
+        from sqlrec.sql import classify
+
+        value = getattr(classify, name)
+    else:
+        raise AttributeError(f"module 'sqlrec.api' has no attribute {name!r}")
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def connect(database: str = ":memory:", read_only: bool = False, config: dict[str, Any] | None = None, *,
@@ -27,6 +50,9 @@ def statement_access(sql: str) -> Access:
     (sqlrec.sql.classify): ``.access`` is 'read', 'transaction' (BEGIN / COMMIT / ROLLBACK only)
     or 'write' (anything else: changes, settings, ATTACH / LOAD, unknown statements), ``.what``
     names the statement that decides it. Nothing runs; text that cannot parse raises its error."""
+    from sqlrec.sql.classify import script_access
+    from sqlrec.store.statements import DuckDBParser
+
     return script_access(sql, DuckDBParser())
 
 

@@ -17,14 +17,16 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlrec import errors
-from sqlrec.api import recommend as _recommend
-from sqlrec.api.recommend import Recommendations
-from sqlrec.models.catalog import ModelSummary
-from sqlrec.exec.router import Context, Router
+from sqlrec.exec.router import Router
 from sqlrec.store.session import PYTHON_SCOPE, Handle, Relation, Session
+
+if TYPE_CHECKING:
+    from sqlrec.api.recommend import Recommendations
+    from sqlrec.exec.context import Context
+    from sqlrec.models.catalog import ModelSummary
 
 
 def _caller_scope() -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -191,6 +193,8 @@ class Cursor:
         vector is folded in), scored as new_user (default: an id no trained user has). version,
         approximate, nprobe, max_scored: as the USING options of that name.
         """
+        from sqlrec.api import recommend as _recommend  # numpy and the query path: loaded on first use
+
         return _recommend.recommend(self, model, users=users, items=items, kind=kind, k=k,
                                     exclude_seen=exclude_seen, candidates=candidates, liked=liked,
                                     new_user=new_user, version=version, approximate=approximate, nprobe=nprobe,
@@ -199,11 +203,15 @@ class Cursor:
     def training_items(self, model: str, user: Any) -> list[Any]:
         """The items `user` had in the model's training data (what exclude_seen excludes), in the
         model's item order; none for a user the model does not know."""
+        from sqlrec.api import recommend as _recommend
+
         return _recommend.training_items(self, model, user)
 
     def item_counts(self, model: str):
         """A pyarrow Table (item id, users): each item of the model with the number of users who
         had it in the training data."""
+        from sqlrec.api import recommend as _recommend
+
         return _recommend.item_counts(self, model)
 
     # --- internals ---------------------------------------------------------------------------

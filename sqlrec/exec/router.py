@@ -1,10 +1,14 @@
 """The statement router: sends each statement to its command, or to DuckDB.
 
-Non-model statements run in DuckDB as written (parameters bound by DuckDB). Model statements
-go to the command of their class in ``COMMANDS``; a command returns its result as an Arrow
-table, which the router hands to DuckDB once, so that every result, model statements
-included, is read from the DuckDB connection handle the same way. Queries over models
-(sqlrec.exec.queries) leave DuckDB's own result there.
+Two paths. Plain SQL that sqlrec has no part in (no model, model attribute, view over a model,
+ML.* function or sqlrec statement in it) runs in DuckDB as written, decided by DuckDB's own
+parser and tokenizer (sqlrec.store.statements), which are loaded anyway: the fast path. Anything
+else, and anything doubtful, takes the full path (sqlrec.exec.dispatch): sqlrec's grammar
+parses it, a plan (sqlrec.exec.plans) or its command runs it. The full path's modules (sqlglot,
+numpy, pyarrow, the commands) are imported when a statement first takes it, not at connect, so
+`sqlrec -c "SELECT 1"` starts without them. Both paths run a plain statement the same way:
+the same text (from its first token to its last), parameters bound by DuckDB, the same errors,
+transactions and read-only behaviour (tests/test_fastpath.py compares them).
 
 Each running statement has its own cancel flag: ``interrupt()`` sets the flags of the
 statements running at that moment (training stops at the next epoch, scoring at the next
@@ -15,98 +19,57 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from sqlglot import exp
-
-from sqlrec.exec import commands, export, finetune, lifecycle, queries, rewrite, training, views
-from sqlrec.exec.compat import translate
+from sqlrec.errors import Error, ProgrammingError
+from sqlrec.exec.context import Context
 from sqlrec.models.cache import CatalogCache
-from sqlrec.models.catalog import Catalog
-from sqlrec.errors import ProgrammingError, ReadOnlyError
-from sqlrec.models.model import Model
-from sqlrec.exec.plans import Plans
 from sqlrec.store.session import Session
-from sqlrec.store.statements import DuckDBParser
-from sqlrec.sql import (
-    OPTIONS_ARG, READ_ONLY, AlterModel, CreateModel, Describe, DropModel, EvaluateModel, ExportRecommendations, Finetune,
-    Query, Retrain, ShowModels,
-    Statement, parse_script,
-)
-from sqlrec.sql.classify import MODEL_STATEMENTS, WRITE, statement_access
-from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing, ShowMLEngines
+from sqlrec.store.statements import DuckDBParser, Parsed
+
+if TYPE_CHECKING:
+    from sqlrec.exec.plans import Plans
+    from sqlrec.models.catalog import Catalog
+    from sqlrec.models.model import Model
+    from sqlrec.sql import Statement
+
+__all__ = ["Context", "Router", "SQLREC_WORDS"]
+
+# Words that make a text sqlrec's even where DuckDB's parser reads it: SHOW MODELS and SHOW
+# ML_ENGINES parse as DuckDB's SHOW, mindsdb.m as a table, ML.f(...) as a function; the other
+# model statements' words (CREATE MODEL, RETRAIN, EXPORT RECOMMENDATIONS, PREDICT USING ...)
+# fail in DuckDB's parser today and are named so that they still would not slip past sqlrec.
+# tests/test_fastpath.py checks every statement of sqlrec's grammar against this list.
+SQLREC_WORDS = frozenset({"model", "models", "ml", "ml_engine", "ml_engines", "mindsdb", "predict", "retrain",
+                          "finetune", "recommendations"})
+# sqlrec's names for its catalog table (sqlrec.models.catalog.SCHEMA) and the comment marking a
+# view over models (sqlrec.exec.views.MARK); tests/test_fastpath.py keeps them equal.
+CATALOG_SCHEMA = "sqlrec"
+VIEW_MARK = "sqlrec view over models: "
+# Texts whose DuckDB reading is remembered: an application runs a handful of statement shapes.
+MAX_SCRIPTS = 512
+
+_full: ModuleType | None = None
 
 
-@dataclass
-class Context:
-    """What a command works with: the handle's session, the catalog, the statement's cancel flag,
-    and the relations registered for the statement (released before the next one)."""
+def _full_path() -> ModuleType:
+    """sqlrec.exec.dispatch, imported on first use (sqlglot, numpy, pyarrow, every command)."""
+    global _full
+    if _full is None:
+        from sqlrec.exec import dispatch
 
-    session: Session
-    catalog: Catalog
-    cancel: threading.Event
-    registered: list[str] = field(default_factory=list)
-    scored: list[int] = field(default_factory=list)  # keys scored per model reference (Router.scored)
-
-    def cancelled(self) -> bool:
-        return self.cancel.is_set()
-
-
-Command = Callable[[Context, Any, Any], "pa.Table | None"]
-
-
-def _create(ctx: Context, st: CreateModel, params: Any) -> pa.Table:
-    if isinstance(st, BigQueryCreateModel):
-        with translate.bigquery_names(st):
-            return _create(ctx, translate.bigquery_create(st), params)
-    st = translate.native_create(ctx.session, st)  # MindsDB's and ThanoSQL's habits
-    model, status = training.create(ctx.session, ctx.catalog, st, ctx.cancelled)
-    return commands.status_table(model, status)
-
-
-def _retrain(ctx: Context, st: Retrain, params: Any) -> pa.Table:
-    model, _ = lifecycle.retrain(ctx.session, ctx.catalog, st, ctx.cancelled)
-    return commands.status_table(model, "retrained")
-
-
-def _finetune(ctx: Context, st: Finetune, params: Any) -> pa.Table:
-    model, status = finetune.finetune(ctx.session, ctx.catalog, st, ctx.cancelled)
-    return commands.status_table(model, status)
-
-
-def _query(ctx: Context, st: Query, params: Any) -> None:
-    queries.run(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled, scored=ctx.scored)
-
-
-def _plain(command: Callable[[Session, Catalog, Any], pa.Table]) -> Command:
-    return lambda ctx, st, params: command(ctx.session, ctx.catalog, st)
-
-
-# Statement class -> command. Which of them write is sqlrec.sql.classify's MODEL_STATEMENTS.
-COMMANDS: dict[type[Statement], Command] = {
-    CreateModel: _create,
-    DropModel: _plain(commands.drop),
-    AlterModel: _plain(commands.alter),
-    ShowModels: _plain(commands.show),
-    Describe: _plain(commands.describe),
-    EvaluateModel: _plain(commands.evaluate),
-    Retrain: _retrain,
-    Finetune: _finetune,
-    ExportRecommendations: _plain(export.export),
-    Query: _query,
-    BigQueryCreateModel: _create,
-    CreateMLEngine: _plain(translate.create_ml_engine),
-    ShowMLEngines: _plain(translate.show_ml_engines),
-    PredictUsing: _plain(translate.predict_using),
-}
+        _full = dispatch
+    return _full
 
 
 class Router:
+    # False: every statement takes the full path, as before the fast path existed (a reference
+    # for tests/test_fastpath.py and the benchmarks; the results are the same either way).
+    fast_path = True
+
     def __init__(self, session: Session, read_only: bool = False, trust_stored_sql: bool = False,
                  database: str | None = None):
         self.session = session  # the connection's own handle
@@ -123,10 +86,16 @@ class Router:
         self._kept: dict[int, list] = {}
         # Per DuckDB handle: the keys its last statement's model references scored (see scored).
         self._scored: dict[int, list[int]] = {}
-        self._plans = Plans()
+        self._plans: Plans | None = None  # made with the full path's first statement
+        # The fast path: each text's DuckDB reading (None: the full path's), and per DuckDB handle
+        # the names sqlrec answers for (models, views over models), kept like the active models.
+        self._scripts: dict[str, tuple[tuple[Parsed, ...], frozenset[str]] | None] = {}
+        self._names: dict[int, tuple[int, frozenset[str]]] = {}
 
     def catalog(self, session: Session | None = None) -> Catalog:
         """The model catalog as `session` (default: the connection's own handle) sees it."""
+        from sqlrec.models.catalog import Catalog
+
         return Catalog(session or self.session, self._cache, self.trust_stored_sql)
 
     def model(self, name: str, session: Session | None = None) -> Model:
@@ -151,9 +120,12 @@ class Router:
     def execute(self, session: Session, sql: str, params: Any = None) -> None:
         """Run a statement or a script on `session`; the last statement's result stays on it."""
         self.release(session)
+        if self._plain(session, sql, params):
+            return
+        full = _full_path()
         if self._planned(session, sql, params):
             return
-        statements = parse_script(sql)
+        statements = full.parse_script(sql)
         if not statements:
             raise ProgrammingError("empty statement: nothing to run")
         if params is not None and len(statements) > 1 and (not isinstance(params, (list, tuple, dict)) or params):
@@ -161,7 +133,87 @@ class Router:
         with self._cancel_flag(session) as cancel:
             for st in statements:
                 self.release(session)
-                self.run(Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel), st, params)
+                self.run(Context(session, self.catalog(session), cancel), st, params)
+
+    # --- the fast path ------------------------------------------------------------------------
+
+    def is_plain(self, sql: str, params: Any = None, session: Session | None = None) -> bool:
+        """Whether `sql` would run on the fast path now: DuckDB runs it as written, sqlrec has no
+        part in it (on `session`, the connection's own handle by default)."""
+        return self._plain_statements(session or self.session, sql, params) is not None
+
+    def _plain_statements(self, session: Session, sql: str, params: Any) -> tuple[Parsed, ...] | None:
+        """The statements of `sql` when it is plain SQL on `session`; None when it takes the full path."""
+        script = self._script(session, sql) if self.fast_path else None
+        if script is None:
+            return None
+        statements, words = script
+        if params is not None and len(statements) > 1:
+            return None  # the full path says whether the parameters fit a script
+        if any(st.type != "TRANSACTION" for st in statements):  # BEGIN / COMMIT name nothing
+            names = self._sqlrec_names(session)
+            if names is None or not names.isdisjoint(words):
+                return None
+        return statements
+
+    def _plain(self, session: Session, sql: str, params: Any) -> bool:
+        """Run `sql` in DuckDB as written when sqlrec has no part in it; False (nothing run) when
+        it takes the full path. Run statement by statement, as the full path runs a script."""
+        statements = self._plain_statements(session, sql, params)
+        if statements is None:
+            return False
+        with self._cancel_flag(session):
+            for st in statements:
+                self.release(session)
+                if st.type != "SELECT":
+                    self._cache.wrote()  # it may change the catalog or the versions a transaction sees
+                session.run(st.text, params)
+        return True
+
+    def _script(self, session: Session, sql: str) -> tuple[tuple[Parsed, ...], frozenset[str]] | None:
+        """`sql`'s statements and words by DuckDB's parser, remembered per text; None when it is
+        not plain SQL whatever the database holds (DuckDB cannot read it, a sqlrec word, USING k = v)."""
+        try:
+            return self._scripts[sql]
+        except KeyError:
+            pass
+        found = DuckDBParser(session).script(sql)
+        script = None
+        if found is not None and not _sqlrec_syntax(found.words):
+            script = found.statements, frozenset(found.words)
+        with self._lock:  # cursors on other threads remember texts too
+            if len(self._scripts) >= MAX_SCRIPTS:
+                self._scripts.pop(next(iter(self._scripts)))  # the oldest: texts with inlined values come and go
+            self._scripts[sql] = script
+        return script
+
+    def _sqlrec_names(self, session: Session) -> frozenset[str] | None:
+        """The lower-cased names of the models and of the views over models `session` sees, read
+        once per catalog generation; None when they cannot be read. The active models read here
+        are the catalog's own cache (sqlrec.models.catalog.Catalog.actives, the same query), so
+        a model query asks DuckDB about models no more often than before the fast path."""
+        handle = id(session.duck)
+        names = self._cache.current(handle, self._names)
+        if names is None:
+            try:
+                has_catalog, views = session.one(
+                    "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
+                    "AND database_name = current_database()), (SELECT list(lower(view_name)) FROM duckdb_views() "
+                    "WHERE starts_with(comment, ?))", [CATALOG_SCHEMA, VIEW_MARK], where="reading the model catalog")
+                actives = self._cache.current(handle)
+                if actives is None:
+                    actives = {} if not has_catalog else {
+                        key: (name, version) for key, name, version in session.rows(
+                            f"SELECT key, name, version FROM {CATALOG_SCHEMA}.models WHERE active",
+                            where="reading the model catalog")}
+                    self._cache.remember(handle, actives)
+            except Error:
+                return None  # the full path reports what is wrong (an aborted transaction ...)
+            names = frozenset([*(views or ()), *(str(key).lower() for key in actives)])
+            self._cache.remember(handle, names, self._names)
+        return names
+
+    # --- the full path ------------------------------------------------------------------------
 
     @contextmanager
     def _cancel_flag(self, session: Session) -> Iterator[threading.Event]:
@@ -177,7 +229,9 @@ class Router:
 
     def _planned(self, session: Session, sql: str, params: Any) -> bool:
         """Run `sql` by its plan (sqlrec.exec.plans) when it has a valid one; False when it has none."""
-        catalog = Catalog(session, self._cache, self.trust_stored_sql)
+        if self._plans is None:
+            self._plans = _full_path().Plans()
+        catalog = self.catalog(session)
         plan = self._plans.find(sql, catalog, params)
         if plan is None:
             return False
@@ -197,7 +251,7 @@ class Router:
         interrupt() reaches it, and the relations it registers live until the next statement."""
         self.release(session)
         with self._cancel_flag(session) as cancel:
-            ctx = Context(session, Catalog(session, self._cache, self.trust_stored_sql), cancel)
+            ctx = Context(session, self.catalog(session), cancel)
             self._registered[id(session.duck)] = (session, ctx.registered)
             yield ctx
 
@@ -205,45 +259,19 @@ class Router:
         """'query' when `sql` is one read-only query that reads no model and has no USING,
         'other' for one other statement of DuckDB's own (CREATE TABLE, INSERT ...), None when
         sqlrec has a part in it (a model statement, a query over a model, a script)."""
-        statements = parse_script(sql)
-        if len(statements) != 1 or (type(statements[0]) in COMMANDS and type(statements[0]) is not Query):
-            return None
-        st = statements[0]
-        if type(st) is not Query:
-            return "other"
-        if any(node.args.get(OPTIONS_ARG) for node in st.tree.find_all(exp.Expression)):
-            return None
-        catalog = self.catalog(session)
-        if rewrite.find_model_refs(st.tree, catalog.exists) or views.reads_views(catalog.session, catalog, st.tree):
-            return None
-        return "query" if isinstance(st.tree, READ_ONLY) else "other"
+        return _full_path().duckdb_statement(self.catalog(session), sql)
 
     def forget_catalog(self) -> None:
         """Read the active model versions from the file again (after a commit or rollback)."""
         self._cache.wrote()
 
     def run(self, ctx: Context, st: Statement, params: Any = None) -> None:
-        command = COMMANDS.get(type(st))
-        if command is None or (isinstance(st, Query) and not isinstance(st.tree, READ_ONLY)):
-            # DuckDB's own statements (DROP SCHEMA, COMMIT, ROLLBACK, INSERT ...) may change the
-            # catalog or which versions a transaction sees
+        full = _full_path()
+        if full.changes_catalog(st):
             self._cache.wrote()
-        if isinstance(st, Describe) and not (st.explicit or ctx.catalog.exists(st.name)):
-            command = None  # DESCRIBE t of a table is DuckDB's
         self._registered[id(ctx.session.duck)] = (ctx.session, ctx.registered)
         self._scored[id(ctx.session.duck)] = ctx.scored
-        if command is None:
-            return queries.passthrough(ctx.session, ctx.catalog, st, params, ctx.registered, ctx.cancelled, ctx.scored)
-        # Read-only: a model statement that writes is refused before its command trains or
-        # writes files. DuckDB's own statements meet the file's read-only mode in DuckDB, and
-        # what only this process sees (SET, CREATE TEMP, ATTACH) stays the caller's choice; a
-        # read-only server refuses those too (sqlrec.serve asks the same rule, sqlrec.sql.classify).
-        if self.read_only and type(st) in MODEL_STATEMENTS and statement_access(st, DuckDBParser()).access == WRITE:
-            raise ReadOnlyError(f"{st.text.split()[0].upper()}: the database is open read-only")
-        table = command(ctx, st, params)
-        if table is not None:
-            ctx.registered.append(ctx.session.register("rel", table))
-            ctx.session.run(f'SELECT * FROM "{ctx.registered[-1]}"')
+        full.run(ctx, st, params, self.read_only)
 
     def release(self, session: Session) -> None:
         """Drop the relations registered for the previous statement on this handle."""
@@ -252,3 +280,10 @@ class Router:
         owner, names = self._registered.pop(id(session.duck), (session, []))
         for name in names:
             owner.unregister(name)
+
+
+def _sqlrec_syntax(words: tuple[str, ...]) -> bool:
+    """A sqlrec word, or query options (``USING name = value``, as sqlrec's grammar takes them)."""
+    if not SQLREC_WORDS.isdisjoint(words):
+        return True
+    return any(word == "using" and i + 2 < len(words) and words[i + 2] == "=" for i, word in enumerate(words))

@@ -20,10 +20,10 @@ FORMATS = ("table", "csv", "json", "markdown")
 NULL = "NULL"
 MAX_CELL_WIDTH = 60  # table mode: longer values are cut with an ellipsis
 
-try:  # prompt_toolkit depends on wcwidth, so it is always there in practice
-    from wcwidth import wcswidth as _wcswidth
-except ImportError:  # pragma: no cover
-    _wcswidth = None
+# wcwidth's wcswidth, imported for the first text that is not printable ASCII (None: not yet,
+# False: not installed): importing it costs about 15 ms, more than `sqlrec -c "SELECT 1"` spends
+# on everything of its own. prompt_toolkit depends on wcwidth, so it is always there in practice.
+_wcswidth: Any = None
 
 
 def render(
@@ -122,7 +122,15 @@ def _nested(value: Any) -> str:
 
 
 def _width(text: str) -> int:
-    if _wcswidth is not None:
+    global _wcswidth
+    if text.isascii() and text.isprintable():
+        return len(text)  # one column per character: what wcswidth answers, without importing it
+    if _wcswidth is None:
+        try:
+            from wcwidth import wcswidth as _wcswidth
+        except ImportError:  # pragma: no cover
+            _wcswidth = False
+    if _wcswidth:
         w = _wcswidth(text)
         if w >= 0:
             return w

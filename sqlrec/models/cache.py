@@ -4,9 +4,10 @@ and per cursor which versions are active, good while this process has written no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlrec.models.model import Model
+if TYPE_CHECKING:  # annotations only: the router keeps a cache before any model statement loads models
+    from sqlrec.models.model import Model
 
 # Saves and drops per database file, by every connection of this process: a connection's cached
 # list of active versions is good while this count has not moved.

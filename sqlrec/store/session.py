@@ -18,14 +18,16 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from sqlrec.errors import Error, wrap_duckdb
 from sqlrec.sql.quoting import quote_ident
+
+if TYPE_CHECKING:  # in annotations only: plain SQL run through a session loads neither
+    import numpy as np
+    import pyarrow as pa
 
 Params = Sequence[Any] | dict[str, Any] | None
 # DuckDB's connection handle and relation (Connection.sql's result, as duckdb's), named here so

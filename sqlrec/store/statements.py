@@ -14,6 +14,7 @@ from typing import NamedTuple
 import duckdb
 
 from sqlrec import errors
+from sqlrec.store.session import Session
 
 # Words that may stand between EXPLAIN and the statement it explains (DuckDB's grammar:
 # EXPLAIN [ANALYZE] statement | EXPLAIN (option, ...) statement; VERBOSE as PostgreSQL writes it).
@@ -33,14 +34,34 @@ class Parsed(NamedTuple):
     text: str
 
 
+class Script(NamedTuple):
+    """A text DuckDB's parser reads, as sqlrec's router may run it without its own parser."""
+
+    statements: tuple[Parsed, ...]  # each statement's type, and its text from its first token to its last
+    words: tuple[str, ...]  # every token but comments, in order; names and strings unquoted, lower-cased
+
+
 class DuckDBParser:
-    """What sqlrec.sql.classify asks of DuckDB (an object, so that the sql layer never imports it)."""
+    """What sqlrec.sql.classify asks of DuckDB (an object, so that the sql layer never imports it).
+
+    With a session, its own handle parses (the statement is about to run there anyway, and a
+    handle of its own costs the first statement of a process about 15 ms); without one, the
+    parser's connection does."""
+
+    def __init__(self, session: Session | None = None) -> None:
+        self._session = session
 
     def statements(self, sql: str) -> list[Parsed]:
         """Each statement of `sql`, as DuckDB's parser reads it. A type this duckdb module has no
         name for is 'UNKNOWN'. Text DuckDB cannot parse raises sqlrec's ProgrammingError with
         DuckDB's message (it would fail the same way if run)."""
         global _parser
+        if self._session is not None:
+            try:
+                found = self._session.duck.extract_statements(sql)
+            except duckdb.Error as exc:
+                raise errors.wrap_duckdb(exc) from exc
+            return [Parsed(_type_name(st), st.query) for st in found]
         with _lock:
             if _parser is None:
                 _parser = duckdb.connect(":memory:", config={"enable_external_access": False})
@@ -49,6 +70,45 @@ class DuckDBParser:
             except duckdb.Error as exc:
                 raise errors.wrap_duckdb(exc) from exc
         return [Parsed(_type_name(st), st.query) for st in found]
+
+    def script(self, sql: str) -> Script | None:
+        """`sql` read by DuckDB's parser and tokenizer (nothing runs); None when DuckDB cannot
+        read it (sqlrec's own statements, for one) or its statements and tokens do not agree.
+
+        A statement's text runs from its first token to its last, comments around it left out,
+        as sqlrec's own splitter cuts it (sqlrec.sql.split_script), so DuckDB runs and quotes in
+        its errors the same text either way. The words let the caller see every name the text
+        holds: a quoted name and a string (``FROM 'm'`` reads table m) count by their content."""
+        try:
+            found = self.statements(sql)
+            every = duckdb.tokenize(sql)
+        except (errors.Error, duckdb.Error, RuntimeError):
+            return None
+        raw = sql.encode()  # the tokenizer's positions count bytes
+        ends = [pos for pos, _ in every[1:]] + [len(raw)]  # only whitespace lies between tokens
+        pieces: list[str] = []
+        words: list[str] = []
+        first = last = None
+        for (start, kind), end in zip(every, ends):
+            if kind == duckdb.token_type.comment:
+                continue
+            token = raw[start:end].rstrip()
+            if kind == duckdb.token_type.operator and b";" in token:
+                if token != b";":
+                    return None  # a ';' glued to other characters: not a plain statement boundary
+                if first is not None:
+                    pieces.append(raw[first:last].decode())
+                first = last = None
+                continue
+            if first is None:
+                first = start
+            last = start + len(token)
+            words.append(_content(token.decode(errors="replace"), kind).lower())
+        if first is not None:
+            pieces.append(raw[first:last].decode())
+        if len(pieces) != len(found) or not pieces:
+            return None
+        return Script(tuple(Parsed(st.type, text) for st, text in zip(found, pieces)), tuple(words))
 
     def explained(self, sql: str) -> list[str]:
         """For text that starts with EXPLAIN: every text the explained statement may start at
@@ -76,6 +136,22 @@ class DuckDBParser:
             else:
                 break
         return starts
+
+
+def _content(token: str, kind: object) -> str:
+    """What a name or a string token names: "a""b" -> a"b, 'it''s' -> it's, E'x' -> x, $t$x$t$ -> x."""
+    if kind == duckdb.token_type.identifier and token.startswith('"') and token.endswith('"') and len(token) > 1:
+        return token[1:-1].replace('""', '"')
+    if kind != duckdb.token_type.string_const:
+        return token
+    if token.startswith("$"):
+        tag = token[:token.find("$", 1) + 1]
+        return token[len(tag):len(token) - len(tag)] if len(token) >= 2 * len(tag) else token
+    quote = token.find("'")
+    if quote < 0 or not token.endswith("'") or len(token) - quote < 2:
+        return token
+    inner = token[quote + 1:-1]
+    return inner.replace("''", "'") if quote == 0 else inner
 
 
 def _type_name(st: object) -> str:
