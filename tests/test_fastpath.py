@@ -18,8 +18,7 @@ import pytest
 
 import sqlrec
 from sqlrec.exec import views
-from sqlrec.exec.router import CATALOG_SCHEMA, SQLREC_WORDS, VIEW_MARK
-from sqlrec.models import catalog
+from sqlrec.exec.router import SQLREC_WORDS, VIEW_MARK
 from sqlrec.sql.grammar import ModelGrammar
 
 FAST, FULL = "fast", "full"
@@ -227,7 +226,6 @@ def test_every_sqlrec_statement_is_kept_off_the_fast_path() -> None:
 
 
 def test_the_names_the_router_checks_are_sqlrecs() -> None:
-    assert CATALOG_SCHEMA == catalog.SCHEMA
     assert VIEW_MARK == views.MARK
 
 

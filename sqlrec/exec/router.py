@@ -45,9 +45,8 @@ __all__ = ["Context", "Router", "SQLREC_WORDS"]
 # tests/test_fastpath.py checks every statement of sqlrec's grammar against this list.
 SQLREC_WORDS = frozenset({"model", "models", "ml", "ml_engine", "ml_engines", "mindsdb", "predict", "retrain",
                           "finetune", "recommendations"})
-# sqlrec's names for its catalog table (sqlrec.models.catalog.SCHEMA) and the comment marking a
-# view over models (sqlrec.exec.views.MARK); tests/test_fastpath.py keeps them equal.
-CATALOG_SCHEMA = "sqlrec"
+# The comment marking a view over models (sqlrec.exec.views.MARK, whose module loads the full
+# path's sqlglot); tests/test_fastpath.py keeps them equal.
 VIEW_MARK = "sqlrec view over models: "
 # Texts whose DuckDB reading is remembered: an application runs a handful of statement shapes.
 MAX_SCRIPTS = 512
@@ -196,17 +195,9 @@ class Router:
         names = self._cache.current(handle, self._names)
         if names is None:
             try:
-                has_catalog, views = session.one(
-                    "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
-                    "AND database_name = current_database()), (SELECT list(lower(view_name)) FROM duckdb_views() "
-                    "WHERE starts_with(comment, ?))", [CATALOG_SCHEMA, VIEW_MARK], where="reading the model catalog")
-                actives = self._cache.current(handle)
-                if actives is None:
-                    actives = {} if not has_catalog else {
-                        key: (name, version) for key, name, version in session.rows(
-                            f"SELECT key, name, version FROM {CATALOG_SCHEMA}.models WHERE active",
-                            where="reading the model catalog")}
-                    self._cache.remember(handle, actives)
+                views = session.one("SELECT list(lower(view_name)) FROM duckdb_views() WHERE starts_with(comment, ?)",
+                                    [VIEW_MARK], where="reading the model catalog")[0]
+                actives = self._cache.active_versions(session)
             except Error:
                 return None  # the full path reports what is wrong (an aborted transaction ...)
             names = frozenset([*(views or ()), *(str(key).lower() for key in actives)])

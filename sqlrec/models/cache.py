@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: the router keeps a cache before any model statement loads models
     from sqlrec.models.model import Model
+    from sqlrec.store.session import Session
+
+# The schema of sqlrec's tables in the database file (sqlrec.models.catalog keeps its models there).
+SCHEMA = "sqlrec"
 
 # Saves and drops per database file, by every connection of this process: a connection's cached
 # list of active versions is good while this count has not moved.
@@ -37,6 +41,21 @@ class CatalogCache:
 
     def remember(self, handle: int, actives: dict[str, Any], store: dict | None = None) -> None:
         (self.actives if store is None else store)[handle] = (_WRITES.get(self.database, 0), actives)
+
+    def active_versions(self, session: Session) -> dict[str, tuple[str, int]]:
+        """Model key -> (stored name, active version), as `session` sees them: read from the file
+        once per generation (the catalog and the router's fast path both ask here)."""
+        handle = id(session.duck)
+        actives = self.current(handle)
+        if actives is None:
+            has_catalog = session.one(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
+                "AND database_name = current_database()", [SCHEMA], where="reading the model catalog")[0]
+            actives = {} if not has_catalog else {
+                key: (name, version) for key, name, version in session.rows(
+                    f"SELECT key, name, version FROM {SCHEMA}.models WHERE active", where="reading the model catalog")}
+            self.remember(handle, actives)
+        return actives
 
     def generation(self) -> int:
         """How many writes this process has made to the database: what was read before holds

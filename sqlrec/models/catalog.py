@@ -22,14 +22,13 @@ import pyarrow as pa
 
 from sqlrec.store import arraystore
 from sqlrec.models import stored
-from sqlrec.models.cache import CatalogCache
+from sqlrec.models.cache import SCHEMA, CatalogCache
 from sqlrec.engines import HANDLERS
 from sqlrec.errors import ModelNotFoundError, ParseError, context, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
 from sqlrec.models.model import Model, result_columns
 from sqlrec.store.session import Session
 
-SCHEMA = "sqlrec"
 
 # Versions whose arrays are kept when the model's keep_versions option is not set: the active
 # one, the one before (the usual rollback) and one more, so one bad RETRAIN and one bad rollback
@@ -120,21 +119,9 @@ class Catalog:
 
     # --- reading -----------------------------------------------------------------------
 
-    def _has_schema(self) -> bool:
-        return bool(self.session.one(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'models' "
-            "AND database_name = current_database()", [SCHEMA], where="reading the model catalog")[0])
-
     def actives(self) -> dict[str, tuple[str, int]]:
         """Model key -> (stored name, active version), as this handle sees them (cached)."""
-        handle = id(self.session.duck)
-        actives = self.cache.current(handle)
-        if actives is None:
-            actives = {} if not self._has_schema() else {
-                key: (name, version) for key, name, version in self.session.rows(
-                    f"SELECT key, name, version FROM {SCHEMA}.models WHERE active", where="reading the model catalog")}
-            self.cache.remember(handle, actives)
-        return actives
+        return self.cache.active_versions(self.session)
 
     def names(self) -> list[str]:
         return sorted(name for name, _ in self.actives().values())
@@ -256,7 +243,7 @@ class Catalog:
 
     def summaries(self) -> list[ModelSummary]:
         """Every active model, by name."""
-        if not self._has_schema():
+        if not self.actives():  # also: no catalog table in this file
             return []
         rows = self.session.rows(
             f"SELECT name, engine, version, created_at, train_seconds, info, metrics "
