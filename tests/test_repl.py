@@ -215,6 +215,10 @@ def test_missing_table_error_suggests_a_model_of_that_name(with_model):
                    'Did you mean the model "movie_rec"?\n')
     _, err = drive(with_model, "SELECT * FROM movis;\r")  # a table closer than any model: DuckDB's hint
     assert err == 'Error: Catalog Error: Table with name movis does not exist! Did you mean "movies"?\n'
+    # both close, the table closer: DuckDB's table first, then the model
+    _, err = drive(with_model, "CREATE TABLE movie_rec_log (x INTEGER);\r", "SELECT * FROM movie_rec_lo;\r")
+    assert err == ('Error: Catalog Error: Table with name movie_rec_lo does not exist! '
+                   'Did you mean "movie_rec_log"? Or the model "movie_rec"?\n')
     with pytest.raises(sqlrec.errors.CatalogException, match='the model "movie_rec"'):
         with_model.con.execute("SELECT count(*) FROM MOVIE_RE")
 
