@@ -204,6 +204,10 @@ def test_output_and_once_send_results_to_a_file(repl, tmp_path):
     # a file gets every column: the width is the terminal's business
     assert all(f"metric_{i:02d}_at_10" in written for i in range(20)) and "columns total" not in written
     assert once.read_text() == "a\nonce\nb\ntwice\n"  # the next input's results, then the terminal again
+    # a dot command is the next command too (as in SQLite's shell)
+    out2, _ = drive(repl, f".once {tmp_path}/tables.txt\r", ".tables\r", ".tables\r")
+    listing = "name\nratings\nratings_df\n"  # still in csv mode
+    assert (tmp_path / "tables.txt").read_text() == listing and out2 == listing
     assert "first" not in out and "back" in out and "once" not in out and "after" in out
     assert out.endswith("a\nstill here\n")  # a file that cannot be opened changes nothing
     assert re.fullmatch(r"Error: \.output: cannot write '.*/no/such/dir\.txt': No such file or directory\n", err)

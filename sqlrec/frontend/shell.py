@@ -149,7 +149,10 @@ class Repl:
             self.exit_requested = True
             return False
         if is_dot_command(stripped):
+            target = self.redirect
             dotcommands.dispatch(self, stripped)
+            if self.redirect_once and self.redirect is target:
+                self.end_redirect()  # .once covers the next command, a dot command too (as in SQLite's shell)
         else:
             try:
                 self.run_text(text)
