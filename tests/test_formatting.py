@@ -126,3 +126,64 @@ def test_error_message_for_sqlrec_errors_and_bugs():
     assert error_message(KeyError("boom"), hint="run %sqlrec --traceback for details") == \
         "Error: internal error (KeyError: 'boom'); run %sqlrec --traceback for details"
     assert error_message(KeyboardInterrupt()) == "Error: cancelled"
+
+
+# --- fitting the terminal: duckbox elision, box, line ------------------------------------------
+
+WIDE_COLUMNS = [f"metric_{i:02d}_at_10" for i in range(20)]
+WIDE_ROWS = [tuple(round(0.1 * i + r, 4) for i in range(20)) for r in range(3)]
+
+
+def test_table_wider_than_the_terminal_leaves_out_middle_columns_and_says_so():
+    text = render(WIDE_COLUMNS, WIDE_ROWS, max_width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = [h.strip() for h in lines[1].strip("│").split("│")]
+    # the first and last columns stay, the "…" column stands where the others were
+    assert header[0] == "metric_00_at_10" and header[-1] == "metric_19_at_10" and "…" in header
+    gap = header.index("…")
+    shown = header[:gap] + header[gap + 1:]
+    assert shown == WIDE_COLUMNS[:gap] + WIDE_COLUMNS[20 - (len(shown) - gap):]
+    assert all(row.strip("│").split("│")[gap].strip() == "…" for row in lines[3:6])
+    assert lines[-1] == f"… 20 columns total ({len(shown)} shown); .mode line shows them all"
+    # no width, or box mode: every column, no note
+    for text in (render(WIDE_COLUMNS, WIDE_ROWS), render(WIDE_COLUMNS, WIDE_ROWS, "box", max_width=80)):
+        assert [h.strip() for h in text.splitlines()[1].strip("│").split("│")] == WIDE_COLUMNS
+        assert "columns total" not in text
+    # a wider terminal shows more columns; duckbox is the table's other name
+    assert len(render(WIDE_COLUMNS, WIDE_ROWS, max_width=160).splitlines()[1].split("│")) > len(header) + 2
+    assert render(WIDE_COLUMNS, WIDE_ROWS, "duckbox", max_width=80) == render(WIDE_COLUMNS, WIDE_ROWS, max_width=80)
+
+
+def test_rows_and_columns_notes_together():
+    rows = [tuple(range(20))] * 50
+    lines = render(WIDE_COLUMNS, rows, max_rows=10, max_width=80).splitlines()
+    assert lines[-2] == "… 50 rows total (10 shown)"
+    assert lines[-1].startswith("… 20 columns total (")
+
+
+def test_long_text_is_cut_before_columns_are_left_out():
+    columns = ["id", "title", "genres"]
+    rows = [(1, "A very long film title that goes on and on", "Adventure|Animation|Children|Comedy")]
+    fits = render(columns, rows, max_width=200)
+    assert "goes on and on" in fits  # room enough: nothing is cut
+    text = render(columns, rows, max_width=60)
+    assert "columns total" not in text and max(len(line) for line in text.splitlines()) <= 60
+    cells = [c.strip() for c in text.splitlines()[3].strip("│").split("│")]
+    assert cells[1] == "A very long film ti…" and cells[2].endswith("…") and len(cells[2]) == 20
+    # one column wider than the terminal on its own is cut to the width
+    text = render(["note"], [("x" * 200,)], max_width=30)
+    assert max(len(line) for line in text.splitlines()) <= 30 and "columns total" not in text
+
+
+def test_line_mode_prints_one_value_per_line():
+    text = render(["user_id", "item", "score"], [(1, "Heat", 0.5), (2, None, 1.25)], "line")
+    assert text == ("user_id = 1\n"
+                    "   item = Heat\n"
+                    "  score = 0.5\n"
+                    "\n"
+                    "user_id = 2\n"
+                    "   item = NULL\n"
+                    "  score = 1.25")
+    assert render(["a"], [(i,) for i in range(5)], "line", max_rows=2).splitlines()[-1] == "… 5 rows total (2 shown)"
+    assert render(["a"], [], "line") == "(0 rows)"

@@ -161,7 +161,70 @@ def test_mode_switches_output_format(repl):
                    '[\n  {"a": 1, "b": "x"}\n]\n'
                    '| a | b |\n|---:|---|\n| 1 | x |\n'
                    "mode: markdown\n")
-    assert err == "Error: .mode: unknown mode 'html'; modes: table, csv, json, markdown\n"
+    assert err == "Error: .mode: unknown mode 'html'; modes: table, duckbox, box, line, csv, json, markdown\n"
+
+
+WIDE = "SELECT " + ", ".join(f"{i} * 0.125 AS metric_{i:02d}_at_10" for i in range(20)) + ";"
+
+
+def test_wide_result_fits_maxwidth(repl):
+    out, err = drive(repl, ".maxwidth 80\r", WIDE + "\r", ".maxwidth\r", ".maxwidth 0\r", ".maxwidth\r",
+                     WIDE + "\r", ".maxwidth wide\r")
+    first, rest = out.split("maxwidth: 80\n")
+    assert max(len(line) for line in first.splitlines()) <= 80
+    header = table_cells(first)[0]
+    assert header[0] == "metric_00_at_10" and header[-1] == "metric_19_at_10" and "…" in header
+    assert f"… 20 columns total ({len(header) - 1} shown); .mode line shows them all" in first
+    # 0: the terminal's width; a StringIO is no terminal, so every column shows
+    assert rest.startswith("maxwidth: 0\n")
+    assert table_cells(rest)[0] == [f"metric_{i:02d}_at_10" for i in range(20)] and "columns total" not in rest
+    assert err == "Error: .maxwidth: expected a number of columns (0: the terminal's width)\n"
+
+
+def test_modes_line_box_and_duckbox(repl):
+    out, err = drive(repl, ".maxwidth 40\r", ".mode line\r", "SELECT 1 AS user_id, 'Heat' AS item;\r",
+                     ".mode box\r", WIDE + "\r", ".mode duckbox\r", WIDE + "\r", ".mode\r")
+    assert err == ""
+    line_part, rest = out.split("\n┌", 1)
+    assert line_part == "user_id = 1\n   item = Heat"
+    box, duckbox = rest.split("└", 1)[0], rest.split("└", 1)[1]
+    assert all(f"metric_{i:02d}_at_10" in box for i in range(20))  # box: every column, whatever the width
+    assert "metric_10_at_10" not in duckbox and "columns total" in duckbox  # duckbox: fits 40 columns
+    assert out.endswith("mode: duckbox\n")
+
+
+def test_output_and_once_send_results_to_a_file(repl, tmp_path):
+    every, once = tmp_path / "every.txt", tmp_path / "once.csv"
+    out, err = drive(repl, ".maxwidth 40\r", f".output {every}\r", "SELECT 'first' AS a;\r",
+                     WIDE + "\r", ".output\r", "SELECT 'back' AS a;\r",
+                     ".mode csv\r", f".once {once}\r", "SELECT 'once' AS a; SELECT 'twice' AS b;\r",
+                     "SELECT 'after' AS a;\r", f".output {tmp_path}/no/such/dir.txt\r", "SELECT 'still here' AS a;\r")
+    written = every.read_text()
+    assert "first" in written and "back" not in written
+    # a file gets every column: the width is the terminal's business
+    assert all(f"metric_{i:02d}_at_10" in written for i in range(20)) and "columns total" not in written
+    assert once.read_text() == "a\nonce\nb\ntwice\n"  # the next input's results, then the terminal again
+    # a dot command is the next command too (as in SQLite's shell)
+    out2, _ = drive(repl, f".once {tmp_path}/tables.txt\r", ".tables\r", ".tables\r")
+    listing = "name\nratings\nratings_df\n"  # still in csv mode
+    assert (tmp_path / "tables.txt").read_text() == listing and out2 == listing
+    assert "first" not in out and "back" in out and "once" not in out and "after" in out
+    assert out.endswith("a\nstill here\n")  # a file that cannot be opened changes nothing
+    assert re.fullmatch(r"Error: \.output: cannot write '.*/no/such/dir\.txt': No such file or directory\n", err)
+
+
+def test_missing_table_error_suggests_a_model_of_that_name(with_model):
+    _, err = drive(with_model, "SELECT * FROM movie_re WHERE userId = 1;\r")
+    assert err == ('Error: Catalog Error: Table with name movie_re does not exist! '
+                   'Did you mean the model "movie_rec"?\n')
+    _, err = drive(with_model, "SELECT * FROM movis;\r")  # a table closer than any model: DuckDB's hint
+    assert err == 'Error: Catalog Error: Table with name movis does not exist! Did you mean "movies"?\n'
+    # both close, the table closer: DuckDB's table first, then the model
+    _, err = drive(with_model, "CREATE TABLE movie_rec_log (x INTEGER);\r", "SELECT * FROM movie_rec_lo;\r")
+    assert err == ('Error: Catalog Error: Table with name movie_rec_lo does not exist! '
+                   'Did you mean "movie_rec_log"? Or the model "movie_rec"?\n')
+    with pytest.raises(sqlrec.errors.CatalogException, match='the model "movie_rec"'):
+        with_model.con.execute("SELECT count(*) FROM MOVIE_RE")
 
 
 def test_timer(repl):
@@ -301,6 +364,29 @@ def test_ctrl_c_in_a_terminal(tmp_path):
     assert "+CREATE MODEL m FROM r PREDICT it" in history and "+SELECT 'alive' || 42 AS probe;" in history
 
 
+@pytest.mark.slow
+def test_wide_result_fits_an_80_column_terminal(tmp_path):
+    """The real command in an 80-column pseudo-terminal: a 20-column result leaves out its middle."""
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("SQLREC_HISTORY", None)
+    child = pexpect.spawn(sys.executable, ["-m", "sqlrec"], env=env, encoding="utf-8", timeout=30, dimensions=(40, 80))
+    try:
+        child.expect("sqlrec>")
+        child.send(WIDE + "\r")
+        child.expect(r"… 20 columns total \((\d+) shown\); \.mode line shows them all")
+        shown = int(child.match.group(1))
+        table = child.before[child.before.index("┌"):]
+        child.expect("sqlrec>")
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    lines = [line for line in table.replace("\r", "").split("\n") if line.strip()]
+    assert 2 < shown < 20 and max(len(line) for line in lines) <= 80
+    assert "metric_00_at_10" in lines[1] and "metric_19_at_10" in lines[1] and "…" in lines[1]
+
+
 # --- history -----------------------------------------------------------------------------------
 
 
@@ -402,7 +488,7 @@ def test_complete_using_options_and_values(with_model):
 
 def test_complete_dot_commands(with_model, tmp_path):
     assert complete(with_model, ".mo") == [".mode", ".models"]
-    assert complete(with_model, ".mode ") == ["table", "csv", "json", "markdown"]
+    assert complete(with_model, ".mode ") == ["table", "duckbox", "box", "line", "csv", "json", "markdown"]
     assert complete(with_model, ".timer o") == ["on", "off"]
     (tmp_path / "train.sql").write_text("SELECT 1;")
     assert complete(with_model, f".read {tmp_path}/tr") == ["ain.sql"]
@@ -429,6 +515,16 @@ def test_schema_shows_tables_and_model_result_columns(with_model):
     assert err == "" and ["user_id", "userId"] in table_cells(out) and ["item_id", "movieId"] in table_cells(out)
     _, err = drive(with_model, ".schema movie_re\r")
     assert err == "Error: .schema: no table, view or model named 'movie_re' (did you mean 'movie_rec'?)\n"
+
+
+def test_no_completion_menu_right_after_a_semicolon(with_model):
+    typed = CompleteEvent(text_inserted=True)
+    for text in ("SELECT 1;", "SELECT 1; ", "SELECT 1;\n", ""):
+        assert list(with_model.completer.get_completions(Document(text), typed)) == [], text
+    # Tab still lists what may start the next statement
+    tab = [c.text for c in with_model.completer.get_completions(Document("SELECT 1; "), CompleteEvent(completion_requested=True))]
+    assert "SELECT" in tab
+    assert [c.text for c in with_model.completer.get_completions(Document("SELECT 1; sel"), typed)] == ["select"]
 
 
 def test_completion_follows_the_database(repl):

@@ -17,14 +17,16 @@ chunk) and a statement started later is not affected.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sqlrec.errors import Error, ProgrammingError
+from sqlrec.errors import CatalogException, Error, ProgrammingError
 from sqlrec.exec.context import Context
 from sqlrec.models.cache import CatalogCache
 from sqlrec.store.session import Session
@@ -50,6 +52,9 @@ SQLREC_WORDS = frozenset({"model", "models", "ml", "ml_engine", "ml_engines", "m
 VIEW_MARK = "sqlrec view over models: "
 # Texts whose DuckDB reading is remembered: an application runs a handful of statement shapes.
 MAX_SCRIPTS = 512
+# DuckDB's missing-table error and its own suggestion (a table or view, never a model).
+_MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist!")
+_DUCKDB_SUGGESTION = re.compile(r'\nDid you mean "([^"]+)"\?')
 
 _full: ModuleType | None = None
 
@@ -118,6 +123,41 @@ class Router:
 
     def execute(self, session: Session, sql: str, params: Any = None) -> None:
         """Run a statement or a script on `session`; the last statement's result stays on it."""
+        try:
+            self._execute(session, sql, params)
+        except CatalogException as exc:
+            hinted = self._model_hint(session, exc)
+            if hinted is None:
+                raise
+            raise hinted from exc
+
+    def _model_hint(self, session: Session, exc: CatalogException) -> CatalogException | None:
+        """DuckDB's missing-table error naming a model close to the missing name (a misspelt
+        model reads as a missing table, and DuckDB suggests only tables); None when none is close."""
+        text = str(exc)
+        missing = _MISSING_TABLE.search(text)
+        if missing is None:
+            return None
+        try:
+            models = self.catalog(session).names()
+        except Error:
+            return None  # the catalog cannot be read now (an aborted transaction): DuckDB's words stand
+        name = missing.group(1).strip('"').lower()
+        close = difflib.get_close_matches(name, [m.lower() for m in models], n=1, cutoff=0.6)
+        if not close:
+            return None
+        model = next(m for m in models if m.lower() == close[0])
+        hint = f'Did you mean the model "{model}"?'
+        duckdb_says = _DUCKDB_SUGGESTION.search(text)
+        if duckdb_says is None:
+            text = text[:missing.end()] + "\n" + hint + text[missing.end():]
+        elif _likeness(name, duckdb_says.group(1)) > _likeness(name, model):
+            text = text[:duckdb_says.end()] + f' Or the model "{model}"?' + text[duckdb_says.end():]
+        else:
+            text = text[:duckdb_says.start()] + "\n" + hint + text[duckdb_says.end():]
+        return type(exc)(text)
+
+    def _execute(self, session: Session, sql: str, params: Any) -> None:
         self.release(session)
         if self._plain(session, sql, params):
             return
@@ -271,6 +311,10 @@ class Router:
         owner, names = self._registered.pop(id(session.duck), (session, []))
         for name in names:
             owner.unregister(name)
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
 
 
 def _sqlrec_syntax(words: tuple[str, ...]) -> bool:

@@ -141,6 +141,10 @@ class SqlCompleter(Completer):
         if is_dot_command(text) and "\n" not in text.strip():
             return self._dot(text.lstrip())
         statement = current_statement(text)
+        if not statement.strip() and not complete_event.completion_requested:
+            # Right after a ';' (or on an empty prompt) nothing has been typed to complete: a menu
+            # popping up while typing would cover the result; Tab still lists what may start a statement.
+            return []
         # Aliases and tables may be named after the cursor (SELECT r.| FROM ratings r): they are
         # looked up in the whole statement, the part after the cursor included.
         scope = statement + document.text_after_cursor.split(";", 1)[0]

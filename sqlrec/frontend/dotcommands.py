@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlrec import errors
-from sqlrec.frontend.formatting import FORMATS, render
+from sqlrec.frontend.formatting import MODES, render
 from sqlrec.frontend.metadata import Metadata
 from sqlrec.sql.quoting import quote_name
 
@@ -27,6 +27,7 @@ class Repl(Protocol):
     mode: str
     timer: bool
     max_rows: int
+    max_width: int
     last_error: BaseException | None
     exit_requested: bool
     metadata: Metadata
@@ -36,6 +37,8 @@ class Repl(Protocol):
     def refresh(self) -> None: ...
     def run_text(self, text: str, source: str | None = None) -> bool: ...
     def open(self, database: str) -> None: ...
+    def width(self) -> int | None: ...
+    def send_to(self, path: str | None, once: bool = False) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,9 @@ def _mode(shell: Repl, args: list[str]) -> None:
         shell.write(f"mode: {shell.mode}")
         return
     fmt = args[0].lower()
-    if fmt not in FORMATS:
-        _usage(shell, f".mode: unknown mode {args[0]!r}{errors.did_you_mean(fmt, FORMATS)}; "
-                      f"modes: {', '.join(FORMATS)}")
+    if fmt not in MODES:
+        _usage(shell, f".mode: unknown mode {args[0]!r}{errors.did_you_mean(fmt, MODES)}; "
+                      f"modes: {', '.join(MODES)}")
         return
     shell.mode = fmt
 
@@ -119,10 +122,36 @@ def _maxrows(shell: Repl, args: list[str]) -> None:
     shell.max_rows = int(args[0])
 
 
+def _maxwidth(shell: Repl, args: list[str]) -> None:
+    if not args:
+        width = shell.width()
+        shell.write(f"maxwidth: {shell.max_width}" + (f" (the terminal's width, {width} now)"
+                                                      if not shell.max_width and width else ""))
+        return
+    if not args[0].isdigit():
+        _usage(shell, ".maxwidth: expected a number of columns (0: the terminal's width)")
+        return
+    shell.max_width = int(args[0])
+
+
+def _output(shell: Repl, args: list[str]) -> None:
+    if len(args) > 1:
+        _usage(shell, ".output: expected at most one file name")
+        return
+    shell.send_to(args[0] if args else None)
+
+
+def _once(shell: Repl, args: list[str]) -> None:
+    if len(args) != 1:
+        _usage(shell, ".once: expected one file name")
+        return
+    shell.send_to(args[0], once=True)
+
+
 def _tables(shell: Repl, args: list[str]) -> None:
     shell.refresh()
     names = sorted(t.name for t in shell.metadata.tables.values())
-    shell.write(render(["name"], [(n,) for n in names], shell.mode, None))
+    shell.write(render(["name"], [(n,) for n in names], shell.mode, None, max_width=shell.width()))
 
 
 def _models(shell: Repl, args: list[str]) -> None:
@@ -135,7 +164,7 @@ def _schema(shell: Repl, args: list[str]) -> None:
     if not args:
         rows = [(t.name, ", ".join(t.columns)) for t in sorted(meta.tables.values())]
         rows += [(m.name, ", ".join(m.columns) + "  (model)") for m in sorted(meta.models.values())]
-        shell.write(render(["name", "columns"], rows, shell.mode, None))
+        shell.write(render(["name", "columns"], rows, shell.mode, None, max_width=shell.width()))
         return
     key = args[0].lower()
     if key in meta.models:
@@ -176,10 +205,16 @@ def _traceback(shell: Repl, args: list[str]) -> None:
 
 COMMANDS: dict[str, DotCommand] = {
     ".help": DotCommand(_help, "show this help"),
-    ".mode": DotCommand(_mode, ".mode table|csv|json|markdown: how results are printed", values=FORMATS),
+    ".mode": DotCommand(_mode, ".mode table|box|line|csv|json|markdown: how results are printed "
+                               "(table, also called duckbox, fits the terminal)", values=MODES),
     ".timer": DotCommand(_timer, ".timer on|off: print how long each statement took", values=("on", "off")),
     ".maxrows": DotCommand(_maxrows, ".maxrows N: rows shown in table mode (0: all)",
                            values=("0", "40", "100", "1000")),
+    ".maxwidth": DotCommand(_maxwidth, ".maxwidth N: columns a table may take (0: the terminal's width)",
+                            values=("0", "80", "120", "200")),
+    ".output": DotCommand(_output, ".output [FILE]: results to FILE until .output alone (to the terminal)",
+                          path=True),
+    ".once": DotCommand(_once, ".once FILE: the next statement's results to FILE", path=True),
     ".tables": DotCommand(_tables, "list tables and views"),
     ".models": DotCommand(_models, "list models (SHOW MODELS)"),
     ".schema": DotCommand(_schema, ".schema [TABLE]: columns of a table, view or model"),

@@ -1,4 +1,4 @@
-"""Results as text: aligned tables (like the DuckDB shell), CSV, JSON and Markdown.
+"""Results as text: aligned tables (like the DuckDB shell), one line per value, CSV, JSON and Markdown.
 
 Shared by the REPL, the command line and `sqlrec demo`. Also home of `error_message`, the one
 readable line every front-end prints for an error.
@@ -16,9 +16,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+# What render() prints: the shell's .mode takes every one; `sqlrec -c --format` the first four.
+MODES = ("table", "duckbox", "box", "line", "csv", "json", "markdown")
 FORMATS = ("table", "csv", "json", "markdown")
+# The formats printed for people: at most max_rows rows, with a count of the rest. CSV and JSON are
+# for machines and always carry every row.
+FOR_PEOPLE = ("table", "duckbox", "box", "line", "markdown")
 NULL = "NULL"
 MAX_CELL_WIDTH = 60  # table mode: longer values are cut with an ellipsis
+# When a table is wider than the terminal, text cells are first cut to this many columns (DuckDB's
+# shell does the same), then the middle columns give way to one "…" column.
+NARROW_CELL_WIDTH = 20
+ELIDED = "…"
 
 # wcwidth's wcswidth, imported for the first text that is not printable ASCII (None: not yet,
 # False: not installed): importing it costs about 15 ms, more than `sqlrec -c "SELECT 1"` spends
@@ -32,17 +41,25 @@ def render(
     fmt: str = "table",
     max_rows: int | None = 40,
     total_rows: int | None = None,
+    max_width: int | None = None,
 ) -> str:
-    """Render a result as text in `fmt` (table, csv, json or markdown).
+    """Render a result as text in `fmt` (one of MODES).
 
-    `rows` may be a prefix of the result, with `total_rows` the full count; in table and
-    markdown output at most `max_rows` rows are shown (None or 0: all), followed by a
+    `rows` may be a prefix of the result, with `total_rows` the full count; in the formats for
+    people (FOR_PEOPLE) at most `max_rows` rows are shown (None or 0: all), followed by a
     "… N rows total (M shown)" line. CSV and JSON are for machines and always show every
     row they are given.
+
+    table (DuckDB's shell calls it duckbox) fits the table into `max_width` columns when given,
+    as DuckDB's shell does: long text is cut, then middle columns are left out, in their place
+    one "…" column, and a line says how many columns are shown. box is the same table with every
+    column; line prints one "column = value" line per value, a blank line between rows.
     """
     fmt = (fmt or "table").lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if fmt not in MODES:
+        raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(MODES)}")
+    if fmt == "duckbox":
+        fmt = "table"
     columns = [str(c) for c in columns]
     rows = list(rows)
     if not columns:
@@ -58,8 +75,16 @@ def render(
         footer = f"… {total:,} rows total ({len(shown):,} shown)"
     elif total == 0:
         footer = "(0 rows)"
-    body = _markdown(columns, shown) if fmt == "markdown" else _table(columns, shown)
-    return body + ("\n" + footer if footer else "")
+    if fmt == "markdown":
+        body = _markdown(columns, shown)
+    elif fmt == "line":
+        body = _lines(columns, shown)
+    else:
+        body, kept = _table(columns, shown, max_width if fmt == "table" else None)
+        if kept < len(columns):
+            footer = "\n".join(filter(None, [
+                footer, f"… {len(columns):,} columns total ({kept:,} shown); .mode line shows them all"]))
+    return "\n".join(part for part in (body, footer) if part)
 
 
 # --- cells -------------------------------------------------------------------------------------
@@ -159,13 +184,63 @@ def _pad(text: str, width: int, right: bool) -> str:
 # --- formats ---------------------------------------------------------------------------------
 
 
-def _table(columns: list[str], rows: Sequence[tuple]) -> str:
-    header = [_clip(c, MAX_CELL_WIDTH) for c in columns]
-    cells = [[_clip(format_cell(v), MAX_CELL_WIDTH) for v in row] for row in rows]
+def _table(columns: list[str], rows: Sequence[tuple], max_width: int | None = None) -> tuple[str, int]:
+    """The box-drawn table and how many of the columns it shows (all unless `max_width` is too small)."""
+    texts = [[format_cell(v) for v in row] for row in rows]
     numeric = [bool(rows) and all(row[i] is None or is_number(row[i]) for row in rows) and
                any(row[i] is not None for row in rows) for i in range(len(columns))]
-    widths = [max([_width(header[i])] + [_width(r[i]) for r in cells]) for i in range(len(columns))]
+    header, cells, widths = _clipped(columns, texts, MAX_CELL_WIDTH)
+    if max_width and _total(widths) > max_width:
+        header, cells, widths = _clipped(columns, texts, NARROW_CELL_WIDTH)
+    kept = list(range(len(columns)))
+    if max_width and _total(widths) > max_width:
+        kept = _fitting(widths, max_width)
+        if len(kept) == 1:  # one column alone is too wide: cut it to the width
+            limit = max(max_width - 4 - (4 if len(columns) > 1 else 0), 1)
+            header = [_clip(h, limit) for h in header]
+            cells = [[_clip(c, limit) for c in row] for row in cells]
+            widths = [min(w, limit) for w in widths]
+    if len(kept) < len(columns):
+        # the "…" column stands where the left-out columns were
+        gap = next((i for i, (a, b) in enumerate(zip(kept, kept[1:])) if b != a + 1), len(kept) - 1)
+        order: list[int | None] = [*kept[:gap + 1], None, *kept[gap + 1:]]
+        header = [ELIDED if i is None else header[i] for i in order]
+        cells = [[ELIDED if i is None else row[i] for i in order] for row in cells]
+        numeric = [False if i is None else numeric[i] for i in order]
+        widths = [1 if i is None else widths[i] for i in order]
+    return _boxed(header, cells, widths, numeric), len(kept)
 
+
+def _clipped(columns: list[str], texts: list[list[str]], limit: int) -> tuple[list[str], list[list[str]], list[int]]:
+    header = [_clip(c, limit) for c in columns]
+    cells = [[_clip(t, limit) for t in row] for row in texts]
+    widths = [max([_width(header[i])] + [_width(r[i]) for r in cells]) for i in range(len(columns))]
+    return header, cells, widths
+
+
+def _total(widths: list[int]) -> int:
+    """The printed width of a table with these column widths: a space either side and a border."""
+    return sum(w + 3 for w in widths) + 1
+
+
+def _fitting(widths: list[int], max_width: int) -> list[int]:
+    """The columns that fit beside a "…" column, taken from both ends towards the middle (first,
+    last, second, second to last ...) until the next one does not fit; the first always stays."""
+    n = len(widths)
+    ends = [i for pair in zip(range(n), range(n - 1, -1, -1)) for i in pair]
+    order = list(dict.fromkeys(ends))[:n]
+    room = max_width - 4  # the "…" column: one character, a space either side, a border
+    kept: list[int] = []
+    used = 1
+    for i in order:
+        if kept and used + widths[i] + 3 > room:
+            break
+        kept.append(i)
+        used += widths[i] + 3
+    return sorted(kept)
+
+
+def _boxed(header: list[str], cells: list[list[str]], widths: list[int], numeric: list[bool]) -> str:
     def line(left: str, mid: str, right: str) -> str:
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
@@ -177,6 +252,15 @@ def _table(columns: list[str], rows: Sequence[tuple]) -> str:
             f" {_pad(cell, w, numeric[i] and cell != NULL)} " for i, (cell, w) in enumerate(zip(row, widths))) + "│")
     out.append(line("└", "┴", "┘"))
     return "\n".join(out)
+
+
+def _lines(columns: list[str], rows: Sequence[tuple]) -> str:
+    """One "column = value" line per value, names right-aligned, a blank line between rows
+    (the SQLite and DuckDB shells' line mode): a wide row reads down the screen."""
+    width = max(_width(c) for c in columns)
+    blocks = ["\n".join(f"{_pad(c, width, True)} = {format_cell(v)}" for c, v in zip(columns, row))
+              for row in rows]
+    return "\n\n".join(blocks)
 
 
 def _centre(text: str, width: int) -> str:

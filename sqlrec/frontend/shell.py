@@ -9,6 +9,9 @@ Modelled on the DuckDB shell and pgcli/litecli, on prompt_toolkit:
   models (refreshed after every statement); SQL highlighting with pygments.
 - Statements run in a worker thread: Ctrl-C cancels the running statement (training stops at
   the end of the current epoch and saves nothing) and brings the prompt back.
+- Results fit the terminal, as in DuckDB's shell: a table wider than the terminal (or than
+  `.maxwidth N`) leaves out middle columns and says so; `.output FILE` / `.once FILE` send
+  results to a file (every column), as the SQLite and DuckDB shells do.
 
 The loop is built for tests: `Repl.handle(text)` runs what a user would submit, and
 `Repl.session(input=..., output=...)` accepts prompt_toolkit's pipe input and DummyOutput.
@@ -16,6 +19,7 @@ The loop is built for tests: `Repl.handle(text)` runs what a user would submit, 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -33,7 +37,7 @@ from sqlrec import errors
 from sqlrec.frontend import dotcommands
 from sqlrec.frontend.completion import SqlCompleter
 from sqlrec.frontend.execution import Result, fetch, run_cancellable
-from sqlrec.frontend.formatting import error_message, render
+from sqlrec.frontend.formatting import FOR_PEOPLE, error_message, render
 from sqlrec.frontend.history import make_history
 from sqlrec.frontend.lexer import make_lexer
 from sqlrec.frontend.metadata import Metadata
@@ -67,6 +71,9 @@ class Repl:
         self.err = err if err is not None else sys.stderr
         self.mode = fmt
         self.max_rows = max_rows
+        self.max_width = 0  # .maxwidth: 0 follows the terminal's width
+        self.redirect: TextIO | None = None  # .output / .once: the file results go to
+        self.redirect_once = False  # .once: the file is closed after the next statements' results
         self.timer = timer
         self.debug = debug
         self.history = history
@@ -80,8 +87,42 @@ class Repl:
     # -- output ---------------------------------------------------------------------------------
 
     def write(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        target = self.redirect if self.redirect is not None else self.out
+        target.write(text + "\n")
+        target.flush()
+
+    def width(self) -> int | None:
+        """The columns a table may take: .maxwidth, else the terminal's width; None (no limit)
+        when results go to a file (.output / .once) or to something that is not a terminal."""
+        if self.redirect is not None:
+            return None
+        if self.max_width:
+            return self.max_width
+        try:
+            if self.out.isatty():
+                return os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            pass  # a closed or pseudo stream (tests' StringIO): no terminal, no limit
+        return None
+
+    def send_to(self, path: str | None, once: bool = False) -> None:
+        """Results to the file at `path` from now on (once: for the next statements only); None:
+        back to the terminal. A file that cannot be opened is reported and changes nothing."""
+        target = None
+        if path is not None:
+            try:
+                target = open(os.path.expanduser(path), "w", encoding="utf-8")
+            except OSError as exc:
+                self.error(errors.ProgrammingError(
+                    f"{'.once' if once else '.output'}: cannot write {path!r}: {exc.strerror or exc}"))
+                return
+        self.end_redirect()
+        self.redirect, self.redirect_once = target, once
+
+    def end_redirect(self) -> None:
+        if self.redirect is not None:
+            self.redirect.close()
+        self.redirect, self.redirect_once = None, False
 
     def error(self, exc: BaseException, where: str | None = None) -> None:
         """Report `exc` as one line on stderr (with the traceback under --debug)."""
@@ -108,9 +149,16 @@ class Repl:
             self.exit_requested = True
             return False
         if is_dot_command(stripped):
+            target = self.redirect
             dotcommands.dispatch(self, stripped)
+            if self.redirect_once and self.redirect is target:
+                self.end_redirect()  # .once covers the next command, a dot command too (as in SQLite's shell)
         else:
-            self.run_text(text)
+            try:
+                self.run_text(text)
+            finally:
+                if self.redirect_once:  # .once covers the one input that follows it
+                    self.end_redirect()
             self.refresh()
         return not self.exit_requested
 
@@ -144,7 +192,7 @@ class Repl:
     def execute(self, sql: str) -> tuple[Result, bool]:
         """Run one statement, cancellable by Ctrl-C; (result, whether it was interrupted)."""
         # csv and json are for machines: never cut short
-        max_rows = self.max_rows if self.mode in ("table", "markdown") else None
+        max_rows = self.max_rows if self.mode in FOR_PEOPLE else None
 
         def work() -> Result:
             started = time.perf_counter()
@@ -162,7 +210,8 @@ class Repl:
 
     def show(self, result: Result) -> None:
         if result.columns is not None:
-            self.write(render(result.columns, result.rows, self.mode, self.max_rows or None, result.total))
+            self.write(render(result.columns, result.rows, self.mode, self.max_rows or None, result.total,
+                              max_width=self.width()))
         if self.timer:
             self.write(f"Run Time (s): real {result.seconds:.3f}")
 
@@ -258,6 +307,7 @@ class Repl:
         return 0
 
     def close(self) -> None:
+        self.end_redirect()
         try:
             self.con.close()
         except Exception:
