@@ -330,15 +330,16 @@ class Connection:
         oids = list(struct.unpack(f"!{count}i", rest[2:2 + 4 * count]))
         self.service.check_size(sql)
         self.statements.pop(name, None)  # a Parse of a name already in use replaces it
-        self._check_room("prepared statement", self.statements, len(sql.encode()))
+        if name:  # the unnamed statement is one slot, replaced by each Parse: no cap needed
+            self._check_room("prepared statement", self.statements, len(sql.encode()))
         self.statements[name] = (sql, oids)
         self.send(pg.message(b"1"))
 
     def _check_room(self, what: str, held: dict, size: int) -> None:
         """Refuse (54000) one more prepared statement or portal past the connection's caps."""
         settings = self.service.settings
-        if len(held) >= settings.max_prepared:
-            raise pg.PgError("54000", f"{what} refused: this connection already holds {len(held)} "
+        if sum(1 for name in held if name) >= settings.max_prepared:
+            raise pg.PgError("54000", f"{what} refused: this connection already holds {settings.max_prepared} "
                                       f"(at most {settings.max_prepared}); close some (DEALLOCATE, Close)")
         used = sum(len(sql.encode()) for sql, _ in self.statements.values()) + \
             sum(p.size for p in self.portals.values())
@@ -370,7 +371,8 @@ class Connection:
         if any(struct.unpack(f"!{nresult}h", rest[pos + 2:pos + 2 + 2 * nresult])):
             raise pg.PgError("0A000", "binary result format is not supported: ask for text results")
         self.portals.pop(portal, None)  # a Bind to a portal name in use replaces it
-        self._check_room("portal", self.portals, len(rest))
+        if portal:  # the unnamed portal, like the unnamed statement, is one slot
+            self._check_room("portal", self.portals, len(rest))
         self.portals[portal] = Portal(sql, params, size=len(rest))
         self.send(pg.message(b"2"))
 

@@ -57,6 +57,8 @@ def status_for(exc: BaseException) -> int:
         return 408
     if isinstance(exc, (errors.ReadOnlyError, errors.PermissionException)):
         return 403  # a write to the read-only database, a file the server's configuration forbids
+    if isinstance(exc, errors.OutOfMemoryException):
+        return 503  # past the server's memory limit: this request, not the server; others go on
     if isinstance(exc, errors.OperationalError):
         # TransactionException (a write-write conflict with another transaction), IOException (the
         # file locked by another process) ...: the request may succeed later, as it is
@@ -277,11 +279,22 @@ class Service:
         finally:
             done.set()
 
+    @contextmanager
+    def memory_limit(self) -> Iterator[None]:
+        """DuckDB's out-of-memory error, saying that it is the server's limit and its flag."""
+        try:
+            yield
+        except errors.OutOfMemoryException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+            raise errors.OutOfMemoryException(
+                f"{first} (the server's memory limit, --memory-limit {self.settings.memory_limit}, "
+                "is shared by all requests: ask for less, or try again later)") from exc
+
     def run(self, cur: Cursor, sql: str, params: Any = None, started: float | None = None) -> Result:
         """Run `sql` on `cur` under the time limit (from `started`); fetch at most max_rows rows."""
         limit = self.settings.max_rows
         self.check_size(sql)
-        with self.time_limit(cur, started):
+        with self.time_limit(cur, started), self.memory_limit():
             cur.execute(sql, params)
             if cur.description is None:
                 return Result([], [])
@@ -346,7 +359,7 @@ class Service:
             if not keys:
                 raise ServeError(400, f"no {side} given")
             asked = {"users" if side == "user" else "items": keys}
-        with self.cursor() as cur, self.time_limit(cur):
+        with self.cursor() as cur, self.time_limit(cur), self.memory_limit():
             recs = cur.recommend(name, kind=kind, k=k, exclude_seen=exclude_seen, **asked)
             rows = recs.fetchmany(self.settings.max_rows + 1)
         result = Result(recs.columns, rows[:self.settings.max_rows], len(rows) > self.settings.max_rows)
