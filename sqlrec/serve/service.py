@@ -278,6 +278,9 @@ class Service:
                                   f"({self.settings.timeout:g} s, parsing and planning included)") from exc
         finally:
             done.set()
+            # an interrupt under way must land before the cursor runs anything else (pgwire runs
+            # a connection's statements on one cursor): the watcher ends within that one call
+            watcher.join()
 
     @contextmanager
     def memory_limit(self) -> Iterator[None]:
