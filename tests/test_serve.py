@@ -394,6 +394,7 @@ def test_sqlrec_serve_command(db):
     sqlrec_bin = Path(sys.executable).with_name("sqlrec")
     refused = subprocess.run([str(sqlrec_bin), "serve", db, "--host", "0.0.0.0", "--port", "0"],
                              capture_output=True, text=True, timeout=60, env={**os.environ, "SQLREC_TOKEN": ""})
-    assert refused.returncode == 1 and "needs --token" in refused.stderr
+    assert refused.returncode == 2 and "needs --token" in refused.stderr  # a usage error, naming --host
+    assert ".traceback" not in refused.stderr
 
 

@@ -376,12 +376,18 @@ def plot(ctx: click.Context, database: str, model: str, kind: str, output: str, 
 @click.option("--max-rows", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Most rows one request returns.")
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
-              help="Seconds one request may run before its statement is cancelled.")
+              help="Seconds one request may run, parsing and planning included, before it is cancelled.")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Memory DuckDB may use for all requests together, e.g. 4GB (default: half the "
+                   "physical memory); a query past it fails with an out-of-memory error.")
+@click.option("--max-statement-bytes", type=click.IntRange(min=1), default=64 << 10, show_default=True,
+              help="Longest statement text a request may send; longer ones are refused before parsing.")
 @click.option("--labels", default=None, metavar="SQL",
               help="Item titles for the web pages: a table or a SELECT of (item id, title).")
 @click.pass_context
 def serve(ctx: click.Context, database: str, host: str, port: int, pg_port: int | None, token: str | None, write: bool,
-          allow_external_access: bool, max_rows: int, timeout: float, labels: str | None) -> None:
+          allow_external_access: bool, max_rows: int, timeout: float, memory_limit: str | None,
+          max_statement_bytes: int, labels: str | None) -> None:
     """Serve DATABASE over HTTP: web pages at /, a JSON API (/models, /models/NAME/recommend, /sql; /docs).
 
     \b
@@ -394,16 +400,26 @@ def serve(ctx: click.Context, database: str, host: str, port: int, pg_port: int 
     """
     debug = bool(ctx.parent and ctx.parent.params.get("debug"))
     try:
-        from sqlrec.serve import Settings, require
+        from sqlrec.serve import ConfigError, Settings, require
 
         require()
         from sqlrec.serve.server import Server
 
-        settings = Settings(write=write, external_access=allow_external_access, max_rows=max_rows, timeout=timeout)
+        settings = Settings(write=write, external_access=allow_external_access, max_rows=max_rows, timeout=timeout,
+                            memory_limit=memory_limit, max_statement_bytes=max_statement_bytes)
         server = Server(database, host=host, port=port, pg_port=pg_port, token=token, settings=settings, log_level="info",
                         labels=labels)
-    except Exception as exc:  # noqa: BLE001 - missing extra, bad host/port, locked file: one line
-        _die(exc, debug)
+    except ImportError as exc:  # the serve extra is missing: its message says what to install
+        raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:  # a flag the server refuses: a usage error, naming the flag
+        raise click.BadParameter(str(exc), ctx, param_hint=f"'{exc.option}'") from None
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        raise click.ClickException(f"cannot listen on {host}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a locked or unreadable file, a bug: one line, no REPL advice
+        click.echo(error_message(exc, hint="run again with --debug for details"), err=True)
+        if debug:
+            click.echo("".join(traceback.format_exception(exc)), err=True, nl=False)
+        sys.exit(1)
     mode = "read-write" if write else "read-only"
     pg = f", PostgreSQL: postgresql://{server.host}:{server.pg_port}" if server.pg_port is not None else ""
     click.echo(f"sqlrec serving {database} ({mode}) on {server.url} (pages: {server.url}/, API docs: {server.url}/docs{pg})",

@@ -10,7 +10,7 @@ Needs the `serve` extra: ``pip install 'sqlrec[serve]'``.
 
 from __future__ import annotations
 
-from sqlrec.serve.service import ServeError, Service, Settings
+from sqlrec.serve.service import ConfigError, ServeError, Service, Settings
 
 MISSING = "sqlrec serve needs FastAPI and uvicorn: pip install 'sqlrec[serve]'"
 
@@ -25,4 +25,4 @@ def require() -> None:
         raise ImportError(f"{MISSING} ({exc})") from None
 
 
-__all__ = ["Service", "Settings", "ServeError", "require", "MISSING"]
+__all__ = ["Service", "Settings", "ServeError", "ConfigError", "require", "MISSING"]

@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import secrets
 import struct
+import threading
+import time
 from collections.abc import Callable
 
 MECHANISM = "SCRAM-SHA-256"
@@ -64,3 +66,58 @@ class Scram:
         server_signature = base64.b64encode(_hmac(self.server_key, message)).decode()
         send(12, f"v={server_signature}".encode())  # AuthenticationSASLFinal
         return True
+
+
+class LoginThrottle:
+    """Failed password checks from one client address, spaced out by a delay that doubles with
+    each failure (FIRST_DELAY, then twice that, up to MAX_DELAY); a success, or FORGET_AFTER
+    seconds with no failure, starts the address afresh.
+
+    Each attempt takes its turn: attempts from an address that has failed run one per delay even
+    when they come on many connections at once, so guessing the token gets slow (psql could
+    once try 33 passwords a second) while one mistyped password costs a fraction of a second.
+    """
+
+    FIRST_DELAY = 0.25
+    MAX_DELAY = 10.0
+    FORGET_AFTER = 600.0
+    MAX_ADDRESSES = 10_000  # addresses remembered at most: the oldest are forgotten first
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
+        self._next: dict[str, float] = {}  # when the address's next attempt may run
+
+    def delay(self, failures: int) -> float:
+        return 0.0 if failures <= 0 else min(self.MAX_DELAY, self.FIRST_DELAY * 2 ** (failures - 1))
+
+    def wait(self, address: str) -> None:
+        """Sleep until this attempt's turn (none while the address has not failed)."""
+        with self._lock:
+            now = time.monotonic()
+            failures = self._failures.get(address, 0)
+            if failures and now - self._next.get(address, now) > self.FORGET_AFTER:
+                failures = self._forget(address)
+            if not failures:
+                return
+            turn = max(now, self._next[address])
+            self._next[address] = turn + self.delay(failures)
+        time.sleep(turn - now)
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            failures = self._failures.pop(address, 0) + 1
+            self._failures[address] = failures  # re-inserted: the newest last
+            self._next[address] = max(self._next.get(address, now), now + self.delay(failures))
+            while len(self._failures) > self.MAX_ADDRESSES:
+                self._forget(next(iter(self._failures)))
+
+    def succeeded(self, address: str) -> None:
+        with self._lock:
+            self._forget(address)
+
+    def _forget(self, address: str) -> int:
+        self._failures.pop(address, None)
+        self._next.pop(address, None)
+        return 0

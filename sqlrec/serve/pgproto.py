@@ -161,9 +161,11 @@ def sqlstate(exc: BaseException) -> str:
     if isinstance(exc, PgError):
         return exc.sqlstate
     if isinstance(exc, ServeError):
-        return {401: "28P01", 403: "25006", 408: "57014"}.get(exc.status, "22023" if exc.status == 400 else "XX000")
+        return {401: "28P01", 403: "25006", 408: "57014", 413: "54000"}.get(exc.status, "22023" if exc.status == 400 else "XX000")
     if isinstance(exc, errors.Cancelled):
         return "57014"
+    if isinstance(exc, errors.OutOfMemoryException):
+        return "53200"
     if isinstance(exc, (errors.ModelExistsError, errors.AlreadyExistsError)):
         return "42P07"
     # "unknown model" is sqlrec's own hint on a QueryError (SELECT ... USING over a misspelt model)

@@ -7,6 +7,12 @@ taken from buenavista 0.5, whose DuckDB backend calls a method duckdb 2.0 remove
 no SQLSTATE and runs a query to describe it: the protocol subset a server needs (startup,
 SSLRequest refused with 'N', SCRAM-SHA-256 password, simple and extended query, CancelRequest) is
 small and has no other dependency. Results are sent in text format.
+
+Bounded per connection: statement text over the service's max_statement_bytes is refused
+(SQLSTATE 54000) before it is split or parsed; prepared statements and portals are capped in
+number and in bytes (Settings.max_prepared, max_prepared_bytes), so a client cannot park memory
+in the server; failed password checks from one client address are spaced out by a delay that
+doubles with each failure (sqlrec.serve.pgauth.LoginThrottle).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +31,7 @@ from sqlrec import errors
 from sqlrec.api import TRANSACTION
 from sqlrec.sql import split_script
 from sqlrec.serve import pgproto as pg
-from sqlrec.serve.pgauth import Scram
+from sqlrec.serve.pgauth import LoginThrottle, Scram
 from sqlrec.serve.service import Result, ServeError, Service, first_word
 
 MAX_MESSAGE = 16 << 20  # one query or Bind; bigger ones are refused before they are read
@@ -52,6 +59,7 @@ class Portal:
     params: list[Any]
     result: Result | None = None
     sent: int = 0
+    size: int = 0  # bytes of its parameters, for the connection's cap
 
 
 @dataclass
@@ -62,6 +70,8 @@ class Connection:
     sock: socket.socket
     scram: Scram | None
     sessions: dict[int, "Connection"]
+    throttle: LoginThrottle | None = None
+    address: str = ""
     pid: int = field(default_factory=lambda: secrets.randbelow(2**31 - 1) + 1)
     secret: int = field(default_factory=lambda: secrets.randbelow(2**31 - 1) + 1)
     settings: dict[str, str] = field(default_factory=lambda: dict(CLIENT_SETTINGS))
@@ -126,7 +136,7 @@ class Connection:
             return self._authenticate(user)
 
     def _authenticate(self, user: str) -> bool:
-        if self.scram is not None and not self.scram.run(self._send_auth, self._password_message):
+        if self.scram is not None and not self._password_ok():
             self.sock.sendall(pg.notice(b"E", "FATAL", "28P01", f"password authentication failed for user "
                                         f"{user!r}: the password is the server's --token"))
             return False
@@ -138,6 +148,15 @@ class Connection:
         self.send(pg.message(b"K", struct.pack("!ii", self.pid, self.secret)), pg.ready(b"I"))
         self.flush()
         return True
+
+    def _password_ok(self) -> bool:
+        """The SCRAM exchange, in the turn the login throttle gives this client's address."""
+        if self.throttle is not None:
+            self.throttle.wait(self.address)
+        ok = self.scram is not None and self.scram.run(self._send_auth, self._password_message)
+        if self.throttle is not None:
+            (self.throttle.succeeded if ok else self.throttle.failed)(self.address)
+        return ok
 
     def _send_auth(self, code: int, data: bytes) -> None:
         self.sock.sendall(pg.message(b"R", struct.pack("!i", code) + data))
@@ -198,6 +217,13 @@ class Connection:
         self.send(pg.error_response(exc))
 
     def simple_query(self, text: str) -> None:
+        started = time.monotonic()
+        try:
+            self.service.check_size(text)  # before split_script parses it
+        except ServeError as exc:
+            self._failed(exc)
+            self.send(pg.ready(self.status))
+            return
         try:
             pieces = [piece for piece, _, _ in split_script(text)] if text.strip() else []
         except Exception:  # noqa: BLE001 - text sqlglot cannot split: one statement, DuckDB's error
@@ -206,7 +232,7 @@ class Connection:
             self.send(pg.message(b"I"))
         for sql in pieces:
             try:
-                result = self.execute(sql, None)
+                result = self.execute(sql, None, started)
                 self.send_result(sql, result, describe=True)
             except Exception as exc:  # noqa: BLE001 - reported, the connection goes on
                 self._failed(exc)
@@ -215,8 +241,10 @@ class Connection:
 
     # --- running one statement ----------------------------------------------------------------
 
-    def execute(self, sql: str, params: list[Any] | None) -> Result:
-        """Run one statement under the service's rules; client settings are answered here."""
+    def execute(self, sql: str, params: list[Any] | None, started: float | None = None) -> Result:
+        """Run one statement under the service's rules; client settings are answered here. The
+        time limit counts from `started` (when the statement's message came), default now."""
+        started = time.monotonic() if started is None else started
         if self.status == b"E" and self.service.transaction(sql) != "end":
             raise pg.PgError("25P02", "current transaction is aborted (an earlier statement failed): ROLLBACK to go on")
         if (found := _SET.match(sql)) and found.group(1).lower() in CLIENT_SETTINGS:
@@ -232,7 +260,7 @@ class Connection:
             return Result([], [])
         self.cancelled = False
         try:
-            result = self.service.run(self.cur, sql, params or None)
+            result = self.service.run(self.cur, sql, params or None, started)
         except errors.Error as exc:
             if "pg_catalog." in sql.lower() and isinstance(exc, errors.CatalogException):
                 raise pg.CatalogQueryError(exc) from exc
@@ -300,8 +328,25 @@ class Connection:
         sql, rest = pg.cstring(rest)
         (count,) = struct.unpack("!h", rest[:2])
         oids = list(struct.unpack(f"!{count}i", rest[2:2 + 4 * count]))
+        self.service.check_size(sql)
+        self.statements.pop(name, None)  # a Parse of a name already in use replaces it
+        if name:  # the unnamed statement is one slot, replaced by each Parse: no cap needed
+            self._check_room("prepared statement", self.statements, len(sql.encode()))
         self.statements[name] = (sql, oids)
         self.send(pg.message(b"1"))
+
+    def _check_room(self, what: str, held: dict, size: int) -> None:
+        """Refuse (54000) one more prepared statement or portal past the connection's caps."""
+        settings = self.service.settings
+        if sum(1 for name in held if name) >= settings.max_prepared:
+            raise pg.PgError("54000", f"{what} refused: this connection already holds {settings.max_prepared} "
+                                      f"(at most {settings.max_prepared}); close some (DEALLOCATE, Close)")
+        used = sum(len(sql.encode()) for sql, _ in self.statements.values()) + \
+            sum(p.size for p in self.portals.values())
+        if used + size > settings.max_prepared_bytes:
+            raise pg.PgError("54000", f"{what} of {size} bytes refused: this connection's prepared statements "
+                                      f"and portals would hold {used + size} bytes (at most "
+                                      f"{settings.max_prepared_bytes}); close some (DEALLOCATE, Close)")
 
     def _bind(self, body: bytes) -> None:
         portal, rest = pg.cstring(body)
@@ -325,7 +370,10 @@ class Connection:
         (nresult,) = struct.unpack("!h", rest[pos:pos + 2])
         if any(struct.unpack(f"!{nresult}h", rest[pos + 2:pos + 2 + 2 * nresult])):
             raise pg.PgError("0A000", "binary result format is not supported: ask for text results")
-        self.portals[portal] = Portal(sql, params)
+        self.portals.pop(portal, None)  # a Bind to a portal name in use replaces it
+        if portal:  # the unnamed portal, like the unnamed statement, is one slot
+            self._check_room("portal", self.portals, len(rest))
+        self.portals[portal] = Portal(sql, params, size=len(rest))
         self.send(pg.message(b"2"))
 
     def _describe(self, body: bytes) -> None:
@@ -360,7 +408,8 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         owner = self.server.owner
-        conn = Connection(owner.service, self.request, owner.scram, owner.sessions)
+        conn = Connection(owner.service, self.request, owner.scram, owner.sessions, owner.throttle,
+                          str(self.client_address[0]))
         try:
             if conn.startup():
                 conn.serve()
@@ -380,6 +429,7 @@ class PgServer:
     def __init__(self, service: Service, host: str, port: int, token: str | None):
         self.service = service
         self.scram = Scram(token) if token else None
+        self.throttle = LoginThrottle()
         self.sessions: dict[int, Connection] = {}
         _TCPServer.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._tcp = _TCPServer((host, port), _Handler)

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from sqlrec.serve import require
-from sqlrec.serve.service import Service, Settings
+from sqlrec.serve.service import ConfigError, Service, Settings
 
 
 def is_loopback(host: str) -> bool:
@@ -28,7 +28,7 @@ class Server:
                  labels: str | None = None):
         require()
         if not is_loopback(host) and not token:
-            raise ValueError(f"serving on {host} (not a loopback address) needs --token")
+            raise ConfigError(f"serving on {host} (not a loopback address) needs --token", "--host")
         self.host, self.token, self.labels = host, token, labels
         self.service = Service(database, settings)
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)

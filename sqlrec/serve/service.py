@@ -4,7 +4,10 @@ The HTTP app (sqlrec.serve.http) and the PostgreSQL front (sqlrec.serve.pgwire) 
 ``Service``. It owns the one sqlrec connection of the process (so the one DuckDB file and the
 one model cache); every request runs on its own cursor, under a time limit (the statement is
 interrupted on its cursor and the request fails with 408, the server goes on) and a row limit
-(at most ``max_rows`` rows are fetched). Read-only unless started with ``write=True``: the
+(at most ``max_rows`` rows are fetched). Bounded so that one client cannot take the process down:
+statement text over ``max_statement_bytes`` is refused (413) before anything parses it, and
+DuckDB works within ``memory_limit`` (a query past it fails with its out-of-memory error; the
+next one runs). Read-only unless started with ``write=True``: the
 database is opened read-only, and only statements sqlrec's read-only rule (sqlrec.api
 .statement_access) calls reads or transaction control run: no writes, no SET / PRAGMA / ATTACH /
 LOAD / CALL (settings and extensions are every client's), no CREATE TEMP.
@@ -13,7 +16,9 @@ LOAD / CALL (settings and extensions are every client's), no CREATE TEMP.
 from __future__ import annotations
 
 import math
+import os
 import re
+import time as clock
 import threading
 import uuid
 from collections.abc import Iterator
@@ -52,6 +57,8 @@ def status_for(exc: BaseException) -> int:
         return 408
     if isinstance(exc, (errors.ReadOnlyError, errors.PermissionException)):
         return 403  # a write to the read-only database, a file the server's configuration forbids
+    if isinstance(exc, errors.OutOfMemoryException):
+        return 503  # past the server's memory limit: this request, not the server; others go on
     if isinstance(exc, errors.OperationalError):
         # TransactionException (a write-write conflict with another transaction), IOException (the
         # file locked by another process) ...: the request may succeed later, as it is
@@ -63,12 +70,77 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
+class ConfigError(ValueError):
+    """A server setting that cannot be used; `option` names its command-line flag."""
+
+    def __init__(self, message: str, option: str):
+        super().__init__(message)
+        self.option = option
+
+
+# Statement text a server parses, at most. Real statements are small (a CREATE MODEL with its
+# options, a query with a few hundred literal ids: under 10 KB); parsing costs time and memory in
+# proportion to the text (a 64 KB IN list takes sqlglot about 0.6 s and DuckDB 0.2 s here, 400 KB
+# 1.9 s), and cannot be interrupted, so a bound on the text is the bound on parsing. Longer lists
+# of values go as bound parameters or through /models/NAME/recommend, which parse nothing.
+MAX_STATEMENT_BYTES = 64 << 10
+MEMORY_SHARE = 0.5  # of physical memory (or the cgroup's limit), for DuckDB by default
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$", re.I)
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+
+
+def memory_bytes(text: str) -> int:
+    """A memory size as DuckDB's memory_limit takes it ('4GB', '512MiB', a bare number of bytes)."""
+    found = _SIZE.match(str(text))
+    if not found:
+        raise ConfigError(f"memory limit {text!r}: give a size such as 4GB or 512MiB", "--memory-limit")
+    size = int(float(found.group(1)) * _UNITS[(found.group(2) or "B").upper()])
+    if size < 64 << 20:
+        raise ConfigError(f"memory limit {text!r}: at least 64MiB (DuckDB needs room to run a query)",
+                          "--memory-limit")
+    return size
+
+
+def physical_memory() -> int:
+    """The memory this process may use: the machine's, or its cgroup's limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def default_memory_limit() -> str:
+    """MEMORY_SHARE of physical memory, in MiB: DuckDB's own default (80%) leaves too little for
+    the server's Python side (parsing, results on their way out) and the rest of the machine."""
+    return f"{int(physical_memory() * MEMORY_SHARE) >> 20}MiB"
+
+
 @dataclass
 class Settings:
     write: bool = False
     external_access: bool = False
     max_rows: int = 10_000
     timeout: float = 30.0
+    memory_limit: str | None = None  # DuckDB's memory_limit; None: default_memory_limit()
+    max_statement_bytes: int = MAX_STATEMENT_BYTES
+    # pgwire, per connection: named prepared statements and portals a client may keep (psycopg
+    # keeps up to 100 prepared statements by default), and the bytes they may hold together
+    max_prepared: int = 256
+    max_prepared_bytes: int = 8 << 20
+
+    def __post_init__(self) -> None:
+        if self.memory_limit is None:
+            self.memory_limit = default_memory_limit()
+        memory_bytes(self.memory_limit)
+        if self.max_statement_bytes < 1:
+            raise ConfigError(f"max statement bytes {self.max_statement_bytes}: at least 1", "--max-statement-bytes")
 
 
 @dataclass
@@ -115,7 +187,9 @@ def first_word(sql: str) -> str:
 class Service:
     def __init__(self, database: str, settings: Settings | None = None):
         self.settings = settings or Settings()
-        config = {} if self.settings.external_access else {"enable_external_access": False}
+        config: dict[str, Any] = {"memory_limit": self.settings.memory_limit}
+        if not self.settings.external_access:
+            config["enable_external_access"] = False
         self.database = database
         self.con = connect(database, read_only=not self.settings.write and database != ":memory:",
                                   config=config)
@@ -136,10 +210,20 @@ class Service:
         finally:
             cur.close()
 
+    def check_size(self, sql: str) -> None:
+        """413 for statement text longer than max_statement_bytes, before anything parses it."""
+        most = self.settings.max_statement_bytes
+        # len() counts characters: a text within `most` characters may still be longer in UTF-8
+        if len(sql) > most or len(sql.encode()) > most:
+            raise ServeError(413, f"statement of {len(sql.encode())} bytes refused: the server parses at most "
+                                  f"{most} bytes (--max-statement-bytes); send long lists of values as "
+                                  "bound parameters")
+
     def check_allowed(self, sql: str) -> Access:
         """What `sql` may do (sqlrec's read-only rule); 403 for a write when the server is
         read-only. With --write everything runs, and text the rule cannot read is left to fail
-        when it runs, with its own error."""
+        when it runs, with its own error. Text over the size cap is refused first (413)."""
+        self.check_size(sql)
         if self.settings.write:
             try:
                 return statement_access(sql)
@@ -163,23 +247,57 @@ class Service:
         return "begin" if first_word(sql) in ("BEGIN", "START") else "end"
 
     @contextmanager
-    def time_limit(self, cur: Cursor) -> Iterator[None]:
-        """What runs in the block on `cur` is interrupted past the time limit (408)."""
-        timer = threading.Timer(self.settings.timeout, cur.interrupt)
-        timer.daemon = True
-        timer.start()
+    def time_limit(self, cur: Cursor, started: float | None = None) -> Iterator[None]:
+        """What runs in the block on `cur` is interrupted past the time limit (408), counted from
+        `started` (a time.monotonic(); default now) so that checking and parsing count too.
+
+        A cursor's interrupt stops what is running on it then; parsing and planning in Python run
+        before DuckDB starts and cannot be stopped, so past the deadline the interrupt is repeated
+        until the block ends: DuckDB's part is stopped as soon as it starts. A block whose
+        deadline has passed before it starts (a long check) does not run at all. What finishes
+        all the same is answered: a write that committed is not reported as cancelled."""
+        deadline = (clock.monotonic() if started is None else started) + self.settings.timeout
+        if clock.monotonic() > deadline:
+            raise ServeError(408, f"cancelled: the statement ran past the server's time limit "
+                                  f"({self.settings.timeout:g} s) while it was checked and parsed")
+        done = threading.Event()
+
+        def interrupt() -> None:
+            if done.wait(max(0.0, deadline - clock.monotonic())):
+                return
+            while not done.is_set():
+                cur.interrupt()
+                done.wait(0.05)
+
+        watcher = threading.Thread(target=interrupt, daemon=True, name="sqlrec-time-limit")
+        watcher.start()
         try:
             yield
         except errors.Cancelled as exc:
             raise ServeError(408, f"cancelled: the statement ran past the server's time limit "
-                                  f"({self.settings.timeout:g} s)") from exc
+                                  f"({self.settings.timeout:g} s, parsing and planning included)") from exc
         finally:
-            timer.cancel()
+            done.set()
+            # an interrupt under way must land before the cursor runs anything else (pgwire runs
+            # a connection's statements on one cursor): the watcher ends within that one call
+            watcher.join()
 
-    def run(self, cur: Cursor, sql: str, params: Any = None) -> Result:
-        """Run `sql` on `cur` under the time limit; fetch at most max_rows rows."""
+    @contextmanager
+    def memory_limit(self) -> Iterator[None]:
+        """DuckDB's out-of-memory error, saying that it is the server's limit and its flag."""
+        try:
+            yield
+        except errors.OutOfMemoryException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+            raise errors.OutOfMemoryException(
+                f"{first} (the server's memory limit, --memory-limit {self.settings.memory_limit}, "
+                "is shared by all requests: ask for less, or try again later)") from exc
+
+    def run(self, cur: Cursor, sql: str, params: Any = None, started: float | None = None) -> Result:
+        """Run `sql` on `cur` under the time limit (from `started`); fetch at most max_rows rows."""
         limit = self.settings.max_rows
-        with self.time_limit(cur):
+        self.check_size(sql)
+        with self.time_limit(cur, started), self.memory_limit():
             cur.execute(sql, params)
             if cur.description is None:
                 return Result([], [])
@@ -188,11 +306,12 @@ class Service:
                       [str(d[1]) for d in cur.description])
 
     def sql(self, sql: str, params: Any = None) -> Result:
+        started = clock.monotonic()
         if not isinstance(sql, str) or not sql.strip():
             raise ServeError(400, "no SQL given")
         self.check_allowed(sql)
         with self.cursor() as cur:
-            return self.run(cur, sql, params)
+            return self.run(cur, sql, params, started)
 
     # --- models -----------------------------------------------------------------------------
 
@@ -243,7 +362,7 @@ class Service:
             if not keys:
                 raise ServeError(400, f"no {side} given")
             asked = {"users" if side == "user" else "items": keys}
-        with self.cursor() as cur, self.time_limit(cur):
+        with self.cursor() as cur, self.time_limit(cur), self.memory_limit():
             recs = cur.recommend(name, kind=kind, k=k, exclude_seen=exclude_seen, **asked)
             rows = recs.fetchmany(self.settings.max_rows + 1)
         result = Result(recs.columns, rows[:self.settings.max_rows], len(rows) > self.settings.max_rows)
