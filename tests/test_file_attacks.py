@@ -184,3 +184,20 @@ def test_a_rolled_back_version_is_never_served(clean, tmp_path):
     assert cur.execute(QUERY).fetchall() == expected
     a.close()
     b.close()
+
+
+def test_the_shells_completion_reads_the_catalog_past_the_files_macros(clean, tmp_path):
+    from sqlrec.frontend.metadata import Metadata
+
+    path = crafted(clean, tmp_path, "CREATE TABLE t AS SELECT 1 AS x", *MACROS.values(),
+                   f"CREATE MACRO main.\"!~~\"(a, b) AS (SELECT error('{RAN}'))",
+                   f"CREATE MACRO main.like_escape(a, b, c) AS (SELECT error('{RAN}'))",
+                   f"CREATE MACRO main.not_like_escape(a, b, c) AS (SELECT error('{RAN}'))",
+                   f"CREATE MACRO main.duckdb_functions() AS TABLE SELECT error('{RAN}') AS x")
+    con = sqlrec.connect(str(path), read_only=True, safe=True)
+    known = Metadata()
+    known.refresh(con)  # a failure would leave it empty (completion keeps what it had)
+    assert known.columns_of("t") == ["x"]
+    assert "movie_rec" in known.models
+    assert "starts_with" in known.functions and "read_csv" in known.table_functions
+    con.close()
