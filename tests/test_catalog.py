@@ -77,7 +77,7 @@ def catalog_queries(monkeypatch) -> list[str]:
         real = getattr(Session, name)
 
         def spy(self, sql, *args, _real=real, **kwargs):
-            if "sqlrec.models" in sql or "duckdb_tables()" in sql:
+            if "sqlrec.models" in sql or "duckdb_tables()" in sql or "duckdb_columns()" in sql:
                 sent.append(sql)
             return _real(self, sql, *args, **kwargs)
 

@@ -1,7 +1,9 @@
 """sqlrec's fixed vocabulary, read-only, for the front-ends (the shell's completion, the magics):
 the USING options of CREATE MODEL and of queries, the engines, the model attributes (m.info,
 m.metrics...), the recommender types; and `database_rows`, the one way a front-end asks DuckDB's
-own catalog (duckdb_tables(), duckdb_functions()) something.
+own catalog (duckdb_tables(), duckdb_functions()) something. Those questions call DuckDB's
+functions by their full name, `f"{SYSTEM}.duckdb_columns()"`: a database file may carry a macro
+named like any built-in (even LIKE's `~~`), and an unqualified name would run the file's.
 
 Front-ends and the server import this, never the layers below sqlrec.api (pyproject.toml's
 import-linter contract "front-ends use the public surface" says so).
@@ -16,6 +18,10 @@ from sqlrec.engines import HANDLERS, create_option_specs
 from sqlrec.models.attributes import ATTRIBUTE_HELP
 from sqlrec.models.model import RECOMMENDER_TYPES
 from sqlrec.sql.options import QUERY_OPTIONS, Option
+from sqlrec.store.session import SYSTEM
+
+__all__ = ["SYSTEM", "create_options", "database_rows", "engine_names", "key_side", "model_attributes",
+           "query_options", "recommendation_kinds"]
 
 if TYPE_CHECKING:
     from sqlrec.api.connection import Connection
@@ -59,5 +65,6 @@ def key_side(kind: str) -> str | None:
 def database_rows(con: "Connection", sql: str, params: Sequence[Any] | None = None, *, where: str) -> list[tuple]:
     """The rows of a front-end's question to DuckDB's catalog, run on the connection's own handle
     (its temp tables and attached databases are seen); a failure is a sqlrec error labelled
-    `where`. It runs as written: no model, no sqlrec statement."""
+    `where`. It runs as written: no model, no sqlrec statement (name DuckDB's functions as
+    SYSTEM's, see above)."""
     return con.session.rows(sql, params, where=where)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlrec.errors import CatalogException, Error, ProgrammingError
 from sqlrec.exec.context import Context
 from sqlrec.models.cache import CatalogCache
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.store.statements import DuckDBParser, Parsed
 
 if TYPE_CHECKING:
@@ -235,12 +235,14 @@ class Router:
         names = self._cache.current(handle, self._names)
         if names is None:
             try:
-                views = session.one("SELECT list(lower(view_name)) FROM duckdb_views() WHERE starts_with(comment, ?)",
-                                    [VIEW_MARK], where="reading the model catalog")[0]
+                # DuckDB's own functions (SYSTEM): the file's macros may carry these names
+                views = [r[0] for r in session.rows(
+                    f"SELECT view_name FROM {SYSTEM}.duckdb_views() WHERE {SYSTEM}.starts_with(comment, ?)",
+                    [VIEW_MARK], where="reading the model catalog")]
                 actives = self._cache.active_versions(session)
             except Error:
                 return None  # the full path reports what is wrong (an aborted transaction ...)
-            names = frozenset([*(views or ()), *(str(key).lower() for key in actives)])
+            names = frozenset([*(str(v).lower() for v in views), *(str(key).lower() for key in actives)])
             self._cache.remember(handle, names, self._names)
         return names
 

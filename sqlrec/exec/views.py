@@ -5,6 +5,8 @@ DuckDB cannot call back into sqlrec while it reads a view, so the view DuckDB st
 placeholder: its body raises an error that names sqlrec (read through DuckDB alone, it says why
 it has no rows) and its COMMENT holds the query. The comment lives in the database file with
 the view, goes with DROP VIEW and is replaced by CREATE OR REPLACE VIEW: DuckDB keeps it right.
+sqlrec only ever reads the comment (through DuckDB's own duckdb_views(), see SYSTEM), never the
+view's body: a crafted file's "view over models" runs nothing, its comment is checked as a query.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlglot import exp
 from sqlrec.exec import rewrite
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import QueryError, SqlRecError
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql import READ_ONLY, Query, parse_statement
 from sqlrec.sql.quoting import quote_literal
 
@@ -53,8 +55,9 @@ def _views(session: Session, catalog: Catalog) -> dict[tuple[str, str, str], dic
     if found is None:
         found = {}
         for db, schema, name, comment, cur_db, cur_schema in session.rows(
-                "SELECT database_name, schema_name, view_name, comment, current_database(), current_schema() "
-                "FROM duckdb_views() WHERE starts_with(comment, ?)", [MARK], where="reading sqlrec's views"):
+                f"SELECT database_name, schema_name, view_name, comment, {SYSTEM}.current_database(), "
+                f"{SYSTEM}.current_schema() FROM {SYSTEM}.duckdb_views() WHERE {SYSTEM}.starts_with(comment, ?)",
+                [MARK], where="reading sqlrec's views"):
             found[("", "", "")] = {"database": cur_db.lower(), "schema": cur_schema.lower()}
             found[(db.lower(), schema.lower(), name.lower())] = {"name": name, "comment": comment[len(MARK):]}
         catalog.cache.remember(id(session.duck), found, store)

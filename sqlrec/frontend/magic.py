@@ -28,7 +28,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool
 
-from sqlrec.api.vocabulary import database_rows
+from sqlrec.api.vocabulary import SYSTEM, database_rows
 from sqlrec.frontend.formatting import error_message
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -303,8 +303,8 @@ class SqlrecMagics(Magics):
         if not wanted:
             return []
         existing = {r[0].lower() for r in database_rows(
-            con, "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
-            "UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary",
+            con, f"SELECT table_name FROM {SYSTEM}.duckdb_tables() WHERE NOT temporary "
+            f"UNION ALL SELECT view_name FROM {SYSTEM}.duckdb_views() WHERE NOT internal AND NOT temporary",
             where="%sqlrec: looking up the notebook's DataFrames")}
         registered = []
         for name in wanted:

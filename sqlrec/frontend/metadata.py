@@ -8,20 +8,22 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from sqlrec.api.vocabulary import (  # noqa: F401 - completion reads these from here
-    create_options, database_rows, engine_names, model_attributes, query_options, recommendation_kinds,
+    SYSTEM, create_options, database_rows, engine_names, model_attributes, query_options, recommendation_kinds,
 )
 from sqlrec.errors import Error
 
-# Catalog tables and sqlrec's scratch relations are not the user's tables.
+# Catalog tables and sqlrec's scratch relations are not the user's tables. DuckDB's functions by
+# their full name (SYSTEM; LIKE too is a function name): a file's macros may carry the short ones.
 _TABLE_COLUMNS = (
-    "SELECT database_name, schema_name, table_name, column_name FROM duckdb_columns() "
+    f"SELECT database_name, schema_name, table_name, column_name FROM {SYSTEM}.duckdb_columns() "
     "WHERE NOT internal AND schema_name NOT IN ('sqlrec', 'information_schema', 'pg_catalog') "
-    "AND table_name NOT LIKE '\\_\\_sqlrec%' ESCAPE '\\' "
+    f"AND NOT {SYSTEM}.starts_with(table_name, '__sqlrec') "
     "ORDER BY database_name, schema_name, table_name, column_index")
 _FUNCTIONS = (
-    "SELECT DISTINCT function_name, function_type = 'table' FROM duckdb_functions() "
+    f"SELECT DISTINCT function_name, function_type = 'table' FROM {SYSTEM}.duckdb_functions() "
     "WHERE function_type IN ('scalar', 'aggregate', 'table') "
-    "AND function_name NOT LIKE '%\\_\\_%' ESCAPE '\\' AND function_name ~ '^[a-z_][a-z0-9_]*$'")
+    f"AND NOT {SYSTEM}.contains(function_name, '__') "
+    f"AND {SYSTEM}.regexp_full_match(function_name, '^[a-z_][a-z0-9_]*$')")
 
 
 # --- the fixed vocabulary ----------------------------------------------------------------------
@@ -88,7 +90,8 @@ def _read_tables(con: Any) -> dict[str, Relation] | None:
     where = "listing tables for completion"
     try:
         rows = database_rows(con, _TABLE_COLUMNS, where=where)
-        current = tuple(database_rows(con, "SELECT current_database(), current_schema()", where=where)[0])
+        current = tuple(database_rows(con, f"SELECT {SYSTEM}.current_database(), {SYSTEM}.current_schema()",
+                                     where=where)[0])
     except Error:  # e.g. an aborted transaction: the caller keeps what it had
         return None
     tables: dict[str, Relation] = {}

@@ -7,7 +7,10 @@ Three plain tables, no pickle: opening a database never executes code.
 Saving is one transaction; a crash mid-save leaves the previous version active and intact.
 A version is read in one transaction too, so a save on another cursor never shows half of it.
 What is read is checked (sqlrec.models.stored) before any of it reaches SQL or scoring: a database
-file may have been crafted. Loaded models are cached per connection, keyed by (name, version).
+file may have been crafted: the tables are checked first (sqlrec.models.cache.check_catalog) and
+every function sqlrec's SQL calls is DuckDB's own (SYSTEM), so nothing the file carries runs.
+Loaded models are cached per connection, keyed by (name, version, identity): each version gets a
+UUID when saved, because version numbers are reused.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -22,12 +26,12 @@ import pyarrow as pa
 
 from sqlrec.store import arraystore
 from sqlrec.models import stored
-from sqlrec.models.cache import SCHEMA, CatalogCache
+from sqlrec.models.cache import SCHEMA, CatalogCache, check_catalog, identity
 from sqlrec.engines import HANDLERS
 from sqlrec.errors import ModelNotFoundError, ParseError, context, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
 from sqlrec.models.model import Model, result_columns
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 
 
 # Versions whose arrays are kept when the model's keep_versions option is not set: the active
@@ -39,7 +43,7 @@ DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {SCHEMA}.models (
     key VARCHAR, name VARCHAR, version INTEGER, active BOOLEAN, engine VARCHAR,
-    created_at TIMESTAMP, train_seconds DOUBLE, options JSON, params JSON, info JSON, metrics JSON,
+    created_at TIMESTAMP, train_seconds DOUBLE, options JSON, params JSON, info JSON, metrics JSON, uid UUID,
     PRIMARY KEY (key, version));
 CREATE TABLE IF NOT EXISTS {SCHEMA}.arrays (
     key VARCHAR, version INTEGER, name VARCHAR, dtype VARCHAR, shape BIGINT[], data BLOB);
@@ -62,16 +66,22 @@ def _view_params() -> dict[str, str]:
     return out
 
 
+def _json(column: str, path: str) -> str:
+    """`column->>'$.path'` by DuckDB's own function: the ->> operator is a function name a macro
+    in the file could take."""
+    return f"{SYSTEM}.json_extract_string({column}, '$.{path}')"
+
+
 def metrics_view() -> str:
     """Compare models with SQL: one row per model and version, one column per metric, the engines'
     summary params beside them. A view over the JSON, so older versions and dropped metrics need no
     migration; recreated at every save, so it follows the engines registered then."""
     return (
         f"CREATE OR REPLACE VIEW {SCHEMA}.metrics AS SELECT name, version, active, engine, created_at, "
-        "train_seconds, TRY_CAST(metrics->>'$.k' AS INTEGER) AS k, metrics->>'$.split' AS split, "
-        "TRY_CAST(metrics->>'$.test_size' AS DOUBLE) AS test_size, "
-        + "".join(f"TRY_CAST(metrics->>'$.values.{m}' AS DOUBLE) AS {m}, " for m in METRIC_NAMES)
-        + "".join(f"TRY_CAST(params->>'$.{p}' AS {t}) AS {p}, " for p, t in _view_params().items())
+        f"train_seconds, TRY_CAST({_json('metrics', 'k')} AS INTEGER) AS k, {_json('metrics', 'split')} AS split, "
+        f"TRY_CAST({_json('metrics', 'test_size')} AS DOUBLE) AS test_size, "
+        + "".join(f"TRY_CAST({_json('metrics', 'values.' + m)} AS DOUBLE) AS {m}, " for m in METRIC_NAMES)
+        + "".join(f"TRY_CAST({_json('params', p)} AS {t}) AS {p}, " for p, t in _view_params().items())
         + f"params FROM {SCHEMA}.models"
     )
 
@@ -144,29 +154,31 @@ class Catalog:
 
     def table_exists(self, name: str) -> bool:
         """A table or view of that name (any case) in the current schema."""
-        return bool(self.session.one(
-            "SELECT (SELECT count(*) FROM duckdb_tables() WHERE lower(table_name) = lower($1) "
-            "AND schema_name = current_schema() AND database_name = current_database()) + "
-            "(SELECT count(*) FROM duckdb_views() WHERE lower(view_name) = lower($1) AND NOT internal "
-            "AND schema_name = current_schema() AND database_name = current_database())",
-            [name], where="looking up tables")[0])
+        return bool(self.session.rows(
+            f"SELECT 1 FROM {SYSTEM}.duckdb_tables() WHERE {SYSTEM}.lower(table_name) = {SYSTEM}.lower($1) "
+            f"AND schema_name = {SYSTEM}.current_schema() AND database_name = {SYSTEM}.current_database() "
+            f"UNION ALL SELECT 1 FROM {SYSTEM}.duckdb_views() WHERE {SYSTEM}.lower(view_name) = {SYSTEM}.lower($1) "
+            f"AND NOT internal AND schema_name = {SYSTEM}.current_schema() "
+            f"AND database_name = {SYSTEM}.current_database()", [name], where="looking up tables"))
 
     def load(self, name: str, where: str) -> Model:
         _, version = self.require(name, where)
-        key = (name.lower(), version)
+        key = (name.lower(), version, self.cache.identity(self.session, name.lower(), version) or "")
         if key in self._cache:
             return self._cache[key]
         with self._transaction(where):
             # Looked up again inside the read transaction: a save on another cursor between the
             # first look-up and this read would otherwise leave half a version to read.
-            row = self.session.one(f"SELECT version FROM {SCHEMA}.models WHERE key = ? AND active", [key[0]],
-                                   where="reading the model catalog")
+            uid = "uid" if "uid" in self.cache.versions(self.session).columns else "NULL"
+            row = self.session.one(f"SELECT version, created_at, {uid} FROM {SCHEMA}.models WHERE key = ? AND active",
+                                   [key[0]], where="reading the model catalog")
             if row is None:
                 self.cache.wrote()
                 raise ModelNotFoundError(f"{where}: model {name!r} was dropped while it was being read")
-            if row[0] != version:  # changed since the versions were cached: read them again next time
+            found = (key[0], row[0], identity(key[0], *row))
+            if found != key:  # changed since the versions were cached: read them again next time
                 self.cache.wrote()
-            key = (key[0], row[0])
+            key = found
             model = self._read(key[0], row[0], where)
         model.trusted = self.trust_stored_sql
         self._forget(key[0])
@@ -178,7 +190,7 @@ class Catalog:
         stored_name, active = self.require(name, where)
         if version == active:
             return self.load(name, where)
-        key = (name.lower(), int(version))
+        key = (name.lower(), int(version), self.cache.identity(self.session, name.lower(), int(version)) or "")
         if key not in self._cache:
             with self._transaction(where):
                 self._check_version(stored_name, key[1], where)
@@ -190,7 +202,8 @@ class Catalog:
     def _check_version(self, name: str, version: int, where: str) -> None:
         """A clear error unless `version` of the model exists with its arrays."""
         rows = dict(self.session.rows(
-            f"SELECT m.version, (SELECT count(*) FROM {SCHEMA}.ids i WHERE i.key = m.key AND i.version = m.version) "
+            f"SELECT m.version, (SELECT {SYSTEM}.count_star() FROM {SCHEMA}.ids i WHERE i.key = m.key "
+            "AND i.version = m.version) "
             f"FROM {SCHEMA}.models m WHERE m.key = ? ORDER BY m.version", [name.lower()], where=where))
         kept = [v for v, n in rows.items() if n]
         listing = f"versions with arrays: {', '.join(map(str, kept))}"
@@ -203,13 +216,15 @@ class Catalog:
     def versions(self, name: str, where: str) -> pa.Table:
         """One row per stored version of a model (DESCRIBE m.versions, SELECT * FROM m.versions)."""
         stored_name, _ = self.require(name, where)
-        metrics = "".join(f"TRY_CAST(m.metrics->>'$.values.{k}' AS DOUBLE) AS {k}, " for k in SUMMARY_METRICS)
+        metrics = "".join(f"TRY_CAST({_json('m.metrics', 'values.' + k)} AS DOUBLE) AS {k}, " for k in SUMMARY_METRICS)
+        kind = _json("m.info", "kind")
         return self.session.arrow(
-            "SELECT m.version, m.created_at, coalesce(m.info->>'$.kind', 'create') AS kind, m.engine, "
-            "m.info->>'$.source_sql' AS source, TRY_CAST(m.info->>'$.n_source_rows' AS BIGINT) AS \"rows\", "
-            "TRY_CAST(m.info->>'$.n_users' AS BIGINT) AS users, TRY_CAST(m.info->>'$.n_items' AS BIGINT) AS items, "
+            f"SELECT m.version, m.created_at, CASE WHEN {kind} IS NULL THEN 'create' ELSE {kind} END AS kind, m.engine, "
+            f"{_json('m.info', 'source_sql')} AS source, TRY_CAST({_json('m.info', 'n_source_rows')} AS BIGINT) AS \"rows\", "
+            f"TRY_CAST({_json('m.info', 'n_users')} AS BIGINT) AS users, "
+            f"TRY_CAST({_json('m.info', 'n_items')} AS BIGINT) AS items, "
             f"m.train_seconds, {metrics}m.active, EXISTS (SELECT 1 FROM {SCHEMA}.ids i WHERE i.key = m.key "
-            "AND i.version = m.version) AS stored, m.info->>'$.notes' AS notes "
+            f"AND i.version = m.version) AS stored, {_json('m.info', 'notes')} AS notes "
             f"FROM {SCHEMA}.models m WHERE m.key = ? ORDER BY m.version", [stored_name.lower()], where=where)
 
     def _read(self, key: str, version: int, where: str) -> Model:
@@ -223,14 +238,14 @@ class Catalog:
             meta = stored.metadata(row)
             later = stored.training_only(meta["engine"])  # optimizer state: more than half the bytes, FINETUNE's only
             select = f"SELECT name, dtype, shape, data FROM {SCHEMA}.arrays WHERE key = ? AND version = ?"
-            raw = arraystore.read(self.session, select + " AND list_position(?, name) IS NULL", [key, version, later],
+            raw = arraystore.read(self.session, select + f" AND {SYSTEM}.list_position(?, name) IS NULL", [key, version, later],
                                   where=label)
             arrays = stored.arrays(raw, meta["name"])
             del raw  # the views live on in `arrays` (numpy keeps Arrow's buffer alive), nothing else
             users = self._read_ids(key, version, "user", meta["info"].user.type, label)
             items = self._read_ids(key, version, "item", meta["info"].item.type, label)
             def load_rest() -> dict[str, np.ndarray]:  # when FINETUNE first asks, in its own errors.context
-                return stored.arrays(arraystore.read(self.session, select + " AND list_position(?, name) IS NOT NULL", [
+                return stored.arrays(arraystore.read(self.session, select + f" AND {SYSTEM}.list_position(?, name) IS NOT NULL", [
                     key, version, later], where=f"{where}: reading the training state of model {key!r}"), meta["name"])
             return stored.build_model(meta, arrays, users, items, version, load_rest=load_rest)
 
@@ -268,9 +283,11 @@ class Catalog:
         run = self.session.run
         with self._transaction(label):
             run(DDL, where=label)
+            columns = check_catalog(self.session, label, writing=True) or set()
             run(metrics_view(), where=label)
-            version = self.session.one(f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.models WHERE key = ?",
-                                       [key], where=label)[0]
+            newest = self.session.one(f"SELECT {SYSTEM}.max(version) FROM {SCHEMA}.models WHERE key = ?",
+                                      [key], where=label)[0]
+            version = (newest or 0) + 1
             # keep_versions versions keep their arrays, for rollback and USING version: this one, the
             # previous active one (after a rollback it need not be the newest), then the newest;
             # older ones keep their metadata (history, comparisons) only.
@@ -281,9 +298,13 @@ class Catalog:
                     [key, key, keep - 1], where=label)
             run(f"UPDATE {SCHEMA}.models SET active = false WHERE key = ?", [key], where=label)
             created = datetime.now(timezone.utc).replace(tzinfo=None)
-            run(f"INSERT INTO {SCHEMA}.models VALUES (?, ?, ?, true, ?, ?, ?, ?, ?, ?, ?)",
+            uid = uuid.uuid4() if "uid" in columns else None  # made here: gen_random_uuid() would be a call
+            run(f"INSERT INTO {SCHEMA}.models (key, name, version, active, engine, created_at, train_seconds, options, "
+                f"params, info, metrics{', uid' if uid else ''}) VALUES (?, ?, ?, true, ?, ?, ?, ?, ?, ?, ?"
+                f"{', ?' if uid else ''})",
                 [key, model.name, version, model.engine, created, model.train_seconds,
-                 *map(stored.to_json, (model.options, model.params, model.info.to_dict(), model.metrics))], where=label)
+                 *map(stored.to_json, (model.options, model.params, model.info.to_dict(), model.metrics)),
+                 *([str(uid)] if uid else [])], where=label)
             self.session.many(
                 f"INSERT INTO {SCHEMA}.arrays VALUES (?, ?, ?, ?, ?, ?)",
                 [[key, version, name, a.dtype.str, list(a.shape), np.ascontiguousarray(a).tobytes()]
@@ -299,7 +320,7 @@ class Catalog:
         self.cache.wrote()
         self._forget(key)
         if not self.in_user_transaction:  # a ROLLBACK would leave a cached version that never was
-            self._cache[(key, version)] = model
+            self._cache[(key, version, identity(key, version, created, uid))] = model
         return version
 
     def set_version(self, name: str, version: int, where: str) -> None:
@@ -321,13 +342,14 @@ class Catalog:
                                      "make another one active first (ALTER MODEL ... SET VERSION) or DROP MODEL")
         key = stored_name.lower()
         with self._transaction(where):
-            if self.session.one(f"SELECT count(*) FROM {SCHEMA}.models WHERE key = ? AND version = ?",
-                                [key, version], where=where)[0] == 0:
+            if not self.session.rows(f"SELECT 1 FROM {SCHEMA}.models WHERE key = ? AND version = ?",
+                                     [key, version], where=where):
                 raise ModelNotFoundError(f"{where}: model {stored_name!r} has no version {version}")
             for table in ("models", "arrays", "ids"):
                 self.session.run(f"DELETE FROM {SCHEMA}.{table} WHERE key = ? AND version = ?", [key, version],
                                  where=where)
-        self._cache.pop((key, version), None)
+        for cached in [k for k in self._cache if k[:2] == (key, version)]:
+            del self._cache[cached]
 
     def drop(self, name: str, where: str) -> None:
         key = name.lower()

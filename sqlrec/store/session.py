@@ -37,6 +37,14 @@ Relation = duckdb.DuckDBPyRelation
 
 _names = itertools.count()
 
+# Where DuckDB's built-in functions live. sqlrec's own SQL (its catalog, its views) names them
+# with this prefix, `system.main.count_star()`: an unqualified name resolves to the database's
+# main schema first, so a macro a database file carries (main.starts_with, a table macro
+# main.duckdb_tables, even count(*), ->> and || through count_star, "->>" and "||") would run in
+# their place. The three-part name cannot be redirected: a schema named "system" in the file
+# makes the two-part `system.fn` ambiguous, never this.
+SYSTEM = "system.main"
+
 # The Python namespace (globals, locals) of the user's call into sqlrec.api.connection, while it runs.
 # DuckDB reads a DataFrame or Arrow table named in SQL ("replacement scan") from the Python frame
 # that calls it, and sqlrec's own frames stand between the user and DuckDB: calls are made from
