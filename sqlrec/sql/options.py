@@ -7,6 +7,7 @@ so validation, error messages, DESCRIBE and REPL completion all read the same ta
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,95 @@ CATALOGUE_METRICS = ("coverage_at_k", "popularity_bias_at_k")
 # Integer options end up in C ints (LightFM, numpy): a bound no option may exceed.
 INT_MAX = 2**31 - 1
 
+# Training threads above this many per usable core only add contention; far above it LightFM's
+# and implicit's OpenMP runtimes crash the process (100,000 threads: a segfault). Refused, not
+# clamped: a user who asked for 100,000 threads should learn that the machine has 4 cores.
+THREADS_PER_CORE = 4
+
+
+def thread_limit() -> tuple[int, str]:
+    """The most training threads this machine allows, and why (num_threads' bound)."""
+    cores = usable_cores()
+    return THREADS_PER_CORE * cores, f"{THREADS_PER_CORE} x the {cores} usable cores"
+
+
+# The share of the memory this process can still allocate that one model's training may plan for:
+# the rest holds scoring's and DuckDB's buffers and the copy the catalog writes when it saves the
+# model; the estimates (Handler.training_bytes) are rough, and a refusal is better than an OOM kill.
+MEMORY_SHARE = 0.5
+
+
+def usable_memory() -> int:
+    """Bytes this process can still allocate: the least of the memory the system has available,
+    what a cgroup (container) limit leaves, and what an address-space rlimit leaves."""
+    room = []
+    meminfo = _proc_kib("/proc/meminfo", "MemAvailable")
+    if meminfo is not None:
+        room.append(meminfo)
+    else:
+        try:
+            room.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    for limit, current in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                           ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        most, used = _read_int(limit), _read_int(current)
+        if most is not None and used is not None:
+            room.append(max(0, most - used))
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        mapped = _proc_kib("/proc/self/status", "VmSize")
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            room.append(max(0, soft - (mapped or 0)))
+    except (ImportError, ValueError, OSError):
+        pass
+    return min(room) if room else 2**40
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # cgroup v2 writes 'max' for no limit
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    """A 'Key:   123 kB' line of a /proc file, in bytes."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def capped_threads(stored: int | None) -> int | None:
+    """A thread count read from a stored model (the machine that trained it), capped at this
+    machine's bound: a model trained on 64 cores still fine-tunes on a laptop, and a crafted
+    count never reaches an OpenMP runtime."""
+    return None if stored is None else min(int(stored), thread_limit()[0])
+
+
+def memory_budget() -> tuple[int, str]:
+    """Bytes one model's training may plan for, and why."""
+    usable = usable_memory()
+    return int(usable * MEMORY_SHARE), f"{MEMORY_SHARE:.0%} of the {size(usable)} this process can still allocate"
+
+
+def size(n: float) -> str:
+    """Bytes as a user reads them: 1.5 GiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"
+
 
 @dataclass(frozen=True)
 class Option:
@@ -34,11 +124,15 @@ class Option:
     help: str = ""
     choices: tuple[str, ...] | None = None
     low: float | None = None  # inclusive bounds
-    high: float | None = None
+    # A number, or a function of the machine giving (bound, why) (num_threads: thread_limit)
+    high: float | Callable[[], tuple[float, str]] | None = None
     aliases: tuple[str, ...] = field(default=())
     low_open: bool = False  # True: value must be > low
 
-    def coerce(self, value: Any, where: str) -> Any:
+    def coerce(self, value: Any, where: str, *, stored: bool = False) -> Any:
+        """The value in the option's type, within its bounds; OptionError naming the option.
+        stored: a value read from a model in a file, which holds the machine that wrote it:
+        a bound of this machine (threads) is not applied; the caller caps the value instead."""
         label = f"{where}: option {self.name}"
         if value is None:
             return None
@@ -83,9 +177,14 @@ class Option:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             bound = f"> {_number(self.low)}" if self.low_open else f">= {_number(self.low)}"
             raise OptionError(f"{label} must be {bound}, got {value!r}")
-        high = INT_MAX if self.high is None and self.kind is int else self.high
+        high, why = self.high, ""
+        if callable(high):
+            high, why = (None, "") if stored else high()
+            why = f" ({why})" if why else ""
+        if high is None and self.kind is int:
+            high = INT_MAX
         if high is not None and value > high:
-            raise OptionError(f"{label} must be <= {_number(high)}, got {value!r}")
+            raise OptionError(f"{label} must be <= {_number(high)}{why}, got {value!r}")
         return value
 
 
@@ -108,7 +207,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "middle of the ratings' range, e.g. 2.75 on a 0.5-5 scale)"),
     Option("weight", str, None, "sample weight column (e.g. play counts)"),
     Option("timestamp", str, None, "column ordering interactions (latest rating wins, time split)"),
-    Option("num_threads", int, None, "training threads (default: all cores)", low=1, aliases=("n_jobs",)),
+    Option("num_threads", int, None, f"training threads (default: all cores; at most {THREADS_PER_CORE} per core)",
+           low=1, high=thread_limit, aliases=("n_jobs",)),
     Option("n_recommendations", int, 10, "default top-N at query time", low=1, high=100_000, aliases=("nrec",)),
     Option("evaluation", bool, False, "hold out a test split, report metrics, then train on all data"),
     Option("test_size", float, 0.2, "held-out fraction", low=0.0, high=0.9, low_open=True),
