@@ -89,9 +89,11 @@ class LightFMHandler(Handler):
     def data_bounds(cls, params: dict[str, Any], shape: tuple[int, int]) -> dict[str, tuple[int, str]]:
         # WARP's rank estimate is (items - 1) / samples: past the item count a sample adds nothing
         # but time (max_sampled = 1e9 kept one positive sampling for minutes).
-        default = next(o.default for o in OPTIONS if o.name == "max_sampled")
-        return {"max_sampled": (max(shape[1], default), f"the model's {shape[1]:,} items: WARP learns nothing "
-                                                        "from more samples than items")}
+        # warp-kos samples n of a user's positives and ranks by the k-th: neither can exceed the items.
+        why = {"max_sampled": "WARP learns nothing from more samples than items",
+               "k": "warp-kos' k-th positive is one of them", "n": "warp-kos samples positives among them"}
+        return {name: (max(shape[1], next(o.default for o in OPTIONS if o.name == name)),
+                       f"the model's {shape[1]:,} items: {reason}") for name, reason in why.items()}
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)

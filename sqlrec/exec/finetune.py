@@ -81,7 +81,7 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     info = old.replace(
         user=dataclasses.replace(old.user, n=len(users), n_new=len(users) - len(model.users)),
         item=dataclasses.replace(old.item, n=len(items), n_new=len(items) - len(model.items)),
-        kind="finetune", n_pairs=int(seen.nnz), n_positives=int(old.n_positives or 0) + int(grown.positive.sum()),
+        kind="finetune", num_threads=num_threads, n_pairs=int(seen.nnz), n_positives=int(old.n_positives or 0) + int(grown.positive.sum()),
         n_source_rows=int(old.n_source_rows or 0) + new.n_source_rows, source_sql=union,
         notes=f"incremental: warm start from version {model.version}, {given['epochs']} epochs on "
               f"{len(grown.rows)} new pairs" + (f" + {len(train.rows) - len(grown.rows)} replayed"

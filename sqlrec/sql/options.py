@@ -232,7 +232,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            aliases=("metric_k",)),
     Option("history", bool, True, "with evaluation: measure held-out metrics after every epoch (m.history)"),
     Option("early_stopping", bool, False, "with evaluation: stop when the validation metric stops improving"),
-    Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1),
+    Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1,
+           high=100_000),  # no engine trains more epochs
     Option("stopping_metric", str, "auc", "metric early_stopping watches",
            choices=tuple(m for m in METRIC_NAMES if m not in CATALOGUE_METRICS)),
     # Hyperparameter search (sqlrec.exec.tuning), over the engines that have a search space.
@@ -240,7 +241,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "then train the best (m.trials)"),
     Option("tune_engines", list, None, "tune: engines the search may choose from, e.g. ['lightfm', 'als', 'ease', 'svd'] "
            "(default: the engine option's only)"),
-    Option("tune_trials", int, 20, "tune: number of trials", low=1),
+    Option("tune_trials", int, 20, "tune: number of trials", low=1, high=10_000),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
     Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
     # Approximate top-N (sqlrec.numeric.approx): a faiss IVF index built at CREATE, FINETUNE, RETRAIN.
