@@ -7,13 +7,13 @@ so validation, error messages, DESCRIBE and REPL completion all read the same ta
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrec.errors import OptionError, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
+from sqlrec.numeric.machine import usable_memory
 from sqlrec.numeric.scoring import usable_cores
 
 # Properties of the whole top-k list, not of how well one user's held-out items rank: a curve
@@ -40,56 +40,6 @@ def thread_limit() -> tuple[int, str]:
 # the rest holds scoring's and DuckDB's buffers and the copy the catalog writes when it saves the
 # model; the estimates (Handler.training_bytes) are rough, and a refusal is better than an OOM kill.
 MEMORY_SHARE = 0.5
-
-
-def usable_memory() -> int:
-    """Bytes this process can still allocate: the least of the memory the system has available,
-    what a cgroup (container) limit leaves, and what an address-space rlimit leaves."""
-    room = []
-    meminfo = _proc_kib("/proc/meminfo", "MemAvailable")
-    if meminfo is not None:
-        room.append(meminfo)
-    else:
-        try:
-            room.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-        except (ValueError, OSError, AttributeError):
-            pass
-    for limit, current in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                           ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        most, used = _read_int(limit), _read_int(current)
-        if most is not None and used is not None:
-            room.append(max(0, most - used))
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        mapped = _proc_kib("/proc/self/status", "VmSize")
-        if soft != resource.RLIM_INFINITY and soft > 0:
-            room.append(max(0, soft - (mapped or 0)))
-    except (ImportError, ValueError, OSError):
-        pass
-    return min(room) if room else 2**40
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None  # cgroup v2 writes 'max' for no limit
-
-
-def _proc_kib(path: str, key: str) -> int | None:
-    """A 'Key:   123 kB' line of a /proc file, in bytes."""
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def capped_threads(stored: int | None) -> int | None:
