@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,39 @@ def _python_scope() -> Iterator[None]:
         yield
     finally:
         PYTHON_SCOPE.reset(token)
+
+
+def _operation(operation: Any) -> str:
+    """The statement text, or a ProgrammingError saying what was passed instead (as sqlite3 does)."""
+    if isinstance(operation, str):
+        return operation
+    kind = "bytes (decode them first)" if isinstance(operation, (bytes, bytearray)) else type(operation).__name__
+    raise errors.ProgrammingError(f"execute: the statement must be a str of SQL, got {kind}")
+
+
+def _parameters(parameters: Any) -> Sequence[Any] | Mapping[str, Any] | None:
+    """Query parameters as DuckDB takes them: a list or tuple (for ?, $1), a dict (for $name), or
+    None. Anything else is a ProgrammingError here, not a TypeError from deep inside: a generator
+    or iterator (read once, of unknown length), a set (no order) and a str (a sequence of its
+    characters, never what was meant)."""
+    if parameters is None or isinstance(parameters, (list, tuple)):
+        return parameters
+    if isinstance(parameters, Mapping):
+        if not all(isinstance(k, str) for k in parameters):
+            raise errors.ProgrammingError("execute: named parameters need str names (the $name in the SQL)")
+        return dict(parameters)
+    if isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes, bytearray)):
+        return list(parameters)
+    raise errors.ProgrammingError(f"execute: parameters must be a list or tuple (for ? and $1) or a dict "
+                                  f"(for $name), got {type(parameters).__name__}")
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A connect() switch: True / False (or 1 / 0). read_only = "no" is truthy, so guessing would
+    open a file writable that was meant read-only, or the other way round."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise errors.InterfaceError(f"connect: {name} must be True or False, got {value!r}")
 
 
 class Cursor:
@@ -94,6 +127,7 @@ class Cursor:
 
     def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> "Cursor":
         self._check_open()
+        operation, parameters = _operation(operation), _parameters(parameters)
         with self._use(fetching=False), _python_scope():
             self._has_result = False
             self._owner = threading.get_ident()
@@ -102,6 +136,10 @@ class Cursor:
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> "Cursor":
+        operation = _operation(operation)
+        if isinstance(seq_of_parameters, (str, bytes, bytearray, Mapping)) or not isinstance(seq_of_parameters, Iterable):
+            raise errors.ProgrammingError(f"executemany: the parameters must be a sequence of parameter lists or "
+                                          f"dicts, got {type(seq_of_parameters).__name__}")
         for parameters in seq_of_parameters:
             self.execute(operation, parameters)
         return self
@@ -111,8 +149,11 @@ class Cursor:
             return self._session.fetchone()
 
     def fetchmany(self, size: int | None = None) -> list[tuple]:
+        size = self.arraysize if size is None else size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise errors.ProgrammingError(f"fetchmany: size must be a whole number of rows >= 0, got {size!r}")
         with self._result():
-            return self._session.fetchmany(self.arraysize if size is None else size)
+            return self._session.fetchmany(size)
 
     def fetchall(self) -> list[tuple]:
         with self._result():
@@ -258,9 +299,14 @@ class Connection:
 
     def __init__(self, database: str = ":memory:", read_only: bool = False, config: dict | None = None,
                  safe: bool = False, trust_stored_sql: bool = False):
-        config = dict(config or {})
         if not isinstance(database, (str, os.PathLike)):  # str(None) would open a file named 'None'
             raise errors.InterfaceError(f"connect: database must be a file path or ':memory:', got {database!r}")
+        read_only, safe, trust_stored_sql = (_flag(n, v) for n, v in (("read_only", read_only), ("safe", safe),
+                                                                       ("trust_stored_sql", trust_stored_sql)))
+        if config is not None and not (isinstance(config, Mapping) and all(isinstance(k, str) for k in config)):
+            raise errors.InterfaceError(f"connect: config must be a dict of DuckDB setting names to values, "
+                                        f"e.g. {{'threads': 4}}, got {str(config)[:60]!r}")
+        config = dict(config or {})
         if safe:  # DuckDB refuses to turn it back on while the database is open
             config["enable_external_access"] = False
         self._session = Session.open(str(database), read_only, config)
@@ -303,6 +349,7 @@ class Connection:
         None (as in duckdb); a model statement or a query reading a model runs now, and the
         relation holds its rows."""
         self._check_open()
+        operation, parameters = _operation(operation), _parameters(parameters)
         with _python_scope():
             kind = self._router.duckdb_statement(self._session, operation)
             if kind == "query":

@@ -69,8 +69,26 @@ class Handler(ABC):
     # cannot speed up: CREATE MODEL refuses approximate = true.
     personalised: ClassVar[bool] = True
 
+    # Bytes a fit holds per factor value (ids x no_components): the factors in the engine's dtype,
+    # the copies fit and save make, and state kept beside them. For training_bytes' estimate.
+    bytes_per_factor: ClassVar[int] = 16
+
     def __init__(self, params: dict[str, Any]):
         self.params = params
+
+    @classmethod
+    def training_bytes(cls, params: dict[str, Any], rows: tuple[int, int]) -> int:
+        """About the bytes a fit with `params` allocates when its user and item factor matrices
+        have `rows` rows (ids, plus features for a hybrid model); sqlrec.exec.training refuses a
+        fit above its memory budget before any engine allocates. On the generous side; 0:
+        nothing grows with the parameters."""
+        d = params.get("no_components")
+        return (rows[0] + rows[1]) * int(d) * cls.bytes_per_factor if isinstance(d, int) else 0
+
+    @classmethod
+    def data_bounds(cls, params: dict[str, Any], shape: tuple[int, int]) -> dict[str, tuple[int, str]]:
+        """Upper bounds the training data's (users, items) puts on parameters: name -> (most, why)."""
+        return {}
 
     @classmethod
     def check_available(cls, where: str) -> None:

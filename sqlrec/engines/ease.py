@@ -29,7 +29,7 @@ from sqlrec.engines.training_data import TrainingData
 from sqlrec.sql.options import Option
 from sqlrec.engines.base import EpochCallback, FactorsWithoutBiases, Handler, below_threshold_option, interactions
 from sqlrec.engines.space import Param
-from sqlrec.engines.svd import truncated_svd
+from sqlrec.engines.svd import svd_bytes, truncated_svd
 
 # regularization and below_threshold_weight: the MovieLens sample's plateau (ratings >= 4, per-user
 # holdout, 3 seeds; bench/README.md "Quality at equal budget"). The rank: exact up to EXACT_UP_TO
@@ -86,6 +86,14 @@ class EASEHandler(FactorsWithoutBiases, Handler):
     params_spec = OPTIONS
     search_space = SEARCH_SPACE
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
+
+    @classmethod
+    def training_bytes(cls, params: dict[str, Any], rows: tuple[int, int]) -> int:
+        rank = rank_of(params, rows)
+        if rank < min(rows):
+            return svd_bytes(rows, rank)
+        # exact: the smaller side's float64 Gram matrix, eigh's copy and workspace, both sides' vectors
+        return 8 * (3 * min(rows) ** 2 + 2 * (rows[0] + rows[1]) * min(rows))
 
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)

@@ -53,6 +53,7 @@ class ExplicitHandler(Handler):
 
     engine = "explicit"
     params_spec = OPTIONS
+    bytes_per_factor = 24  # float64 solves beside the float32 factors
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
     needs_rating = True
     # No search space: the trials rank by top-N metrics, which a rating model is not fitted for

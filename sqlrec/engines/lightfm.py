@@ -81,6 +81,20 @@ class LightFMHandler(Handler):
     summary_params = ("loss", "no_components", "epochs", "epochs_trained", "learning_rate", "learning_schedule",
                       "item_alpha", "user_alpha")
 
+    # float32 embeddings with adagrad's or adadelta's two accumulators, the factors scoring reads
+    # and the copies the catalog writes.
+    bytes_per_factor = 32
+
+    @classmethod
+    def data_bounds(cls, params: dict[str, Any], shape: tuple[int, int]) -> dict[str, tuple[int, str]]:
+        # WARP's rank estimate is (items - 1) / samples: past the item count a sample adds nothing
+        # but time (max_sampled = 1e9 kept one positive sampling for minutes).
+        # warp-kos samples n of a user's positives and ranks by the k-th: neither can exceed the items.
+        why = {"max_sampled": "WARP learns nothing from more samples than items",
+               "k": "warp-kos' k-th positive is one of them", "n": "warp-kos samples positives among them"}
+        return {name: (max(shape[1], next(o.default for o in OPTIONS if o.name == name)),
+                       f"the model's {shape[1]:,} items: {reason}") for name, reason in why.items()}
+
     def __init__(self, params: dict[str, Any]):
         super().__init__(params)
         # Imported here, not at module level, so that `import sqlrec`, the CLI and plain SQL never

@@ -52,6 +52,16 @@ def truncated_svd(matrix: sp.csr_matrix, rank: int, random_state: int | None
     return u * flip, s, v * flip
 
 
+def svd_bytes(shape: tuple[int, int], rank: int) -> int:
+    """About the bytes truncated_svd allocates: the dense matrix and its SVD where it goes dense,
+    else ARPACK's float64 Lanczos vectors and the factors with their copies."""
+    m, n = shape
+    rank = max(0, min(rank, min(m, n)))
+    if rank >= min(m, n) - 1 or m * n <= _DENSE_CELLS:
+        return 8 * (m * n + (m + n) * min(m, n)) * 2
+    return 8 * (m + n) * max(2 * rank + 1, 20) * 3
+
+
 class SVDHandler(FactorsWithoutBiases, Handler):
     """score(u, i) = (U Σ Vᵀ)[u, i]: the rank-d reconstruction of the user's row."""
 
@@ -59,6 +69,11 @@ class SVDHandler(FactorsWithoutBiases, Handler):
     params_spec = OPTIONS
     search_space = {"no_components": Param("int", 4, 512, log=True)}
     recommender_types = ("user_item", "item_user", "item_item", "user_user")
+
+    @classmethod
+    def training_bytes(cls, params: dict[str, Any], rows: tuple[int, int]) -> int:
+        d = params.get("no_components")
+        return svd_bytes(rows, int(d)) if isinstance(d, int) else 0
 
     def fit(self, data: TrainingData, mask: np.ndarray, *, num_threads: int, on_epoch: EpochCallback) -> None:
         keep = mask & data.positive

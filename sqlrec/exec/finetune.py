@@ -38,7 +38,8 @@ FINETUNE_OPTIONS: tuple[opts.Option, ...] = (
     Option("epochs", int, 5, "passes over the new interactions", low=1, high=100_000, aliases=("epoch",)),
     Option("replay", float, 0.0, "share of the old pairs trained on again with the new ones (0: none)",
            low=0.0, high=1.0),
-    Option("num_threads", int, None, "training threads (default: the model's)", low=1, aliases=("n_jobs",)),
+    Option("num_threads", int, None, "training threads (default: the model's)", low=1, high=opts.thread_limit,
+           aliases=("n_jobs",)),
     Option("verbose", bool, None, "progress bar (default: when output is a terminal)"),
     Option("keep_versions", int, None, "versions whose arrays are kept (default: the model's)", low=1, high=1000),
 )
@@ -67,10 +68,11 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     new = _load_new(session, model, new_sql, st.source.database, where)
     grown, users, items = _grow_ids(model, new, where)
     train = _with_replay(grown, model.seen, given["replay"], model.params.get("random_state"))
+    training.check_resources(handler_cls, model.params, grown, where)  # the grown model, before grow() allocates
     with context(where):  # arrays() reads the stored training state now: a damaged one is named here
         handler = handler_cls.from_arrays(dict(model.params, epochs=given["epochs"]), model.handler.arrays())
     handler.grow(len(users), len(items))
-    num_threads = given["num_threads"] or model.info.num_threads or opts.default_threads()
+    num_threads = given["num_threads"] or opts.capped_threads(model.info.num_threads) or opts.default_threads()
     trainer = training.Trainer(train, num_threads, given["verbose"], cancelled)
     trainer.fit(handler, np.ones(len(train.rows), bool), f"fine-tuning {model.name}")
     seen = _pad(model.seen, grown.shape) + grown.seen()
@@ -79,7 +81,7 @@ def finetune(session: Session, catalog: Catalog, st: Finetune, cancelled: Callab
     info = old.replace(
         user=dataclasses.replace(old.user, n=len(users), n_new=len(users) - len(model.users)),
         item=dataclasses.replace(old.item, n=len(items), n_new=len(items) - len(model.items)),
-        kind="finetune", n_pairs=int(seen.nnz), n_positives=int(old.n_positives or 0) + int(grown.positive.sum()),
+        kind="finetune", num_threads=num_threads, n_pairs=int(seen.nnz), n_positives=int(old.n_positives or 0) + int(grown.positive.sum()),
         n_source_rows=int(old.n_source_rows or 0) + new.n_source_rows, source_sql=union,
         notes=f"incremental: warm start from version {model.version}, {given['epochs']} epochs on "
               f"{len(grown.rows)} new pairs" + (f" + {len(train.rows) - len(grown.rows)} replayed"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlrec.exec import training
+from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import OptionError
 from sqlrec.engines import HANDLERS
@@ -39,6 +40,8 @@ def stored_options(model: Model, new: dict[str, Any]) -> dict[str, Any]:
     given = {k.lower() for k in new}
     out: dict[str, Any] = {"engine": model.engine}
     out.update({k: v for k, v in model.options.items() if v is not None and k not in ("engine", "overwrite")})
+    if out.get("num_threads") is not None:  # the count of the machine that trained it, at most this one's bound
+        out["num_threads"] = opts.capped_threads(out["num_threads"])
     info = model.info
     for option, column in (("user_id", info.user.column), ("item_id", info.item.column), ("rating", info.rating_col),
                            ("weight", info.weight_col), ("timestamp", info.timestamp_col)):

@@ -56,6 +56,9 @@ class Trainer:
                 handler.fit(self.data, mask, num_threads=self.num_threads, on_epoch=on_epoch)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
             raise TrainingError(_fit_failure(handler, desc, exc)) from exc
+        except MemoryError as exc:  # an estimate (check_resources) fell short: a sqlrec error, not numpy's
+            raise TrainingError(f"{desc}: the {handler.engine} fit ran out of memory ({exc}); lower no_components "
+                                "or train on fewer users and items; nothing was saved") from exc
         finally:
             bar.close()
         # LightFM checks finiteness for some losses only: NaN factors would rank nothing, silently.
@@ -175,6 +178,37 @@ def _resolve(st: CreateModel, where: str) -> tuple[dict[str, Any], dict[str, tun
     return resolved, candidates
 
 
+def check_resources(cls: type[Handler], params: dict[str, Any], data: data_mod.TrainingData, where: str,
+                    searched: tuple[str, ...] = ()) -> None:
+    """Refuse, before any engine allocates, parameters the data or the machine cannot hold: the
+    engine's bounds by the data's size (LightFM's max_sampled by the items), and the bytes the fit
+    would allocate (Handler.training_bytes) above sqlrec.sql.options.memory_budget. `searched`:
+    parameters tuning may raise to its search space's top, checked there."""
+    n_users, n_items = data.shape
+    for name, (most, why) in cls.data_bounds(params, data.shape).items():
+        value = params.get(name)
+        if isinstance(value, int) and value > most:
+            raise OptionError(f"{where}: option {name} must be <= {most:,} ({why}), got {value:,}")
+    if "no_components" in searched and "no_components" in cls.search_space:
+        params = dict(params, no_components=int(cls.search_space["no_components"].high))
+    rows = tuple(n + (0 if f is None else f.shape[1])
+                 for n, f in ((n_users, data.user_features), (n_items, data.item_features)))
+    need, (budget, why) = cls.training_bytes(params, rows), opts.memory_budget()
+    if need <= budget:
+        return
+    d = params.get("no_components")
+    low, high = 0, int(d) if isinstance(d, int) else min(rows)
+    while low < high:  # the largest no_components that fits (the estimates grow with it)
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if cls.training_bytes(dict(params, no_components=mid), rows) <= budget else (low, mid - 1)
+    value = f"no_components = {d}" if isinstance(d, int) else "no_components (default: exact)"
+    hint = (f"at most {low:,} fits" if low else "no value fits") + "; or train on fewer users and items"
+    tuned = " (tune may try it)" if "no_components" in searched else ""
+    raise OptionError(f"{where}: option {value}{tuned}: the {cls.engine} fit on {n_users:,} users and {n_items:,} "
+                      f"items needs about {opts.size(need)}, above the {opts.size(budget)} budget ({why}); "
+                      f"{hint}; nothing was trained")
+
+
 def features_given(resolved: dict[str, Any]) -> bool:
     return resolved.get("item_features") is not None or resolved.get("user_features") is not None
 
@@ -209,6 +243,8 @@ def create(session: Session, catalog: Catalog, st: CreateModel, cancelled: Calla
             feature_specs[side]["n_without_features"] += n
     if resolved["cold_start"] is None:  # features when the model has some, else popularity
         resolved["cold_start"] = "features" if feature_specs else "popularity"
+    for cand in candidates.values():
+        check_resources(cand.cls, cand.params, data, where, tuple(cand.searched) if resolved["tune"] else ())
     num_threads = resolved["num_threads"] or (1 if resolved["random_state"] is not None else opts.default_threads())
     trainer = Trainer(data, num_threads, resolved["verbose"], cancelled)
     handler, params, metrics, trials, arrays = fit_all(trainer, candidates, resolved, st.name)

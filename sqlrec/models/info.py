@@ -18,7 +18,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from sqlrec.errors import OptionError
 from sqlrec.numeric.approx import IndexFacts
+from sqlrec.sql.options import COMMON_OPTIONS, FEATURE_OPTIONS, Option
 
 SIDES = ("user", "item")
 
@@ -174,6 +176,7 @@ class ModelOptions:
         """The typed view of a model's stored options; ValueError naming an option of the wrong type.
         Options sqlrec does not read back are left to the dict."""
         values = {name: _get(options, name, kind, what="option") for name, kind in cls._KINDS.items()}
+        check_stored(options, (*COMMON_OPTIONS, *FEATURE_OPTIONS), "option")
         if values["tune"] is None:
             values["tune"] = False
         approximate = options.get("approximate")
@@ -181,3 +184,19 @@ class ModelOptions:
             raise ValueError(f"option approximate is {str(approximate)[:40]!r}, not true, false or 'auto'")
         return cls(**values, approximate="auto" if approximate is None else approximate)
 
+
+
+def check_stored(stored: dict[str, Any], specs: tuple[Option, ...], what: str) -> None:
+    """Every stored value of an option in `specs` within the option's type and bounds, as USING
+    would have it (a crafted no_components = 1e8 or nlist = 0 must never reach an engine); the
+    bounds of this machine (threads) excepted: stored counts are capped where they are used.
+    ValueError naming the first that is not."""
+    by_name = {o.name: o for o in specs}
+    for key, value in stored.items():
+        spec = by_name.get(key)
+        if spec is None:
+            continue
+        try:
+            spec.coerce(value, "stored", stored=True)
+        except OptionError as exc:
+            raise ValueError(f"{what} {str(exc).partition(': option ')[2]}") from exc  # "parameter n must be ..."

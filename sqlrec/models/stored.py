@@ -24,7 +24,8 @@ from sqlrec.store import arraystore
 from sqlrec.errors import CorruptModelError, context, unlabelled
 from sqlrec.engines import HANDLERS
 from sqlrec.models.model import Model
-from sqlrec.models.info import ModelInfo, ModelOptions
+from sqlrec.models.info import ModelInfo, ModelOptions, check_stored
+from sqlrec.sql.options import COMMON_OPTIONS
 from sqlrec.sql.types import check_type
 
 # Every dtype sqlrec writes (little-endian float32/64, int32/64, bool).
@@ -74,6 +75,8 @@ def metadata(row: tuple) -> dict[str, Any]:
     try:  # every other key sqlrec reads back: of the type it writes
         meta["info"] = ModelInfo.from_dict(info)
         ModelOptions.from_dict(meta["options"])
+        check_stored(meta["params"], HANDLERS[engine].params_spec, "parameter")
+        check_stored({k: v for k, v in meta["params"].items() if k == "random_state"}, COMMON_OPTIONS, "parameter")
     except ValueError as exc:
         raise _corrupt(name, str(exc)) from exc
     return meta
@@ -164,6 +167,11 @@ def build_model(meta: dict[str, Any], arrays_: dict[str, np.ndarray], users: pa.
         factors = [handler.user_factors(), handler.item_factors()]
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise _corrupt(name, f"its {meta['engine']} state cannot be read: {exc}") from exc
+    d = meta["params"].get("no_components")
+    width = factors[1][0].shape[1] if factors[1][0].ndim == 2 else None
+    if HANDLERS[meta["engine"]].incremental_finetune and d is not None and width is not None and width != d:
+        # FINETUNE grows the factors by the parameter's width: a wider one would write past them
+        raise _corrupt(name, f"parameter no_components is {d} but its factors have {width} columns")
     for side, n, (vecs, bias) in (("user", n_users, factors[0]), ("item", n_items, factors[1])):
         if vecs.ndim != 2 or len(vecs) != n or np.shape(bias) != (n,):
             raise _corrupt(name, f"{side} factors of shape {vecs.shape} for {n} {side}s")

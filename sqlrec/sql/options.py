@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlrec.errors import OptionError, did_you_mean
 from sqlrec.numeric.evaluation import METRIC_NAMES
+from sqlrec.numeric.machine import usable_memory
 from sqlrec.numeric.scoring import usable_cores
 
 # Properties of the whole top-k list, not of how well one user's held-out items rank: a curve
@@ -22,6 +23,45 @@ CATALOGUE_METRICS = ("coverage_at_k", "popularity_bias_at_k")
 
 # Integer options end up in C ints (LightFM, numpy): a bound no option may exceed.
 INT_MAX = 2**31 - 1
+
+# Training threads above this many per usable core only add contention; far above it LightFM's
+# and implicit's OpenMP runtimes crash the process (100,000 threads: a segfault). Refused, not
+# clamped: a user who asked for 100,000 threads should learn that the machine has 4 cores.
+THREADS_PER_CORE = 4
+
+
+def thread_limit() -> tuple[int, str]:
+    """The most training threads this machine allows, and why (num_threads' bound)."""
+    cores = usable_cores()
+    return THREADS_PER_CORE * cores, f"{THREADS_PER_CORE} x the {cores} usable cores"
+
+
+# The share of the memory this process can still allocate that one model's training may plan for:
+# the rest holds scoring's and DuckDB's buffers and the copy the catalog writes when it saves the
+# model; the estimates (Handler.training_bytes) are rough, and a refusal is better than an OOM kill.
+MEMORY_SHARE = 0.5
+
+
+def capped_threads(stored: int | None) -> int | None:
+    """A thread count read from a stored model (the machine that trained it), capped at this
+    machine's bound: a model trained on 64 cores still fine-tunes on a laptop, and a crafted
+    count never reaches an OpenMP runtime."""
+    return None if stored is None else min(int(stored), thread_limit()[0])
+
+
+def memory_budget() -> tuple[int, str]:
+    """Bytes one model's training may plan for, and why."""
+    usable = usable_memory()
+    return int(usable * MEMORY_SHARE), f"{MEMORY_SHARE:.0%} of the {size(usable)} this process can still allocate"
+
+
+def size(n: float) -> str:
+    """Bytes as a user reads them: 1.5 GiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"
 
 
 @dataclass(frozen=True)
@@ -34,11 +74,15 @@ class Option:
     help: str = ""
     choices: tuple[str, ...] | None = None
     low: float | None = None  # inclusive bounds
-    high: float | None = None
+    # A number, or a function of the machine giving (bound, why) (num_threads: thread_limit)
+    high: float | Callable[[], tuple[float, str]] | None = None
     aliases: tuple[str, ...] = field(default=())
     low_open: bool = False  # True: value must be > low
 
-    def coerce(self, value: Any, where: str) -> Any:
+    def coerce(self, value: Any, where: str, *, stored: bool = False) -> Any:
+        """The value in the option's type, within its bounds; OptionError naming the option.
+        stored: a value read from a model in a file, which holds the machine that wrote it:
+        a bound of this machine (threads) is not applied; the caller caps the value instead."""
         label = f"{where}: option {self.name}"
         if value is None:
             return None
@@ -83,9 +127,14 @@ class Option:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             bound = f"> {_number(self.low)}" if self.low_open else f">= {_number(self.low)}"
             raise OptionError(f"{label} must be {bound}, got {value!r}")
-        high = INT_MAX if self.high is None and self.kind is int else self.high
+        high, why = self.high, ""
+        if callable(high):
+            high, why = (None, "") if stored else high()
+            why = f" ({why})" if why else ""
+        if high is None and self.kind is int:
+            high = INT_MAX
         if high is not None and value > high:
-            raise OptionError(f"{label} must be <= {_number(high)}, got {value!r}")
+            raise OptionError(f"{label} must be <= {_number(high)}{why}, got {value!r}")
         return value
 
 
@@ -108,7 +157,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "middle of the ratings' range, e.g. 2.75 on a 0.5-5 scale)"),
     Option("weight", str, None, "sample weight column (e.g. play counts)"),
     Option("timestamp", str, None, "column ordering interactions (latest rating wins, time split)"),
-    Option("num_threads", int, None, "training threads (default: all cores)", low=1, aliases=("n_jobs",)),
+    Option("num_threads", int, None, f"training threads (default: all cores; at most {THREADS_PER_CORE} per core)",
+           low=1, high=thread_limit, aliases=("n_jobs",)),
     Option("n_recommendations", int, 10, "default top-N at query time", low=1, high=100_000, aliases=("nrec",)),
     Option("evaluation", bool, False, "hold out a test split, report metrics, then train on all data"),
     Option("test_size", float, 0.2, "held-out fraction", low=0.0, high=0.9, low_open=True),
@@ -132,7 +182,8 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            aliases=("metric_k",)),
     Option("history", bool, True, "with evaluation: measure held-out metrics after every epoch (m.history)"),
     Option("early_stopping", bool, False, "with evaluation: stop when the validation metric stops improving"),
-    Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1),
+    Option("patience", int, 5, "early_stopping: epochs without improvement before stopping", low=1,
+           high=100_000),  # no engine trains more epochs
     Option("stopping_metric", str, "auc", "metric early_stopping watches",
            choices=tuple(m for m in METRIC_NAMES if m not in CATALOGUE_METRICS)),
     # Hyperparameter search (sqlrec.exec.tuning), over the engines that have a search space.
@@ -140,7 +191,7 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "then train the best (m.trials)"),
     Option("tune_engines", list, None, "tune: engines the search may choose from, e.g. ['lightfm', 'als', 'ease', 'svd'] "
            "(default: the engine option's only)"),
-    Option("tune_trials", int, 20, "tune: number of trials", low=1),
+    Option("tune_trials", int, 20, "tune: number of trials", low=1, high=10_000),
     Option("tune_seconds", float, None, "tune: start no new trial after this many seconds", low=0.0, low_open=True),
     Option("tune_metric", str, "precision_at_k", "tune: validation metric to optimise", choices=METRIC_NAMES),
     # Approximate top-N (sqlrec.numeric.approx): a faiss IVF index built at CREATE, FINETUNE, RETRAIN.
