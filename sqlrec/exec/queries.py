@@ -211,6 +211,11 @@ def _runner(session: Session, where: str, skipped: list[str]) -> pushdown.Run:
     return values
 
 
+def max_scored(given: int | None) -> int:
+    """The max_scored bound in force: the option as given, else the default (0: no bound)."""
+    return opts.MAX_SCORED if given is None else given
+
+
 def _check_bound(model: Model, kind: str, ref: rewrite.ModelRef, keys: list[Any] | None, bound: int,
                  where: str, skipped: list[str]) -> None:
     """A SELECT scoring more than `bound` keys is refused (USING max_scored); CREATE TABLE AS
@@ -329,7 +334,7 @@ def recommendations(session: Session, model: Model, ref: rewrite.ModelRef, cance
     skipped: list[str] = []
     keys = _keys(session, model, asked.kind, ref, where, skipped)
     q = asked.options
-    bound = opts.MAX_SCORED if q["max_scored"] is None else q["max_scored"]
+    bound = max_scored(q["max_scored"])
     _check_bound(model, asked.kind, ref, keys, bound, where, skipped)
     candidates = None
     if q["candidates"] is not None:

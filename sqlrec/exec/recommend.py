@@ -205,7 +205,7 @@ def _check_rating(request: Request, where: str) -> None:
 
 def _check_bound(key: Side, keys: list[Any] | None, max_scored: int | None, where: str) -> None:
     """As a SELECT: scoring more than max_scored keys in one call is refused (0: no bound)."""
-    bound = opts.MAX_SCORED if max_scored is None else max_scored
+    bound = queries.max_scored(max_scored)
     n = len(key.ids) if keys is None else len(keys)
     if not bound or n <= bound:
         return
