@@ -27,9 +27,8 @@ from sqlrec.errors import (
 )
 
 if TYPE_CHECKING:
-    from duckdb import DuckDBPyRelation
-
     from sqlrec.api import Connection, Cursor, connect
+    from sqlrec.store.session import Relation
 
 __version__ = "0.1.0"
 
@@ -80,7 +79,7 @@ def execute(query: str, parameters: Any = None, *, connection: "Connection | Non
     return (connection or default_connection()).execute(query, parameters)
 
 
-def _sql(query: str, parameters: Any = None, *, connection: "Connection | None" = None) -> "DuckDBPyRelation | None":
+def _sql(query: str, parameters: Any = None, *, connection: "Connection | None" = None) -> "Relation | None":
     """`sqlrec.sql(query)`: Connection.sql on `connection` (default: default_connection()), as duckdb.sql."""
     return (connection or default_connection()).sql(query, parameters)
 
@@ -91,7 +90,7 @@ class _SQLPackage(types.ModuleType):
     name here would be replaced by the module as soon as it loads; the module answers the call."""
 
     def __call__(self, query: str, parameters: Any = None, *,
-                 connection: "Connection | None" = None) -> "DuckDBPyRelation | None":
+                 connection: "Connection | None" = None) -> "Relation | None":
         return _sql(query, parameters, connection=connection)
 
 
