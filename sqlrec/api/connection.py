@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlrec import errors
 from sqlrec.exec.router import Router
+from sqlrec.sql.quoting import quote_ident
 from sqlrec.store.session import PYTHON_SCOPE, Handle, Relation, Session
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ def _caller_scope() -> tuple[dict[str, Any], dict[str, Any]] | None:
     Python objects by name; None when sqlrec itself is the caller (serve, the shell): no user
     namespace there, and internals must never be read as tables."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") in (__name__, "contextlib"):
+    # "sqlrec" itself: the module-level sqlrec.sql() / sqlrec.execute() forward their caller's call
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "contextlib", "sqlrec"):
         frame = frame.f_back
     if frame is None or str(frame.f_globals.get("__name__", "")).partition(".")[0] == "sqlrec":
         return None
@@ -77,6 +79,16 @@ def _parameters(parameters: Any) -> Sequence[Any] | Mapping[str, Any] | None:
         return list(parameters)
     raise errors.ProgrammingError(f"execute: parameters must be a list or tuple (for ? and $1) or a dict "
                                   f"(for $name), got {type(parameters).__name__}")
+
+
+def _polars() -> Any:
+    """polars, or an ImportError saying how to get it (as duckdb's .pl(): ModuleNotFoundError)."""
+    try:
+        import polars
+    except ModuleNotFoundError as exc:
+        raise ModuleNotFoundError(".pl() gives a polars DataFrame and needs polars: pip install polars",
+                                  name="polars") from exc
+    return polars
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -216,6 +228,11 @@ class Cursor:
     def fetchnumpy(self) -> dict:
         with self._result():
             return self._session.fetchnumpy()
+
+    def pl(self) -> Any:
+        """The remaining rows as a polars DataFrame (polars is not a dependency of sqlrec)."""
+        polars = _polars()
+        return polars.from_arrow(self.arrow())
 
     # --- the recommend API (sqlrec.api.recommend) --------------------------------------------
 
@@ -358,6 +375,79 @@ class Connection:
             if kind == "other":
                 return None
             return self._session.from_arrow(cur.arrow()) if cur.description is not None else None
+
+    def executemany(self, operation: str, parameters: Sequence[Sequence[Any]]) -> Cursor:
+        """Run one statement once per parameter list; the connection's cursor holds the last result."""
+        self._check_open()
+        return self._cursor.executemany(operation, parameters)
+
+    # --- the result of con.execute(), read from the connection as duckdb's is -----------------
+
+    @property
+    def description(self) -> list[tuple] | None:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> tuple | None:
+        return self._cursor.fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        return self._cursor.fetchmany(size)
+
+    def fetchall(self) -> list[tuple]:
+        return self._cursor.fetchall()
+
+    def df(self) -> Any:
+        """The remaining rows as a pandas DataFrame."""
+        return self._cursor.df()
+
+    fetchdf = fetch_df = df
+
+    def arrow(self) -> Any:
+        """The remaining rows as a pyarrow Table."""
+        return self._cursor.arrow()
+
+    fetch_arrow_table = to_arrow_table = arrow
+
+    def to_arrow_reader(self, batch_size: int = 1_000_000) -> Any:
+        return self._cursor.to_arrow_reader(batch_size)
+
+    def fetchnumpy(self) -> dict:
+        return self._cursor.fetchnumpy()
+
+    def pl(self) -> Any:
+        """The remaining rows as a polars DataFrame (needs polars: pip install polars)."""
+        return self._cursor.pl()
+
+    # --- relations, as duckdb's connection makes them ----------------------------------------
+
+    def table(self, name: str) -> Relation:
+        """A duckdb.DuckDBPyRelation over a table or view, as duckdb's Connection.table. A model's
+        name gives its rows (``SELECT * FROM model``: every user's recommendations), computed now:
+        a model is read where a table is, and its rows cannot be computed lazily by DuckDB."""
+        self._check_open()
+        if isinstance(name, str) and self._router.catalog(self._session).exists(name):
+            return self.sql(f"SELECT * FROM {quote_ident(name)}")
+        return self._session.reader("table", name, where=f"table {name!r}")
+
+    def read_csv(self, path_or_buffer: Any, **options: Any) -> Relation:
+        """A relation over CSV file(s), as duckdb's Connection.read_csv (same options)."""
+        self._check_open()
+        return self._session.reader("read_csv", path_or_buffer, where=f"read_csv {path_or_buffer!r}", **options)
+
+    def read_parquet(self, path_or_buffer: Any, **options: Any) -> Relation:
+        """A relation over Parquet file(s), as duckdb's Connection.read_parquet (same options)."""
+        self._check_open()
+        return self._session.reader("read_parquet", path_or_buffer, where=f"read_parquet {path_or_buffer!r}",
+                                    **options)
+
+    def from_df(self, df: Any) -> Relation:
+        """A relation over a pandas DataFrame, as duckdb's Connection.from_df."""
+        self._check_open()
+        return self._session.reader("from_df", df, where="from_df")
 
     def commit(self) -> None:
         self._check_open()

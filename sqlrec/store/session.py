@@ -247,6 +247,20 @@ class Session:
         except duckdb.Error as exc:
             raise wrap_duckdb(exc, "handing the result to DuckDB") from exc
 
+    # DuckDB's relation constructors a user calls on a connection (Connection.table, read_csv...)
+    READERS = frozenset({"table", "read_csv", "read_parquet", "from_df"})
+
+    def reader(self, method: str, *args: Any, where: str, **kwargs: Any) -> Relation:
+        """DuckDB's own relation from one of READERS, called as duckdb's connection method of that
+        name (same arguments, same result); its errors are sqlrec's, labelled with `where`."""
+        if method not in self.READERS:
+            raise ValueError(f"not a DuckDB relation constructor sqlrec offers: {method!r}")
+        self.finish_pending()
+        try:
+            return _duck_call(getattr(self.duck, method), *args, **kwargs)
+        except duckdb.Error as exc:
+            raise wrap_duckdb(exc, where) from exc
+
     def finish_pending(self) -> None:
         """Drop an unfinished result: DuckDB >= 2.0 refuses (un)register and new relations while
         one is pending."""
