@@ -227,6 +227,7 @@ STATEMENTS = [
     "CREATE MODEL w FROM ratings PREDICT movieId USING user_id = 'userId', weight = 'rating', engine = 'popularity'",
     "SELECT * FROM w WHERE userId = 3 ORDER BY rank",
     "EVALUATE MODEL movie_rec FROM (SELECT * FROM ratings) USING k = 5",
+    "EVALUATE MODEL f FROM (SELECT * FROM ratings) USING k = 5",
     "FINETUNE movie_rec FROM (SELECT * FROM ratings WHERE userId < 5) USING epochs = 1",
     "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank",
     "CREATE MODEL mindsdb.md FROM main (SELECT * FROM ratings) PREDICT movieId USING user_id = 'userId', "
