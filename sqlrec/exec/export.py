@@ -25,7 +25,7 @@ from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import OptionError, QueryError
 from sqlrec.models.model import Model
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.spark import runtime as spark
 from sqlrec.spark.batch import Job, write_top_k
 from sqlrec.sql import ExportRecommendations, parse_select
@@ -39,7 +39,7 @@ def export(session: Session, catalog: Catalog, st: ExportRecommendations) -> pa.
     where = f"EXPORT RECOMMENDATIONS {st.name}"
     o = opts.resolve(st.options, opts.EXPORT_OPTIONS, f"{where} options")
     model = catalog.load(st.name, where)
-    if not session.one("SELECT current_setting('enable_external_access')", where=where)[0]:
+    if not session.one(f"SELECT {SYSTEM}.current_setting('enable_external_access')", where=where)[0]:
         raise QueryError(f"{where}: this connection may not write files (enable_external_access = false, as with "
                          f"sqlrec.connect(safe=True) or sqlrec serve); export from a connection that may")
     spark.check_available("EXPORT RECOMMENDATIONS", where)

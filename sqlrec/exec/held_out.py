@@ -11,7 +11,7 @@ from sqlrec.errors import ColumnError, OptionError
 from sqlrec.ingest.data import find_column
 from sqlrec.models.model import Model
 from sqlrec.sql.quoting import quote_ident
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 
 
 def evaluation_pairs(session: Session, model: Model, sql: str, database: str | None, threshold: float | None,
@@ -36,7 +36,8 @@ def evaluation_pairs(session: Session, model: Model, sql: str, database: str | N
     if given and rcol is None:
         raise OptionError(f"{where}: option threshold needs the model's rating column {rating or '(none)'!r} "
                           f"in the test query; its columns are: {', '.join(columns)}")
-    keep = (f"coalesce({quote_ident(rcol)} >= {float(threshold)!r}, false)"
+    # DuckDB's own ifnull (SYSTEM): the file may carry a macro named like it (or coalesce).
+    keep = (f"{SYSTEM}.ifnull({quote_ident(rcol)} >= {float(threshold)!r}, false)"
             if rcol is not None and threshold is not None else "true")
     with session.in_database(database, where):
         got = session.arrow(f"SELECT {quote_ident(ucol)} AS u, {quote_ident(icol)} AS i, {keep} AS keep FROM ({sql})",

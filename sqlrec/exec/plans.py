@@ -34,7 +34,7 @@ from sqlglot import exp
 from sqlrec.exec import pushdown, queries, rewrite, views
 from sqlrec.models.catalog import Catalog
 from sqlrec.models.model import RECOMMENDER_TYPES
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql import OPTIONS_ARG, READ_ONLY, Query, parse_script
 from sqlrec.sql.compat.foreign import MINDSDB_PROJECT, SqlRecMLCall
 
@@ -273,8 +273,9 @@ def _drop_pushed(ref: rewrite.ModelRef, columns: list[str]) -> bool:
 def _scans_allowed(session: Session) -> bool:
     """DuckDB reads Python objects by name only with replacement scans on and external access allowed."""
     try:
-        row = session.one("SELECT current_setting('python_enable_replacements'), "
-                          "current_setting('enable_external_access')", where="planning a query")
+        # DuckDB's own current_setting (SYSTEM): the file may carry a macro of that name.
+        row = session.one(f"SELECT {SYSTEM}.current_setting('python_enable_replacements'), "
+                          f"{SYSTEM}.current_setting('enable_external_access')", where="planning a query")
     except Exception:  # noqa: BLE001 - an unknown setting: use register
         return False
     return bool(row and row[0] and row[1])

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+from sqlrec.api.vocabulary import SYSTEM
+
 DEMO_USER = 100
 
 STEPS: list[tuple[str, str]] = [
@@ -53,10 +55,13 @@ TABLES, MODELS = ("ratings", "movies"), ("movie_rec", "top_movies")
 
 def not_the_demos(con) -> list[str]:
     """The objects the demo would replace that it did not create (empty: safe to run)."""
+    # DuckDB's own functions (SYSTEM): the file may carry macros of these names.
+    s = SYSTEM
     rows = dict(con.execute(
-        "SELECT lower(table_name), coalesce(comment, '') FROM duckdb_tables() WHERE schema_name = current_schema() "
-        "AND database_name = current_database() UNION ALL SELECT lower(view_name), '' FROM duckdb_views() "
-        "WHERE NOT internal AND schema_name = current_schema() AND database_name = current_database()").fetchall())
+        f"SELECT {s}.lower(table_name), {s}.ifnull(comment, '') FROM {s}.duckdb_tables() "
+        f"WHERE schema_name = {s}.current_schema() AND database_name = {s}.current_database() "
+        f"UNION ALL SELECT {s}.lower(view_name), '' FROM {s}.duckdb_views() WHERE NOT internal "
+        f"AND schema_name = {s}.current_schema() AND database_name = {s}.current_database()").fetchall())
     theirs = [f"table {t}" for t in TABLES if t in rows and rows[t] != MARK]
     demo_data = all(rows.get(t) == MARK for t in TABLES)
     models = {r[0].lower() for r in con.execute("SHOW MODELS").fetchall()}
@@ -71,9 +76,9 @@ def load_movielens(con) -> None:
     con.register("movielens_sample", frame)
     con.execute(
         "CREATE OR REPLACE TABLE ratings AS SELECT userId, movieId, rating, "
-        "to_timestamp(timestamp) AS rated_at FROM movielens_sample;"
-        "CREATE OR REPLACE TABLE movies AS SELECT movieId, any_value(title) AS title, "
-        "any_value(CAST(year AS INTEGER)) AS year, any_value(genres) AS genres "
+        f"{SYSTEM}.to_timestamp(timestamp) AS rated_at FROM movielens_sample;"
+        f"CREATE OR REPLACE TABLE movies AS SELECT movieId, {SYSTEM}.any_value(title) AS title, "
+        f"{SYSTEM}.any_value(CAST(year AS INTEGER)) AS year, {SYSTEM}.any_value(genres) AS genres "
         "FROM movielens_sample GROUP BY movieId;"
         f"COMMENT ON TABLE ratings IS '{MARK}'; COMMENT ON TABLE movies IS '{MARK}';"
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sqlrec.api.vocabulary import SYSTEM
 from sqlrec.errors import ModelNotFoundError, ProgrammingError, SqlRecError, did_you_mean
 from sqlrec.sql.quoting import quote_ident
 
@@ -139,7 +140,8 @@ def _consumed(con: Any, name: str) -> dict[Any, int]:
     where = ""
     if info.get("rating") and info.get("threshold") not in (None, "None"):
         where = f" WHERE {quote_ident(info['rating'])} >= {float(info['threshold'])!r}"
-    sql = f"SELECT {item}, count(*) FROM ({info['training_query']}) AS t{where} GROUP BY 1"
+    # count_star is DuckDB's own (SYSTEM): the file may carry a macro of that name.
+    sql = f"SELECT {item}, {SYSTEM}.count_star() FROM ({info['training_query']}) AS t{where} GROUP BY 1"
     try:
         return dict(con.execute(sql).fetchall())
     except Exception as exc:  # noqa: BLE001 - the training data may be gone
@@ -210,7 +212,7 @@ def popularity(con: Any, name: str) -> Any:
     ids = [r[0] for r in con.execute(f"SELECT id FROM {name}.item_embeddings").fetchall()]
     consumed = _consumed(con, name)
     item = quote_ident(info["item_id"])
-    recommended = dict(con.execute(f"SELECT {item}, count(*) FROM {name} GROUP BY 1").fetchall())
+    recommended = dict(con.execute(f"SELECT {item}, {SYSTEM}.count_star() FROM {name} GROUP BY 1").fetchall())
     if not ids:
         raise PlotError(f"model {name} has no items")
     cons = np.asarray([consumed.get(i) or 0 for i in ids], float)

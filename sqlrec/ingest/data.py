@@ -7,6 +7,10 @@ Python only receives flat numpy arrays, never loops over rows.
 Duplicate (user, item) rows: without `rating` they add up (count, or the sum of `weight`);
 with `rating` the latest row by `timestamp` wins, or the highest rating when there is no
 timestamp.
+
+Every function this SQL calls is DuckDB's own (`SYSTEM`, operators too: `a - 1` is the function
+"-", count(*) is count_star()): a database file may carry macros of those names, and the
+unqualified name would run the file's macro first. The training query itself is the user's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from sqlrec.lazy import sparse as sp
 
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import ColumnError, OptionError, TrainingDataError
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql.quoting import quote_ident
 from sqlrec.sql.types import check_type, is_numeric, type_class
 
@@ -65,7 +69,7 @@ def resolve_column(columns: dict[str, str], name: str, option: str, where: str) 
 
 def _epoch_us(col: str, type_name: str) -> str:
     if type_class(type_name) == "time":
-        return f"epoch_us(CAST({col} AS TIMESTAMP))"
+        return f"{SYSTEM}.epoch_us(CAST({col} AS TIMESTAMP))"
     return f"TRY_CAST({col} AS BIGINT)"
 
 
@@ -94,12 +98,12 @@ def _value_checks(cols: Columns, types: dict[str, str]) -> list[tuple[str, str, 
     for option, col in (("rating", cols.rating), ("weight", cols.weight)):
         if col is not None:
             c = quote_ident(col)
-            checks.append((option, col, f"count(*) FILTER ({c} IS NOT NULL AND NOT coalesce(isfinite("
+            checks.append((option, col, f"{SYSTEM}.count_star() FILTER ({c} IS NOT NULL AND NOT {SYSTEM}.ifnull({SYSTEM}.isfinite("
                                         f"TRY_CAST({c} AS FLOAT)), false))", "a finite 32-bit float"))
     if cols.timestamp is not None:
         c = quote_ident(cols.timestamp)
         checks.append(("timestamp", cols.timestamp,
-                       f"count(*) FILTER ({c} IS NOT NULL AND {_epoch_us(c, types[cols.timestamp])} IS NULL)",
+                       f"{SYSTEM}.count_star() FILTER ({c} IS NOT NULL AND {_epoch_us(c, types[cols.timestamp])} IS NULL)",
                        "a finite time (or a 64-bit integer)"))
     return checks
 
@@ -108,7 +112,8 @@ def _profile(session: Session, src: str, cols: Columns, types: dict[str, str], w
     """Row count, after refusing NULL ids and values that cannot be used (out of range, NaN)."""
     u, i = quote_ident(cols.user), quote_ident(cols.item)
     checks = _value_checks(cols, types)
-    row = session.one(f"SELECT count(*), count(*) FILTER ({u} IS NULL), count(*) FILTER ({i} IS NULL)"
+    row = session.one(f"SELECT {SYSTEM}.count_star(), {SYSTEM}.count_star() FILTER ({u} IS NULL), "
+                      f"{SYSTEM}.count_star() FILTER ({i} IS NULL)"
                       + "".join(f", {sql}" for _, _, sql, _ in checks) + f" FROM {src}", where=where)
     n_rows, null_u, null_i = row[:3]
     if n_rows == 0:
@@ -130,12 +135,14 @@ def _aggregates(cols: Columns, types: dict[str, str]) -> list[str]:
     w = f"CAST({quote_ident(cols.weight)} AS FLOAT)" if cols.weight else None
     t = _epoch_us(quote_ident(cols.timestamp), types[cols.timestamp]) if cols.timestamp else None
     if r is None:
-        agg = [f"sum({w})::FLOAT AS weight" if w else "count(*)::FLOAT AS weight", "NULL::FLOAT AS rating"]
-        return agg + [f"max({t}) AS ts" if t else "NULL::BIGINT AS ts"]
+        agg = [f"{SYSTEM}.sum({w})::FLOAT AS weight" if w else f"{SYSTEM}.count_star()::FLOAT AS weight",
+               "NULL::FLOAT AS rating"]
+        return agg + [f"{SYSTEM}.max({t}) AS ts" if t else "NULL::BIGINT AS ts"]
     if t is not None:
-        return [f"arg_max({w or '1'}, {t})::FLOAT AS weight", f"arg_max(CAST({r} AS FLOAT), {t}) AS rating",
-                f"max({t}) AS ts"]
-    return [f"max({w or '1'})::FLOAT AS weight", f"max(CAST({r} AS FLOAT)) AS rating", "NULL::BIGINT AS ts"]
+        return [f"{SYSTEM}.arg_max({w or '1'}, {t})::FLOAT AS weight",
+                f"{SYSTEM}.arg_max(CAST({r} AS FLOAT), {t}) AS rating", f"{SYSTEM}.max({t}) AS ts"]
+    return [f"{SYSTEM}.max({w or '1'})::FLOAT AS weight", f"{SYSTEM}.max(CAST({r} AS FLOAT)) AS rating",
+            "NULL::BIGINT AS ts"]
 
 
 def load(session: Session, sql: str, cols: Columns, threshold: float | None, where: str,
@@ -151,7 +158,7 @@ def load(session: Session, sql: str, cols: Columns, threshold: float | None, whe
         n_rows = _profile(session, src, cols, types, where)
         u, i = quote_ident(cols.user), quote_ident(cols.item)
         umap, imap = (stack.enter_context(session.temp_table(
-            what, f"SELECT id, (row_number() OVER (ORDER BY id) - 1)::INTEGER AS idx "
+            what, f"SELECT id, {SYSTEM}.subtract({SYSTEM}.row_number() OVER (ORDER BY id), 1)::INTEGER AS idx "
                   f"FROM (SELECT DISTINCT {col} AS id FROM {src})", where=where)) for what, col in (("u", u), ("i", i)))
         rating_filter = f"WHERE {quote_ident(cols.rating)} IS NOT NULL" if cols.rating else ""
         pairs = session.numpy(

@@ -25,7 +25,7 @@ from sqlrec.engines.training_data import TrainingData
 from sqlrec.ingest.data import find_column
 from sqlrec.errors import ColumnError, TrainingDataError
 from sqlrec.ingest.features.spec import source_query
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql import quote_ident
 from sqlrec.sql.types import check_type
 
@@ -71,7 +71,8 @@ def _new_ids(session: Session, value: Any, option: str, id_col: str, id_type: st
     with session.temp_table("catalogue_ids", f"SELECT {q} AS raw, TRY_CAST({q} AS {type_}) AS id "
                             f"FROM ({sql}) WHERE {q} IS NOT NULL", where=label) as got, \
             session.registered("known_ids", pa.table({"id": ids})) as known:
-        bad = session.one(f"SELECT count(*), any_value(raw)::VARCHAR FROM {got} WHERE id IS NULL", where=label)
+        # DuckDB's own functions (SYSTEM): the file may carry macros of these names.
+        bad = session.one(f"SELECT {SYSTEM}.count_star(), {SYSTEM}.any_value(raw)::VARCHAR FROM {got} WHERE id IS NULL", where=label)
         if bad and bad[0]:
             raise TrainingDataError(f"{where}: option {option}: {bad[0]} value(s) of column {col!r} do not convert "
                                     f"to the model's {id_col} type {type_} (e.g. {bad[1]!r})")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sqlrec.api.vocabulary import SYSTEM
 from sqlrec.sql import quote_ident
 from sqlrec.serve.service import ServeError, Service
 
@@ -85,10 +86,13 @@ class Insights:
         s = self.service.summary(name)
         ids = f"SELECT CAST(id AS VARCHAR) AS id FROM {quote_ident(s.name)}.item_embeddings"
         if source is None:
-            sql = f"SELECT id, id FROM ({ids}) AS i WHERE contains(lower(id), lower(?)) ORDER BY id LIMIT {int(limit)}"
+            # DuckDB's own functions (SYSTEM): the file may carry macros of these names.
+            sql = (f"SELECT id, id FROM ({ids}) AS i WHERE {SYSTEM}.contains({SYSTEM}.lower(id), {SYSTEM}.lower(?)) "
+                   f"ORDER BY id LIMIT {int(limit)}")
         else:
             sql = (f"SELECT l.id, l.title FROM ({self._labelled(source)}) AS l JOIN ({ids}) AS i USING (id) "
-                   f"WHERE contains(lower(l.title), lower(?)) ORDER BY l.title, l.id LIMIT {int(limit)}")
+                   f"WHERE {SYSTEM}.contains({SYSTEM}.lower(l.title), {SYSTEM}.lower(?)) "
+                   f"ORDER BY l.title, l.id LIMIT {int(limit)}")
         return [(r[0], r[1]) for r in self.service.sql(sql, [text]).rows]
 
     def users(self, name: str, limit: int = 200) -> list[str]:
@@ -167,6 +171,7 @@ class Insights:
     def versions(self, name: str) -> tuple[list[str], list[tuple]]:
         """Every stored version of the model (sqlrec.metrics), newest first."""
         s = self.service.summary(name)
-        result = self.service.sql("SELECT * FROM sqlrec.metrics WHERE lower(name) = lower(?) ORDER BY version DESC",
+        result = self.service.sql(f"SELECT * FROM sqlrec.metrics WHERE {SYSTEM}.lower(name) = {SYSTEM}.lower(?) "
+                                  "ORDER BY version DESC",
                                   [s.name])
         return result.columns, result.rows

@@ -192,8 +192,8 @@ class Session:
         inside a transaction fails, and in DuckDB a failed statement aborts the open transaction
         (the user's uncommitted work would be lost at COMMIT). Two statements outside a
         transaction get two transaction ids; inside one, the same."""
-        first = self.one("SELECT txid_current()", where=where)
-        return first == self.one("SELECT txid_current()", where=where)
+        first = self.one(f"SELECT {SYSTEM}.txid_current()", where=where)
+        return first == self.one(f"SELECT {SYSTEM}.txid_current()", where=where)
 
     def rows(self, sql: str, params: Params = None, *, where: str) -> list[tuple]:
         try:
@@ -324,7 +324,7 @@ class Session:
         if database is None:
             yield
             return
-        catalog, schema = self.one("SELECT current_database(), current_schema()", where=where)
+        catalog, schema = self.one(f"SELECT {SYSTEM}.current_database(), {SYSTEM}.current_schema()", where=where)
         self.run(f"USE {quote_ident(database)}", where=f"{where}: database {database!r} is not attached (ATTACH it first)")
         try:
             yield

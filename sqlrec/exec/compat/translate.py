@@ -18,7 +18,7 @@ from sqlrec.sql import options as opts
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import ColumnError, OptionError
 from sqlrec.engines import HANDLERS, get_handler
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql import CreateModel, Source, parse_select, quote_ident
 from sqlrec.sql.compat.foreign import BigQueryCreateModel, CreateMLEngine, PredictUsing
 
@@ -94,8 +94,9 @@ def native_create(session: Session, st: CreateModel) -> CreateModel:
 
 def is_database(session: Session, name: str, where: str) -> bool:
     """Whether `name` is an attached DuckDB database or a schema: what a MindsDB integration maps to."""
-    rows = session.rows("SELECT database_name FROM duckdb_databases() UNION ALL "
-                        "SELECT schema_name FROM duckdb_schemas()", where=f"{where}: listing databases")
+    # DuckDB's own table functions (SYSTEM): the file may carry table macros of these names.
+    rows = session.rows(f"SELECT database_name FROM {SYSTEM}.duckdb_databases() UNION ALL "
+                        f"SELECT schema_name FROM {SYSTEM}.duckdb_schemas()", where=f"{where}: listing databases")
     return any(r[0].lower() == name.lower() for r in rows)
 
 
@@ -198,7 +199,8 @@ def predict_using(session: Session, catalog: Catalog, st: PredictUsing) -> pa.Ta
     out = {column: target}
     label = model.settings.item_names
     if label is not None and kind != "item_user":
-        got = session.rows(f"SELECT {quote_ident(model.item_col)}, any_value({quote_ident(label)}) FROM ({sql}) AS t GROUP BY 1",
+        got = session.rows(f"SELECT {quote_ident(model.item_col)}, {SYSTEM}.any_value({quote_ident(label)}) FROM ({sql}) AS t "
+                           "GROUP BY 1",
                            where=f"{where}: reading item_names column {label!r} from the AS query")
         labels = dict(got)
         out[label] = pa.array([labels.get(v) for v in target.to_pylist()])

@@ -18,7 +18,7 @@ from sqlrec.lazy import sparse as sp
 
 from sqlrec.engines.training_data import TrainingData
 from sqlrec.errors import ColumnError, TrainingDataError
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql.quoting import quote_ident
 from sqlrec.sql.types import check_type
 from sqlrec.ingest.features import weighting
@@ -51,7 +51,9 @@ def _columns(session: Session, sql: str, option: str, where: str, database: str 
 
 def _load_source(session: Session, stack: ExitStack, sql: str, id_col: str, id_type: str, option: str,
                  where: str, database: str | None) -> str:
-    """A temp table of the source's rows with a non-NULL id, the id cast to the model's type as __id."""
+    """A temp table of the source's rows with a non-NULL id, the id cast to the model's type as __id.
+    sqlrec's SQL over the source calls DuckDB's own functions only (SYSTEM, operators too): the
+    file may carry macros of those names."""
     c = quote_ident(id_col)
     with session.in_database(database, where):
         return stack.enter_context(session.temp_table(
@@ -74,11 +76,12 @@ def _training_rows(session: Session, stack: ExitStack, src: str, specs: list[dic
         "feat_ids", pa.table({"idx": pa.array(np.arange(n, dtype=np.int32)), "id": ids})))
     idmap = stack.enter_context(session.temp_table("feat_map", (
         f"SELECT CAST(id AS {id_type}) AS id, idx FROM {known} "
-        f"UNION ALL SELECT id, ({n} + row_number() OVER (ORDER BY id) - 1)::INTEGER FROM "
+        f"UNION ALL SELECT id, {SYSTEM}.add({n - 1}, {SYSTEM}.row_number() OVER (ORDER BY id))::INTEGER FROM "
         f"(SELECT DISTINCT __id AS id FROM {src} WHERE __id NOT IN (SELECT CAST(id AS {id_type}) FROM {known}))"),
         where=label))
     vocab = stack.enter_context(session.temp_table("feat_vocab", (
-        "SELECT feature, min(col_no) AS col_no, (row_number() OVER (ORDER BY min(col_no), feature) - 1)::INTEGER AS j "
+        f"SELECT feature, {SYSTEM}.min(col_no) AS col_no, {SYSTEM}.subtract({SYSTEM}.row_number() OVER "
+        f"(ORDER BY {SYSTEM}.min(col_no), feature), 1)::INTEGER AS j "
         f"FROM {rows} GROUP BY feature"), where=label))
     names = session.rows(f"SELECT feature, col_no FROM {vocab} ORDER BY j", where=label)
     new_ids = session.arrow(f"SELECT id FROM {idmap} WHERE idx >= {n} ORDER BY idx", where=label
@@ -102,7 +105,7 @@ def build(session: Session, value: Any, *, side: str, id_col: str, id_type: str,
     source_layout = layout(columns, id_name)
     with ExitStack() as stack:
         src = _load_source(session, stack, sql, id_name, id_type, option, where, database)
-        n_rows = session.one(f"SELECT count(*) FROM {src}", where=f"{where}: the {option} query failed")[0]
+        n_rows = session.one(f"SELECT {SYSTEM}.count_star() FROM {src}", where=f"{where}: the {option} query failed")[0]
         if n_rows == 0:
             raise TrainingDataError(f"{where}: the {option} source returned no rows (with a non-NULL {id_name})")
         specs = column_specs(session, src, columns, id_name, source_layout, bucket_numeric, option, where)
@@ -149,7 +152,7 @@ def rows_for(session: Session, spec: dict[str, Any], value: Any, *, option: str,
                 "pos": pa.array(np.arange(len(wanted), dtype=np.int64)), "id": wanted})))
             ids_sql = f"SELECT CAST(id AS {id_type}) AS id, pos FROM {keys}"
         else:
-            ids_sql = (f"SELECT id, (row_number() OVER (ORDER BY id) - 1) AS pos FROM "
+            ids_sql = (f"SELECT id, {SYSTEM}.subtract({SYSTEM}.row_number() OVER (ORDER BY id), 1) AS pos FROM "
                        f"(SELECT DISTINCT __id AS id FROM {src})")
         idmap = stack.enter_context(session.temp_table("feat_map", ids_sql, where=label))
         vocab = stack.enter_context(session.registered("feat_vocab", pa.table({

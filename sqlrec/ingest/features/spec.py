@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlrec.ingest.data import find_column
 from sqlrec.errors import ColumnError, OptionError
-from sqlrec.store.session import Session
+from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql import parse_select
 from sqlrec.sql.quoting import quote_ident, quote_literal
 from sqlrec.sql.types import element_type, is_numeric, type_class
@@ -103,13 +103,13 @@ def _statistics(session: Session, src: str, specs: list[dict[str, Any]], bucket_
     for s in specs:
         c = quote_ident(s["name"])
         if s["kind"] == "categorical":
-            stats.append(f"coalesce(bool_or(contains(CAST({c} AS VARCHAR), '|')), false)")
+            stats.append(f"{SYSTEM}.ifnull({SYSTEM}.bool_or({SYSTEM}.contains(CAST({c} AS VARCHAR), '|')), false)")
         elif s["kind"] in ("numeric", "bucket"):
             x = f"CAST({c} AS DOUBLE)"
-            ok = f"FILTER (WHERE isfinite({x}))"
+            ok = f"FILTER (WHERE {SYSTEM}.isfinite({x}))"
             probs = [i / bucket_numeric for i in range(1, bucket_numeric)] if s["kind"] == "bucket" else []
-            quant = f"quantile_cont({x}, {probs}) {ok}" if probs else "NULL"
-            stats.append(f"[min({x}) {ok}, max({x}) {ok}], {quant}")
+            quant = f"{SYSTEM}.quantile_cont({x}, {_list(map(repr, probs))}) {ok}" if probs else "NULL"
+            stats.append(f"{SYSTEM}.list_value({SYSTEM}.min({x}) {ok}, {SYSTEM}.max({x}) {ok}), {quant}")
         else:
             stats.append("NULL")
     row = session.one(f"SELECT {', '.join(stats)} FROM {src}", where=where)
@@ -130,6 +130,12 @@ def _statistics(session: Session, src: str, specs: list[dict[str, Any]], bucket_
             pos += 1
 
 
+def _list(elements: Any) -> str:
+    """A list of SQL expressions, built by DuckDB's own list_value (`[...]` calls list_value, and the
+    file may carry a macro of that name)."""
+    return f"{SYSTEM}.list_value({', '.join(elements)})"
+
+
 def bucket_names(name: str, edges: list[float]) -> list[str]:
     last = len(edges) - 2
     return [f"{name}=[{edges[b]:g},{edges[b + 1]:g}{']' if b == last else ')'}" for b in range(last + 1)]
@@ -142,9 +148,9 @@ def _long_rows(src: str, s: dict[str, Any]) -> str:
                 f"WHERE {f} IS NOT NULL")
     if s["kind"] == "weight":
         v = f"CAST({quote_ident(s['value'])} AS DOUBLE)"
-        return f"SELECT __id, 0, {f}, {v} FROM {src} WHERE {f} IS NOT NULL AND isfinite({v})"
+        return f"SELECT __id, 0, {f}, {v} FROM {src} WHERE {f} IS NOT NULL AND {SYSTEM}.isfinite({v})"
     v = f"CAST({quote_ident(s['value'])} AS VARCHAR)"
-    return (f"SELECT __id, 0, {f} || '=' || {v}, 1.0::DOUBLE FROM {src} "
+    return (f"SELECT __id, 0, {SYSTEM}.concat({f}, '=', {v}), 1.0::DOUBLE FROM {src} "
             f"WHERE {f} IS NOT NULL AND {v} IS NOT NULL")
 
 
@@ -154,26 +160,29 @@ def _wide_rows(src: str, j: int, s: dict[str, Any]) -> str | None:
     label = s.get("label", s["name"])
     c, prefix = quote_ident(s["name"]), quote_literal(label + "=")
     if s["kind"] in ("categorical", "multi"):
-        return (f"SELECT __id, {j}, {prefix} || trim(x), 1.0::DOUBLE FROM (SELECT __id, "
-                f"unnest(string_split(CAST({c} AS VARCHAR), '|')) AS x FROM {src} WHERE {c} IS NOT NULL) "
-                "WHERE trim(x) <> ''")
+        return (f"SELECT __id, {j}, {SYSTEM}.concat({prefix}, {SYSTEM}.trim(x)), 1.0::DOUBLE FROM (SELECT __id, "
+                f"unnest({SYSTEM}.string_split(CAST({c} AS VARCHAR), '|')) AS x FROM {src} WHERE {c} IS NOT NULL) "
+                f"WHERE {SYSTEM}.trim(x) <> ''")
     if s["kind"] == "list":
-        return (f"SELECT __id, {j}, {prefix} || trim(CAST(x AS VARCHAR)), 1.0::DOUBLE FROM (SELECT __id, "
-                f"unnest({c}) AS x FROM {src} WHERE {c} IS NOT NULL) WHERE x IS NOT NULL "
-                "AND trim(CAST(x AS VARCHAR)) <> ''")
+        return (f"SELECT __id, {j}, {SYSTEM}.concat({prefix}, {SYSTEM}.trim(CAST(x AS VARCHAR))), 1.0::DOUBLE "
+                f"FROM (SELECT __id, unnest({c}) AS x FROM {src} WHERE {c} IS NOT NULL) WHERE x IS NOT NULL "
+                f"AND {SYSTEM}.trim(CAST(x AS VARCHAR)) <> ''")
     if s.get("lo") is None:
         return None  # every value NULL at training: the column has no feature
     x = f"CAST({c} AS DOUBLE)"
     if s["kind"] == "numeric":
         lo, hi = float(s["lo"]), float(s["hi"])
         # A constant column cannot be scaled: it is one feature every row has.
-        scaled = f"least(greatest(({x} - {lo!r}) / {hi - lo!r}, 0.0), 1.0)" if hi > lo else "1.0::DOUBLE"
-        return f"SELECT __id, {j}, {quote_literal(label)}, {scaled} FROM {src} WHERE isfinite({x})"
+        scaled = (f"{SYSTEM}.least({SYSTEM}.greatest({SYSTEM}.divide({SYSTEM}.subtract({x}, {lo!r}), {hi - lo!r}), "
+                  "0.0), 1.0)" if hi > lo else "1.0::DOUBLE")
+        return f"SELECT __id, {j}, {quote_literal(label)}, {scaled} FROM {src} WHERE {SYSTEM}.isfinite({x})"
     edges = [float(e) for e in s["edges"]]  # bucket
-    bucket = " + ".join(["1", *(f"({x} >= {e!r})::INTEGER" for e in edges[1:-1])])
-    names = "[" + ", ".join(quote_literal(n) for n in bucket_names(label, edges)) + "]"
-    return (f"SELECT __id, {j}, {names}[least({bucket}, {len(edges) - 1})], 1.0::DOUBLE "
-            f"FROM {src} WHERE isfinite({x})")
+    # 1 + the number of inner edges at or below x: list_sum of a list, as `+` is a function too.
+    inner = [f"({x} >= {e!r})::INTEGER" for e in edges[1:-1]]
+    bucket = f"{SYSTEM}.add(1, {SYSTEM}.list_sum({_list(inner)})::INTEGER)" if inner else "1"
+    names = _list(quote_literal(n) for n in bucket_names(label, edges))
+    return (f"SELECT __id, {j}, {SYSTEM}.list_extract({names}, {SYSTEM}.least({bucket}, {len(edges) - 1})), "
+            f"1.0::DOUBLE FROM {src} WHERE {SYSTEM}.isfinite({x})")
 
 
 def rows_sql(src: str, specs: list[dict[str, Any]], source_layout: str) -> str:
@@ -185,9 +194,9 @@ def rows_sql(src: str, specs: list[dict[str, Any]], source_layout: str) -> str:
     if not parts:
         return "SELECT NULL AS id, 0 AS col_no, ''::VARCHAR AS feature, 0.0::DOUBLE AS value WHERE false"
     union = " UNION ALL ".join(parts)
-    return (f"SELECT id, feature, min(col_no) AS col_no, max(value) AS value FROM "
+    return (f"SELECT id, feature, {SYSTEM}.min(col_no) AS col_no, {SYSTEM}.max(value) AS value FROM "
             f"(SELECT * FROM ({union}) AS u(id, col_no, feature, value)) "
-            "GROUP BY id, feature HAVING max(value) <> 0")
+            f"GROUP BY id, feature HAVING {SYSTEM}.max(value) <> 0")
 
 
 def query_specs(spec: dict[str, Any], columns: dict[str, str], id_col: str, option: str,
