@@ -199,6 +199,8 @@ class Watchdog:
         self._watched: dict[int, tuple[float, Cursor]] = {}
         self._next = 0
         self._thread: threading.Thread | None = None
+        self._until = math.inf  # when the thread wakes next, unless notified
+        self._stopped = False
 
     def watch(self, cur: Cursor, deadline: float) -> int:
         with self._cond:
@@ -207,7 +209,9 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="sqlrec-time-limit")
                 self._thread.start()
-            elif deadline <= min(d for d, _ in self._watched.values()):
+            elif deadline < self._until:
+                # only a deadline earlier than the one the thread sleeps to wakes it: requests
+                # under one time limit come in deadline order, so they leave it asleep
                 self._cond.notify()
             return self._next
 
@@ -216,9 +220,16 @@ class Watchdog:
         with self._cond:
             self._watched.pop(watch, None)
 
+    def stop(self) -> None:
+        """End the thread (the server closes): nothing is watched any more."""
+        with self._cond:
+            self._stopped = True
+            self._watched.clear()
+            self._cond.notify()
+
     def _run(self) -> None:
         with self._cond:
-            while True:
+            while not self._stopped:
                 now = clock.monotonic()
                 late = [cur for deadline, cur in self._watched.values() if deadline <= now]
                 for cur in late:
@@ -229,6 +240,7 @@ class Watchdog:
                     wait = min(d for d, _ in self._watched.values()) - now
                 else:
                     wait = None
+                self._until = math.inf if wait is None else now + wait
                 self._cond.wait(wait)
 
 
@@ -247,6 +259,7 @@ class Service:
 
     def close(self) -> None:
         with self._lock:
+            self._watchdog.stop()
             for cur in self._idle:
                 cur.close()
             self._idle.clear()
