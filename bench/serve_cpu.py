@@ -7,7 +7,11 @@ client's own cost does not count. The reference is the CPU time (time.process_ti
 recommend, 1,000 times, on a warm in-process cursor (`cur.recommend(...)`, what the endpoint
 calls). Target: server CPU per request at most 1.5x the in-process recommend's.
 
-    python bench/serve_cpu.py [--requests 1000] [--rounds 3] [--profile out.prof]
+    python bench/serve_cpu.py [--requests 1000] [--rounds 3] [--pgwire] [--profile out.prof]
+
+--pgwire measures the PostgreSQL front instead: psycopg sends the planned query
+`SELECT * FROM rec WHERE userId = %s USING n_recommendations = 10` (prepared after psycopg's
+5 runs), against the same statement on a warm in-process cursor.
 
 --profile runs the Server in this process under cProfile instead (for finding where it goes).
 """
@@ -90,6 +94,47 @@ def served(path: str, users: list[int], n: int) -> float:
         proc.wait(timeout=30)
 
 
+PG_QUERY = "SELECT * FROM rec WHERE userId = {} USING n_recommendations = 10"
+
+
+def in_process_sql(path: str, users: list[int], n: int) -> float:
+    """CPU seconds per recommend query (SQL, a bound parameter) on a warm in-process cursor."""
+    con = sqlrec.connect(path, read_only=True)
+    cur = con.cursor()
+    for u in users[:50]:
+        cur.execute(PG_QUERY.format("?"), [u]).fetchall()
+    t0 = time.process_time()
+    for i in range(n):
+        cur.execute(PG_QUERY.format("?"), [users[i % len(users)]]).fetchall()
+    spent = time.process_time() - t0
+    con.close()
+    return spent / n
+
+
+def served_pg(path: str, users: list[int], n: int) -> float:
+    """Server CPU seconds per query over pgwire (psycopg, one connection, sequential)."""
+    import psycopg
+
+    exe = Path(sys.executable).with_name("sqlrec")
+    proc = subprocess.Popen([str(exe), "serve", path, "--port", "0", "--pg-port", "0"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"postgresql://\S+:(\d+)", proc.stderr.readline()).group(1))
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=bench dbname=bench", autocommit=True) as conn:
+            def queries(count: int) -> None:
+                for i in range(count):
+                    rows = conn.execute(PG_QUERY.format("%s"), [users[i % len(users)]]).fetchall()
+                    if len(rows) != 10:
+                        raise SystemExit(f"bad answer: {rows[:3]}")
+            queries(100)  # warm: model cached, the statement prepared
+            before = cpu_seconds(proc.pid)
+            queries(n)
+            return (cpu_seconds(proc.pid) - before) / n
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def profile(path: str, users: list[int], n: int, out: str) -> None:
     """The Server in this process under cProfile: one profiler per server thread (the event loop's
     and the thread pool's, each started by threading.setprofile's hook), merged."""
@@ -126,6 +171,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3, help="server and in-process runs, interleaved")
+    ap.add_argument("--pgwire", action="store_true", help="the PostgreSQL front instead of HTTP")
     ap.add_argument("--profile", help="write a cProfile of an in-process Server here instead")
     args = ap.parse_args()
     print(machine())
@@ -138,8 +184,12 @@ def main() -> None:
             return
         ratios = []
         for r in range(args.rounds):
-            ref = in_process(path, users, args.requests)
-            srv = served(path, users, args.requests)
+            if args.pgwire:
+                ref = in_process_sql(path, users, args.requests)
+                srv = served_pg(path, users, args.requests)
+            else:
+                ref = in_process(path, users, args.requests)
+                srv = served(path, users, args.requests)
             ratios.append(srv / ref)
             print(f"round {r + 1}: server {srv * 1000:.2f} ms CPU/request, in-process {ref * 1000:.2f} ms "
                   f"CPU/recommend, ratio {srv / ref:.2f}x  (load {os.getloadavg()[0]:.2f})")
