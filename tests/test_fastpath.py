@@ -17,8 +17,7 @@ import pyarrow as pa
 import pytest
 
 import sqlrec
-from sqlrec.exec import views
-from sqlrec.exec.router import SQLREC_WORDS, VIEW_MARK
+from sqlrec.exec.router import SQLREC_WORDS
 from sqlrec.sql.grammar import ModelGrammar
 
 FAST, FULL = "fast", "full"
@@ -223,10 +222,6 @@ def test_every_sqlrec_statement_is_kept_off_the_fast_path() -> None:
                 "SELECT ML.PREDICT(1)", "SELECT * FROM mindsdb.x", "SELECT 1 USING k = 2"):
         assert not con.router.is_plain(sql), sql
     con.close()
-
-
-def test_the_names_the_router_checks_are_sqlrecs() -> None:
-    assert VIEW_MARK == views.MARK
 
 
 def test_the_fast_path_fills_the_catalogs_own_cache(tmp_path: Path) -> None:

@@ -262,7 +262,7 @@ def test_a_macro_over_a_model_is_refused_and_leaves_nothing(trained):
     ('{"query": "SELECT 1"}', "its stored query cannot be read"),
 ])
 def test_a_crafted_view_comment_is_a_clear_error_and_runs_nothing(trained, payload, message):
-    from sqlrec.exec.views import MARK
+    from sqlrec.models.cache import VIEW_MARK as MARK
 
     trained.duckdb.execute("CREATE VIEW crafted AS SELECT 1 AS x")
     trained.duckdb.execute(f"COMMENT ON VIEW crafted IS '{MARK}{payload}'")

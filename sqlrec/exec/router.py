@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlrec.errors import CatalogException, Error, ProgrammingError
 from sqlrec.exec.context import Context
-from sqlrec.models.cache import CatalogCache
+from sqlrec.models.cache import VIEW_MARK, CatalogCache
 from sqlrec.store.session import SYSTEM, Session
 from sqlrec.store.statements import DuckDBParser, Parsed
 
@@ -47,9 +47,6 @@ __all__ = ["Context", "Router", "SQLREC_WORDS"]
 # tests/test_fastpath.py checks every statement of sqlrec's grammar against this list.
 SQLREC_WORDS = frozenset({"model", "models", "ml", "ml_engine", "ml_engines", "mindsdb", "predict", "retrain",
                           "finetune", "recommendations"})
-# The comment marking a view over models (sqlrec.exec.views.MARK, whose module loads the full
-# path's sqlglot); tests/test_fastpath.py keeps them equal.
-VIEW_MARK = "sqlrec view over models: "
 # Texts whose DuckDB reading is remembered: an application runs a handful of statement shapes.
 MAX_SCRIPTS = 512
 # DuckDB's missing-table error and its own suggestion (a table or view, never a model).

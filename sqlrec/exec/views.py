@@ -17,13 +17,13 @@ from typing import Any
 from sqlglot import exp
 
 from sqlrec.exec import rewrite
+from sqlrec.models.cache import VIEW_MARK
 from sqlrec.models.catalog import Catalog
 from sqlrec.errors import QueryError, SqlRecError
 from sqlrec.store.session import SYSTEM, Session
 from sqlrec.sql import READ_ONLY, Query, parse_statement
 from sqlrec.sql.quoting import quote_literal
 
-MARK = "sqlrec view over models: "
 MAX_DEPTH = 16  # views reading views; deeper is a loop
 
 
@@ -41,7 +41,7 @@ def create(session: Session, catalog: Catalog, create: exp.Create, query: str, m
     try:
         with session.transaction(where):  # the view and its comment together, or neither
             session.run(placeholder.sql(dialect="duckdb"), where=where)
-            session.run(f"COMMENT ON VIEW {name} IS {quote_literal(MARK + payload)}", where=where)
+            session.run(f"COMMENT ON VIEW {name} IS {quote_literal(VIEW_MARK + payload)}", where=where)
         session.run('SELECT NULL::BIGINT AS "Count" LIMIT 0', where=where)  # what DuckDB answers CREATE VIEW with
     finally:
         catalog.cache.wrote()  # the views this statement read before it made one are stale
@@ -57,9 +57,9 @@ def _views(session: Session, catalog: Catalog) -> dict[tuple[str, str, str], dic
         for db, schema, name, comment, cur_db, cur_schema in session.rows(
                 f"SELECT database_name, schema_name, view_name, comment, {SYSTEM}.current_database(), "
                 f"{SYSTEM}.current_schema() FROM {SYSTEM}.duckdb_views() WHERE {SYSTEM}.starts_with(comment, ?)",
-                [MARK], where="reading sqlrec's views"):
+                [VIEW_MARK], where="reading sqlrec's views"):
             found[("", "", "")] = {"database": cur_db.lower(), "schema": cur_schema.lower()}
-            found[(db.lower(), schema.lower(), name.lower())] = {"name": name, "comment": comment[len(MARK):]}
+            found[(db.lower(), schema.lower(), name.lower())] = {"name": name, "comment": comment[len(VIEW_MARK):]}
         catalog.cache.remember(id(session.duck), found, store)
     return found
 

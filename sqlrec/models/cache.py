@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # annotations only: the router keeps a cache before any model
 
 # The schema of sqlrec's tables in the database file (sqlrec.models.catalog keeps its models there).
 SCHEMA = "sqlrec"
+# The comment that marks a view over models (sqlrec.exec.views writes it and reads it back; the
+# router's fast path reads it to tell such views from the user's own).
+VIEW_MARK = "sqlrec view over models: "
 
 # Saves and drops per database file, by every connection of this process: a connection's cached
 # list of active versions is good while this count has not moved.
